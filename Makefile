@@ -1,0 +1,40 @@
+# The two commands: `make run` (serve on http://127.0.0.1:8000) and `make test`. Both set everything up first.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# Python 3.12 (Django 6.1 and fast-agent need >= 3.12): PYTHON=..., else python3.12 on PATH, else pyenv's.
+PYTHON ?= $(shell command -v python3.12 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.12*/bin/python 2>/dev/null | tail -1 || true)
+
+.PHONY: run test venv bench worker check clean-data
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	@if [ -z "$(PYTHON)" ]; then echo "Python 3.12 not found: install it (e.g. 'pyenv install 3.12') or run 'make PYTHON=/path/to/python3.12'"; exit 1; fi
+	@test -x $(PY) || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+run: venv
+	$(PY) manage.py serve
+
+worker: venv
+	$(VENV)/bin/celery -A mcpagent worker --loglevel=INFO
+
+# Redis: use the one on 127.0.0.1:6379, start one if none answers; worker tests skip (saying why) without it.
+test: venv
+	@$(PY) -c "import redis; redis.Redis(socket_timeout=1).ping()" 2>/dev/null \
+	  || { command -v redis-server >/dev/null && redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no >/dev/null && sleep 0.5 && echo "started redis-server on 127.0.0.1:6379"; } \
+	  || echo "no Redis available: tests that need a real worker will be skipped"
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: venv
+	$(PY) benchmarks/run_all.py
+
+check: venv
+	$(PY) manage.py check
+	$(PY) manage.py makemigrations --check --dry-run
+
+clean-data:
+	-$(PY) -m mcpagent.embedded_db stop
+	rm -rf .data

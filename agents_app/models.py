@@ -1,0 +1,39 @@
+import uuid
+
+from django.db import models
+
+
+class Agent(models.Model):
+    """A configured fast-agent agent wired to validated MCP servers."""
+
+    class Status(models.TextChoices):
+        CREATING = "creating"
+        VALIDATING = "validating"
+        READY = "ready"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey("mcpagent.ApiClient", on_delete=models.CASCADE, related_name="agents")
+    session = models.ForeignKey(
+        "sessions_app.Session", null=True, blank=True, on_delete=models.SET_NULL, related_name="agents"
+    )
+    name = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.CREATING, db_index=True)
+    # mcpServers block; secret values appear only as references ({"$secret": "<credential id>"}).
+    mcp_config = models.JSONField(default=dict)
+    server_info = models.JSONField(default=dict, blank=True)
+    workflow = models.TextField(blank=True)
+    instruction = models.TextField(blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    tools = models.JSONField(default=dict, blank=True, help_text="Validated tool names per server.")
+    progress = models.JSONField(default=list, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name or str(self.id)

@@ -1,0 +1,111 @@
+"""One error shape for every 4xx/5xx from the API: {"error": {"code", "message", "details"}}."""
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+logger = logging.getLogger("mcpagent.errors")
+
+
+class ApplicationError(Exception):
+    """An error our code raises on purpose; rendered as-is (code, message, details) with its HTTP status."""
+
+    def __init__(self, message: str, *, code: str = "invalid", status: int = 400, details: Any = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status
+        self.details = details
+
+
+class NotFound(ApplicationError):
+    def __init__(self, message: str = "Not found.", *, details: Any = None):
+        super().__init__(message, code="not_found", status=404, details=details)
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "throttled",
+    500: "server_error",
+    503: "unavailable",
+}
+
+
+def exception_handler(exc: Exception, context: dict) -> Response:
+    """DRF's EXCEPTION_HANDLER. Unknown exceptions become a 500 without a trace (logged server-side)."""
+    if isinstance(exc, ApplicationError):
+        set_rollback()
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+
+    if isinstance(exc, exceptions.APIException):
+        set_rollback()
+        headers = {}
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))
+        if isinstance(exc, exceptions.ValidationError):
+            body = error_body("validation_error", "The request is not valid; see details per field.", exc.detail)
+        else:
+            code = exc.get_codes() if isinstance(exc.get_codes(), str) else _STATUS_CODES.get(exc.status_code, "error")
+            body = error_body(code, str(exc.detail), None)
+        return Response(body, status=exc.status_code, headers=headers)
+
+    set_rollback()
+    logger.error("unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
+    return Response(error_body("server_error", "Internal server error."), status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+class ApiErrorMiddleware:
+    """Gives Django-level errors under /api/ (unknown URL, oversized body, crash outside DRF) the same JSON shape."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            request.path.startswith("/api/")
+            and response.status_code >= 400
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            code = _STATUS_CODES.get(response.status_code, "error")
+            message = {404: "Not found.", 400: "Bad request.", 413: "Request body too large."}.get(
+                response.status_code, "Request failed."
+            )
+            return JsonResponse(error_body(code, message), status=response.status_code)
+        return response
+
+    def process_exception(self, request, exception):
+        if not request.path.startswith("/api/"):
+            return None
+        from django.core.exceptions import RequestDataTooBig
+
+        if isinstance(exception, RequestDataTooBig):
+            return JsonResponse(error_body("payload_too_large", "Request body too large."), status=413)
+        if isinstance(exception, Http404):
+            return JsonResponse(error_body("not_found", "Not found."), status=404)
+        logger.error("unhandled error on %s", request.path, exc_info=exception)
+        return JsonResponse(error_body("server_error", "Internal server error."), status=500)

@@ -1,0 +1,15 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from mcpagent.health import HealthApi
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/health", HealthApi.as_view(), name="health"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/", include("registry_app.urls")),
+    path("api/", include("sessions_app.urls")),
+    path("api/", include("agents_app.urls")),
+]

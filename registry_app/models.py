@@ -1,0 +1,188 @@
+"""The MCP server catalogue: servers, their tools, credential requirements, launch recipes, provenance,
+embeddings and the staff curation log."""
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
+from django.db import models
+from pgvector.django import VectorField
+
+
+class McpServer(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        DEPRECATED = "deprecated"
+        HIDDEN = "hidden"
+
+    slug = models.SlugField(max_length=200, unique=True)
+    name = models.CharField(max_length=300)
+    description = models.TextField(blank=True)
+    repository_url = models.CharField(
+        max_length=500, blank=True, db_index=True, help_text="Normalised (https://host/owner/repo, lower case)."
+    )
+    homepage = models.URLField(max_length=500, blank=True)
+    categories = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    license = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE, db_index=True)
+    verified = models.BooleanField(default=False, help_text="Checked by staff.")
+    featured = models.BooleanField(default=False)
+    official = models.BooleanField(default=False, help_text="Published by the vendor of the service it wraps.")
+    popularity = models.FloatField(default=0.0, help_text="Quality/popularity signal from the sources, 0..1.")
+    # Fields staff edited by hand: imports never overwrite these.
+    curated_fields = ArrayField(models.CharField(max_length=50), default=list, blank=True)
+    # Text that search indexes (name + description + tools + categories) and its hash, to find stale embeddings.
+    search_document = models.TextField(blank=True)
+    search_vector = SearchVectorField(null=True, editable=False)
+    content_hash = models.CharField(max_length=64, blank=True, editable=False)
+    first_seen = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "MCP server"
+        ordering = ["name"]
+        indexes = [
+            GinIndex(fields=["search_vector"], name="registry_server_fts"),
+            GinIndex(fields=["categories"], name="registry_server_categories"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ServerSource(models.Model):
+    """One source's contribution to a server (provenance): which catalogue, its id there, where in the file."""
+
+    server = models.ForeignKey(McpServer, on_delete=models.CASCADE, related_name="sources")
+    source = models.CharField(max_length=40, db_index=True, help_text="official, toolsdk, docker, awesome, native, registry-api")
+    source_id = models.CharField(max_length=400)
+    location = models.CharField(max_length=500, blank=True, help_text="File and line/record it came from.")
+    data_hash = models.CharField(max_length=64, blank=True, help_text="Hash of the normalised record, for idempotency.")
+    data = models.JSONField(default=dict, blank=True)
+    first_seen = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "source_id"], name="registry_source_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.source_id}"
+
+
+class LaunchRecipe(models.Model):
+    """How to start the server: a package (npm / pypi / oci / ...) or a remote URL."""
+
+    class Kind(models.TextChoices):
+        NPM = "npm"
+        PYPI = "pypi"
+        OCI = "oci"
+        REMOTE = "remote"
+        OTHER = "other"
+
+    class Transport(models.TextChoices):
+        STDIO = "stdio"
+        STREAMABLE_HTTP = "streamable-http"
+        SSE = "sse"
+
+    server = models.ForeignKey(McpServer, on_delete=models.CASCADE, related_name="launch_recipes")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    identifier = models.CharField(max_length=400, blank=True, help_text="Package name or image.")
+    version = models.CharField(max_length=100, blank=True)
+    transport = models.CharField(max_length=20, choices=Transport.choices, default=Transport.STDIO)
+    url = models.CharField(max_length=1000, blank=True, help_text="Remote servers only.")
+    command = models.CharField(max_length=100, blank=True, help_text="Launcher, e.g. npx, uvx, docker.")
+    args = models.JSONField(default=list, blank=True)
+    source = models.CharField(max_length=40, blank=True)
+    priority = models.IntegerField(default=100, help_text="Lower is preferred.")
+
+    class Meta:
+        ordering = ["priority", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.identifier or self.url}"
+
+
+class ServerTool(models.Model):
+    server = models.ForeignKey(McpServer, on_delete=models.CASCADE, related_name="tools")
+    name = models.CharField(max_length=300)
+    description = models.TextField(blank=True)
+    input_schema = models.JSONField(null=True, blank=True)
+    source = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["server", "name"], name="registry_tool_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CredentialRequirement(models.Model):
+    """A credential or setting a server needs (env var, HTTP header, file or argument)."""
+
+    class Kind(models.TextChoices):
+        API_KEY = "api_key"
+        TOKEN = "token"
+        OAUTH_CLIENT = "oauth_client"
+        PASSWORD = "password"
+        FILE_PATH = "file_path"
+        URL = "url"
+        SETTING = "setting"
+
+    class Location(models.TextChoices):
+        ENV = "env"
+        HEADER = "header"
+        FILE = "file"
+        ARG = "arg"
+
+    server = models.ForeignKey(McpServer, on_delete=models.CASCADE, related_name="credentials")
+    key = models.CharField(max_length=200, help_text="Env var or header name.")
+    location = models.CharField(max_length=10, choices=Location.choices, default=Location.ENV)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.SETTING)
+    description = models.TextField(blank=True)
+    instructions = models.JSONField(default=list, blank=True, help_text="Steps to obtain the value.")
+    service = models.CharField(max_length=100, blank=True, help_text="Key into config/credinfo.json.")
+    required = models.BooleanField(default=False)
+    secret = models.BooleanField(default=False)
+    pattern = models.CharField(max_length=300, blank=True, help_text="Regular expression the value must match.")
+    format = models.CharField(max_length=50, blank=True, help_text="string, url, email, number, boolean, filepath...")
+    default = models.CharField(max_length=500, blank=True)
+    choices = models.JSONField(default=list, blank=True)
+    example = models.CharField(max_length=300, blank=True)
+    source = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        ordering = ["-required", "key"]
+        constraints = [models.UniqueConstraint(fields=["server", "key"], name="registry_credential_unique")]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class ServerEmbedding(models.Model):
+    """One embedding per server per embedding model. The vector has no fixed dimension in the schema, so a
+    new provider needs no migration; each model gets its own partial HNSW index on `embedding::vector(dims)`."""
+
+    server = models.ForeignKey(McpServer, on_delete=models.CASCADE, related_name="embeddings")
+    model = models.CharField(max_length=100)
+    dims = models.PositiveIntegerField()
+    embedding = VectorField()
+    content_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["server", "model"], name="registry_embedding_unique")]
+
+
+class CurationEdit(models.Model):
+    """Who changed what on a server, and when. Written by the admin; survives imports."""
+
+    server = models.ForeignKey(McpServer, on_delete=models.CASCADE, related_name="curation_edits")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    action = models.CharField(max_length=50, default="edit")
+    changes = models.JSONField(default=dict, help_text="{field: [old, new]}")
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at"]

@@ -1,0 +1,117 @@
+"""Fixtures shared by every test: API clients (two, to prove isolation), a real Redis, a real Celery worker."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from rest_framework.test import APIClient
+
+from mcpagent.services import api_client_create
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+
+
+def _api(name: str) -> APIClient:
+    client, key = api_client_create(name=name)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    api.client_obj = client
+    api.raw_key = key
+    return api
+
+
+@pytest.fixture
+def api(db) -> APIClient:
+    """An authenticated DRF test client; `.client_obj` is its ApiClient."""
+    return _api("client-x")
+
+
+@pytest.fixture
+def other_api(db) -> APIClient:
+    """A second, unrelated client, for isolation tests."""
+    return _api("client-y")
+
+
+@pytest.fixture
+def anon_api() -> APIClient:
+    return APIClient()
+
+
+def _redis_answers(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or 6379), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A real Redis. `make test` starts one when none answers; skip (with the reason) only if there is none."""
+    if not _redis_answers(REDIS_URL):
+        pytest.skip(f"no Redis answers at {REDIS_URL}; start redis-server to run the worker tests")
+    # A Redis db per test database so concurrent test runs on one machine do not share queues.
+    from django.conf import settings
+
+    db_index = 1 + sum(settings.DATABASES["default"]["TEST"]["NAME"].encode()) % 15
+    return f"{REDIS_URL.rstrip('/')}/{db_index}"
+
+
+@pytest.fixture
+def celery_worker(transactional_db, redis_url, settings):
+    """A real `celery worker` process on Redis, against the test database; tasks sent from the test go to it."""
+    from django.db import connection
+
+    from mcpagent.celery import app
+
+    queue = f"q-{settings.DATABASES['default']['TEST']['NAME']}"
+    env = dict(os.environ)
+    env.update(
+        REDIS_URL=redis_url,
+        CELERY_BROKER_URL=redis_url,
+        CELERY_RESULT_BACKEND=redis_url,
+        MCPAGENT_DB_NAME=connection.settings_dict["NAME"],
+        MCPAGENT_CELERY_QUEUE=queue,
+        PYTHONUNBUFFERED="1",
+    )
+    log_path = ROOT / ".data" / f"worker-{queue}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "mcpagent", "worker", "--pool=prefork", "--concurrency=2",
+         "-Q", queue, "--loglevel=INFO", "--without-gossip", "--without-mingle", "-n", f"{queue}@%h"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    old = {k: app.conf[k] for k in ("broker_url", "result_backend", "task_always_eager", "task_default_queue")}
+    app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False, task_default_queue=queue)
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"celery worker exited early:\n{log_path.read_text()[-3000:]}")
+            if app.control.inspect(timeout=0.5, destination=[f"{queue}@{socket.gethostname()}"]).ping():
+                break
+        else:
+            raise RuntimeError(f"celery worker did not answer within 30 s:\n{log_path.read_text()[-3000:]}")
+        proc.log_path = log_path
+        proc.queue = queue
+        yield proc
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+        app.conf.update(old)
