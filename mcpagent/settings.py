@@ -120,6 +120,42 @@ ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL", "")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY", "")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", "")
 
+# --- Agents (agents_app): creation, validation of MCP servers, runs with fast-agent. ---
+# Launchers an MCP config may use; npx/uvx/python/docker/node keep to their safe forms (agents_app.safety).
+AGENT_ALLOWED_COMMANDS = env_list("AGENT_ALLOWED_COMMANDS", ["npx", "uvx", "node", "python", "python3", "docker"])
+# Directories whose scripts `python <script.py>` / `node <script>` may run (absolute paths; empty = none).
+AGENT_ALLOWED_SCRIPT_DIRS = env_list("AGENT_ALLOWED_SCRIPT_DIRS", [])
+# http:// remote MCP servers on loopback (also allowed when DEBUG); everything else must be https.
+AGENT_ALLOW_HTTP_LOOPBACK = env_bool("AGENT_ALLOW_HTTP_LOOPBACK", False)
+AGENT_MAX_SERVERS = env_int("AGENT_MAX_SERVERS", 10)
+# Per server: start, initialize and list tools within this (npx/uvx cold starts download packages).
+AGENT_VALIDATION_TIMEOUT_SECONDS = env_float("AGENT_VALIDATION_TIMEOUT_SECONDS", 20.0)
+# POST /api/agents/create answers 201 if validation ends within this, else 202 with the agent `creating`.
+AGENT_CREATE_WAIT_SECONDS = env_float("AGENT_CREATE_WAIT_SECONDS", 8.0)
+# POST /api/agents/{id}/messages answers with the reply if the run ends within this, else 202 with a run id.
+AGENT_RUN_WAIT_SECONDS = env_float("AGENT_RUN_WAIT_SECONDS", 30.0)
+# A whole agent run (Celery soft time limit; the hard limit is 30 s later).
+AGENT_RUN_TIMEOUT_SECONDS = env_int("AGENT_RUN_TIMEOUT_SECONDS", 180)
+# One MCP tool call (read timeout of each server's session during runs).
+AGENT_TOOL_TIMEOUT_SECONDS = env_int("AGENT_TOOL_TIMEOUT_SECONDS", 60)
+# Model for new agents: Claude when ANTHROPIC_API_KEY is set, else fast-agent's offline `passthrough`.
+AGENT_DEFAULT_MODEL = env_str("AGENT_DEFAULT_MODEL", "sonnet" if ANTHROPIC_API_KEY else "passthrough")
+
+# --- Embeddings and search (registry_app.embeddings / selectors). ---
+# "minilm" (local ONNX, 384 dims, offline) or "openai" (OPENAI_API_KEY, OPENAI_BASE_URL, EMBEDDING_MODEL).
+EMBEDDING_PROVIDER = env_str("EMBEDDING_PROVIDER", "minilm")
+EMBEDDING_MODEL = env_str("EMBEDDING_MODEL", "text-embedding-3-small")
+EMBEDDING_DIMS = env_int("EMBEDDING_DIMS", 0)  # 0: the model's native size (openai only)
+EMBEDDING_THREADS = env_int("EMBEDDING_THREADS", 0)  # onnxruntime intra-op threads; 0: min(cores, 4)
+EMBEDDING_CACHE_DIR = Path(env_str("EMBEDDING_CACHE_DIR", str(BASE_DIR / "config" / "embeddings")))
+SEARCH_HNSW_EF_SEARCH = env_int("SEARCH_HNSW_EF_SEARCH", 100)
+SEARCH_MAX_QUERY_CHARS = env_int("SEARCH_MAX_QUERY_CHARS", 2000)
+
+# --- Chat ---
+# How long POST /api/chat waits for a real worker before answering with the session still "analysing".
+CHAT_WAIT_SECONDS = env_float("CHAT_WAIT_SECONDS", 5.0)
+CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 20_000)
+
 # --- API ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["mcpagent.auth.ApiKeyAuthentication"],
@@ -152,8 +188,10 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
-# Admin/docs assets served by WhiteNoise from the app folders: no collectstatic step needed.
+# Admin/docs assets are served by WhiteNoise straight from the app folders: no collectstatic step needed.
+# Set STATIC_ROOT only if you deploy collected files.
+if env_str("STATIC_ROOT"):
+    STATIC_ROOT = env_str("STATIC_ROOT")
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 

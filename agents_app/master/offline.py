@@ -1,0 +1,266 @@
+"""The offline analyzer: request -> Plan with no model, deterministically, from the catalogue.
+
+Retrieval + rules: the lexicon (config/config.json) names the services and capabilities a request needs;
+registry_app search finds candidate servers for each; a server is chosen per need (for a named service, the
+best-ranked server whose name, slug or repository names that service); the request's clauses become ordered
+workflow steps, each with the server and the catalogue tool that fits its verb best.
+"""
+
+import re
+
+from agents_app.master.lexicon import ServiceEntry, lexicon
+from agents_app.master.plan import ChosenServer, Need, Plan, WorkflowStep
+
+_PREAMBLE = re.compile(
+    r"^(?:(?:hi|hello|hey)[,!]?\s+)?(?:please\s+)?(?:i\s+(?:want|need|would like|'d like)|i'd like|can you|could you|help me|let's)"
+    r"(?:\s+(?:to|you to))?(?:\s+(?:create|build|set up|setup|make|have|get))?(?:\s+(?:me))?"
+    r"(?:\s+(?:an?|the|my))?(?:\s+(?:new|simple|small))?(?:\s+(?:ai\s+)?(?:workflow|agent|automation|bot|assistant|pipeline))?"
+    r"(?:\s+(?:that|which|to|who|for))?\s*",
+    re.IGNORECASE,
+)
+_CLAUSE_SPLIT = re.compile(r"\s*(?:[.;]\s+|,\s*(?:and\s+)?(?:then\s+)?|\s+and\s+then\s+|\s+then\s+|\s+and\s+|\s+after that\s+)\s*", re.I)
+
+# Verbs we recognise at the start of a clause (base forms); used to normalise "monitors" -> "Monitor".
+_VERBS = {
+    "monitor", "watch", "check", "read", "fetch", "get", "find", "search", "look", "list", "pull", "collect",
+    "gather", "scan", "track", "listen", "receive", "download", "scrape", "crawl", "extract", "parse",
+    "summarize", "summarise", "classify", "categorize", "translate", "analyze", "analyse", "filter", "format",
+    "compare", "draft", "write", "generate", "rank", "tag", "convert", "store", "save", "create", "add", "log",
+    "record", "append", "insert", "upload", "file", "put", "update", "send", "post", "notify", "alert", "ping",
+    "message", "email", "tell", "share", "publish", "tweet", "reply", "schedule", "book", "open", "close",
+    "assign", "comment", "merge", "review", "deploy", "run", "query", "sync", "copy", "move", "backup",
+    "archive", "delete", "remove", "label", "forward", "text", "call", "remind", "report", "build", "commit",
+    "push", "take", "make", "keep", "use", "plot", "chart", "visualize", "detect", "identify", "match", "set",
+}
+_STORE_VERBS = {"store", "save", "add", "log", "record", "write", "append", "insert", "upload", "file", "put", "create"}
+_TOOL_SYNONYMS = {
+    "send": {"send", "post", "message", "notify", "chat", "reply", "publish"},
+    "notify": {"send", "post", "message", "notify", "chat"},
+    "post": {"send", "post", "message", "publish", "create"},
+    "read": {"read", "get", "list", "fetch", "search", "query", "retrieve"},
+    "monitor": {"search", "list", "get", "read", "watch", "fetch", "query"},
+    "watch": {"search", "list", "get", "read", "watch", "fetch"},
+    "check": {"search", "list", "get", "read", "fetch", "query"},
+    "find": {"search", "find", "query", "list", "get"},
+    "search": {"search", "find", "query", "list"},
+    "store": {"create", "add", "insert", "append", "write", "page", "save", "update"},
+    "save": {"create", "add", "insert", "append", "write", "save", "upload"},
+    "create": {"create", "add", "insert", "new", "page"},
+    "add": {"create", "add", "insert", "append"},
+    "log": {"create", "add", "append", "insert", "write"},
+    "file": {"create", "add", "upload", "save", "move"},
+    "upload": {"upload", "create", "put", "write"},
+    "update": {"update", "edit", "patch", "set"},
+    "get": {"get", "read", "list", "fetch", "current"},
+    "tell": {"get", "current", "convert"},
+    "scrape": {"scrape", "fetch", "crawl", "extract", "get"},
+    "fetch": {"fetch", "get", "read", "scrape"},
+    "query": {"query", "sql", "execute", "read", "select"},
+    "schedule": {"create", "event", "schedule", "book"},
+    "commit": {"commit", "add", "create"},
+    "remind": {"create", "event", "task", "reminder"},
+}
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _base_verb(word: str) -> str | None:
+    word = word.lower()
+    for candidate in (word, word[:-1] if word.endswith("s") else None, word[:-2] if word.endswith("es") else None,
+                      word[:-3] + "y" if word.endswith("ies") else None):
+        if candidate and candidate in _VERBS:
+            return candidate
+    return None
+
+
+def _clauses(request: str) -> list[str]:
+    text = _PREAMBLE.sub("", request.strip(), count=1)
+    parts = [p.strip(" ,.;:!?\n\t") for p in _CLAUSE_SPLIT.split(text)]
+    clauses: list[str] = []
+    previous_verb = None
+    for part in parts:
+        if not part:
+            continue
+        words = part.split()
+        verb = _base_verb(words[0])
+        if verb is None and previous_verb and clauses:
+            # "read my gmail and slack": the second part borrows the first part's verb.
+            part = f"{previous_verb} {part}"
+        elif verb is not None:
+            previous_verb = verb
+            part = " ".join([verb, *words[1:]])
+        clauses.append(part)
+    return clauses
+
+
+def detect_needs(text: str) -> list[tuple[ServiceEntry, int, str]]:
+    """Services and capabilities the text names, in order of first mention: (entry, position, matched words).
+    A capability named in the same breath as a named service (Gmail ... emails) is covered by that service."""
+    lowered = text.lower()
+    found: dict[str, tuple[ServiceEntry, int, str]] = {}
+    spans: list[tuple[int, int, str]] = []
+    for entry in lexicon().services:
+        for match in entry.pattern.finditer(lowered):
+            start, end = match.span()
+            # A longer alias of another entry already covering these characters wins ("google sheets" over "sheets").
+            if any(s <= start and end <= e and k != entry.key for s, e, k in spans):
+                continue
+            spans.append((start, end, entry.key))
+            if entry.key not in found:
+                found[entry.key] = (entry, start, match.group(0))
+    ordered = sorted(found.values(), key=lambda item: item[1])
+    named = [item for item in ordered if item[0].kind == "service"]
+    if named:
+        ordered = [item for item in ordered if item[0].kind == "service" or not _covered(item, named, lowered)]
+    return ordered
+
+
+def _covered(capability: tuple[ServiceEntry, int, str], named: list, text: str) -> bool:
+    entry = capability[0]
+    for service, _, _ in named:
+        # Gmail covers "emails", GitHub covers "git repository", a named search engine covers "web search".
+        if any(m in service.key or service.key in m for m in entry.match) or set(entry.match) & set(service.match):
+            return True
+        if entry.key == "email" and service.key in {"gmail", "outlook", "sendgrid", "mailchimp"}:
+            return True
+        if entry.key == "git" and service.key in {"github", "gitlab", "bitbucket"}:
+            return True
+    return False
+
+
+def _tokens(text: str) -> set[str]:
+    return {w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in _WORD.findall(text.lower())}
+
+
+def server_matches(entry: ServiceEntry, *, slug: str, name: str, repository_url: str) -> bool:
+    """Does a catalogue server look like it is for this service (its name, slug or repository says so)?"""
+    haystack_tokens = set(re.split(r"[^a-z0-9]+", f"{slug} {name} {repository_url.rsplit('/', 2)[-2:] if repository_url else ''}".lower()))
+    joined = f"{slug} {name.lower()} {repository_url.lower()}"
+    for token in entry.match:
+        if token in haystack_tokens:
+            return True
+        if len(token) >= 5 and token in joined:
+            return True
+    return False
+
+
+def _pick_tool(clause: str, verb: str | None, tools: list[tuple[str, str]]) -> str | None:
+    if not tools:
+        return None
+    wanted = _tokens(clause)
+    if verb:
+        wanted |= _TOOL_SYNONYMS.get(verb, {verb})
+    best, best_score = None, 0.0
+    for name, description in tools:
+        name_tokens = _tokens(name.replace("_", " ").replace("-", " "))
+        desc_tokens = _tokens(description[:300])
+        score = 2.0 * len(wanted & name_tokens) + 0.5 * len(wanted & desc_tokens)
+        if verb and name_tokens & _TOOL_SYNONYMS.get(verb, {verb}):
+            score += 2.0
+        if score > best_score:
+            best, best_score = name, score
+    return best
+
+
+class OfflineAnalyzer:
+    name = "offline"
+
+    def __init__(self, search=None):
+        # search(query, limit) -> list of hits with .server and .score (registry_app search by default).
+        if search is None:
+            from registry_app.selectors import server_search
+
+            def search(query: str, limit: int):
+                return server_search(query=query, limit=limit)
+
+        self.search = search
+
+    def analyze(self, request: str, *, exclude_slugs: set[str] | None = None) -> Plan:
+        lex = lexicon()
+        clauses = _clauses(request)
+        needs: list[tuple[ServiceEntry, str]] = []
+        clause_needs: list[list[ServiceEntry]] = []
+        for clause in clauses:
+            entries = [entry for entry, _, _ in detect_needs(clause)]
+            clause_needs.append(entries)
+            for entry in entries:
+                if entry.key not in {n.key for n, _ in needs}:
+                    needs.append((entry, clause))
+        # Capabilities a named service in another clause already covers (Gmail in clause 1, "the emails" in 2).
+        named = [(e, 0, "") for e, _ in needs if e.kind == "service"]
+        needs = [(e, c) for e, c in needs if e.kind == "service" or not _covered((e, 0, ""), named, request)]
+        max_servers = int(lex.analysis.get("max_servers", 6))
+        chosen: dict[str, ChosenServer] = {}
+        need_objs: list[Need] = []
+        for entry, clause in needs[:max_servers]:
+            need_objs.append(Need(key=entry.key, name=entry.name, kind=entry.kind, phrase=clause))
+            server = self._choose(entry, clause, exclude_slugs or set())
+            if server is None:
+                continue
+            if server.slug in chosen:
+                chosen[server.slug].need += f", {entry.key}"
+                continue
+            chosen[server.slug] = server
+        servers = list(chosen.values())
+        by_need = {need: s for s in servers for need in s.need.split(", ")}
+        workflow = self._workflow(clauses, clause_needs, by_need)
+        notes = [f"No catalogue server found for {n.name}." for n in need_objs if n.key not in by_need]
+        return Plan(request=request, servers=servers, workflow=workflow, needs=need_objs, analyzer=self.name, notes=notes)
+
+    def _choose(self, entry: ServiceEntry, clause: str, exclude: set[str]) -> ChosenServer | None:
+        limit = int(lexicon().analysis.get("candidates_per_need", 25))
+        query = f"{entry.name} {entry.query}" if entry.kind == "service" else f"{entry.query} {clause}"
+        hits = [h for h in self.search(query, limit) if h.server.slug not in exclude]
+        if not hits:
+            return None
+        top_score = max(h.score for h in hits) or 1.0
+        for rank, hit in enumerate(hits):
+            server = hit.server
+            if server_matches(entry, slug=server.slug, name=server.name, repository_url=server.repository_url or ""):
+                confidence = 0.95 if rank == 0 else max(0.6, 0.9 - 0.03 * rank)
+                quality = "official " if getattr(server, "official", False) else ""
+                verified = "verified " if getattr(server, "verified", False) else ""
+                why = "named in the request" if entry.kind == "service" else f"best match for {entry.name.lower()}"
+                return ChosenServer(
+                    need=entry.key, slug=server.slug, name=server.name, repository_url=server.repository_url or "",
+                    confidence=round(confidence * min(1.0, 0.6 + 0.4 * hit.score / top_score), 2),
+                    reason=f"{entry.name} {why}; top-ranked {verified}{quality}server for it in the catalogue".replace("  ", " "),
+                )
+        hit = hits[0]
+        if entry.kind == "service":
+            # Nothing in the catalogue is named for this service: offer the closest match, with low confidence.
+            confidence, reason = 0.4, f"No server named for {entry.name}; closest catalogue match"
+        else:
+            confidence, reason = 0.6, f"Best catalogue match for {entry.name.lower()}"
+        return ChosenServer(
+            need=entry.key, slug=hit.server.slug, name=hit.server.name,
+            repository_url=hit.server.repository_url or "", confidence=confidence, reason=reason,
+        )
+
+    def _workflow(self, clauses: list[str], clause_needs: list[list[ServiceEntry]], by_need: dict) -> list[WorkflowStep]:
+        from registry_app.models import ServerTool
+
+        slugs = {s.slug for s in by_need.values()}
+        tools: dict[str, list[tuple[str, str]]] = {}
+        for slug, name, description in ServerTool.objects.filter(server__slug__in=slugs).values_list(
+            "server__slug", "name", "description"
+        ):
+            tools.setdefault(slug, []).append((name, description or ""))
+        steps: list[WorkflowStep] = []
+        llm_actions = lexicon().llm_actions
+        for clause, entries in zip(clauses, clause_needs):
+            verb = _base_verb(clause.split()[0]) if clause else None
+            action = clause[:1].upper() + clause[1:]
+            targets = [by_need[e.key] for e in entries if e.key in by_need]
+            if not targets:
+                if verb in llm_actions or verb is not None:
+                    steps.append(WorkflowStep(step=0, action=action))
+                continue
+            if verb in _STORE_VERBS and steps:
+                steps.append(WorkflowStep(step=0, action=f"Format the data for {targets[0].name}"))
+            for index, server in enumerate(targets):
+                text = action if index == 0 else f"Write the result to {server.name}"
+                steps.append(WorkflowStep(step=0, action=text, server=server.slug,
+                                          tool=_pick_tool(clause, verb, tools.get(server.slug, []))))
+        for number, step in enumerate(steps, start=1):
+            step.step = number
+        return steps

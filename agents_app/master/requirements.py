@@ -1,0 +1,77 @@
+"""What the chosen servers need from the user: required credentials, optional settings, files.
+
+Curated instructions (config/credinfo.json, matched at import or here) come first, then the catalogue's own text.
+Values already collected are never asked for again."""
+
+from registry_app.models import CredentialRequirement
+
+_FILE_TYPES = {".json": "json", ".pem": "pem", ".key": "pem", ".yaml": "yaml", ".yml": "yaml", ".env": "env"}
+
+
+def _curated(req: CredentialRequirement) -> dict | None:
+    try:
+        from registry_app.credinfo import match_credential
+    except ImportError:  # credinfo module is optional at run time
+        return None
+    server = req.server
+    return match_credential(key=req.key, server_name=server.name, repository_url=server.repository_url, slug=server.slug)
+
+
+def _instructions(req: CredentialRequirement, curated: dict | None) -> list[str]:
+    if req.instructions:
+        return [str(step) for step in req.instructions]
+    if curated and curated.get("instructions"):
+        return [str(step) for step in curated["instructions"]]
+    steps = []
+    if req.description:
+        steps.append(req.description.strip())
+    where = {"header": "HTTP header", "env": "environment variable"}.get(req.location, req.location)
+    steps.append(f"Provide it as {req.key} ({where}) for {req.server.name}.")
+    if req.example:
+        steps.append(f"It looks like: {req.example}")
+    return steps
+
+
+def _is_required(req: CredentialRequirement) -> bool:
+    # Sources rarely flag everything; a secret with no default cannot work unset, so it counts as required.
+    return req.required or (req.secret and not req.default)
+
+
+def plan_requirements(server_slugs: list[str], *, collected: dict[str, set[str]] | None = None,
+                      collected_files: set[str] | None = None) -> dict:
+    """{required_credentials, optional_settings, required_files} for the servers, minus what is collected."""
+    collected = collected or {}
+    collected_files = collected_files or set()
+    order = {slug: i for i, slug in enumerate(server_slugs)}
+    rows = (
+        CredentialRequirement.objects.filter(server__slug__in=server_slugs)
+        .select_related("server")
+        .order_by("server__slug", "-required", "key")
+    )
+    required, optional, files = [], [], []
+    for req in sorted(rows, key=lambda r: (order[r.server.slug], not _is_required(r), r.key)):
+        slug = req.server.slug
+        curated = None if req.instructions else _curated(req)
+        description = req.description or (curated or {}).get("description", "") or f"{req.key} for {req.server.name}"
+        if req.kind == CredentialRequirement.Kind.FILE_PATH or req.location == CredentialRequirement.Location.FILE:
+            if _is_required(req) and f"{slug}:{req.key}" not in collected_files and req.key not in collected_files:
+                suffix = next((t for ext, t in _FILE_TYPES.items() if ext in (req.default or req.example).lower()), "json")
+                files.append({"key": req.key, "mcp_server": slug, "description": description, "file_type": suffix,
+                              "instructions": _instructions(req, curated)})
+            continue
+        if req.key in collected.get(slug, set()):
+            continue
+        item = {
+            "mcp_server": slug,
+            "credential_key": req.key,
+            "description": description,
+            "instructions": _instructions(req, curated),
+            "secret": req.secret,
+            "kind": req.kind,
+        }
+        if _is_required(req):
+            required.append(item)
+        else:
+            item["default"] = req.default
+            optional.append(item)
+    return {"required_credentials": required, "optional_settings": optional, "required_files": files}

@@ -1,0 +1,176 @@
+"""Chat and session endpoints (request/response bodies as in the product spec, section 2.2)."""
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from sessions_app.models import Conversation, Session
+from sessions_app.selectors import session_get, session_turns
+from sessions_app.services import ChatInput, chat_turn, session_create, session_delete
+
+_SPEC_STATUS = {Session.Status.ERROR: "error", Session.Status.PENDING_CREDENTIALS: "pending_credentials"}
+
+
+class RequiredCredentialSerializer(serializers.Serializer):
+    mcp_server = serializers.CharField()
+    credential_key = serializers.CharField()
+    description = serializers.CharField()
+    instructions = serializers.ListField(child=serializers.CharField())
+    secret = serializers.BooleanField(required=False)
+    kind = serializers.CharField(required=False)
+
+
+class RequiredFileSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    description = serializers.CharField()
+    file_type = serializers.CharField()
+    mcp_server = serializers.CharField(required=False)
+    instructions = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+def _agent(session: Session):
+    agent_id = session.context.get("agent_id")
+    return session.agents.filter(id=agent_id).first() if agent_id else None
+
+
+def _plan_view(session: Session) -> dict:
+    plan = session.context.get("plan") or {}
+    return {
+        "servers": [
+            {k: s[k] for k in ("slug", "name", "repository_url", "confidence", "reason", "need")}
+            for s in plan.get("servers", [])
+        ],
+        "workflow": plan.get("workflow", []),
+    }
+
+
+class ChatApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        class FileSerializer(serializers.Serializer):
+            filename = serializers.CharField(max_length=255)
+            content = serializers.CharField(trim_whitespace=False)
+            type = serializers.ChoiceField(choices=["credential", "config", "other"], default="other")
+            key = serializers.CharField(max_length=200, required=False)
+            mcp_server = serializers.CharField(max_length=200, required=False)
+
+        message = serializers.CharField(max_length=settings.CHAT_MAX_MESSAGE_CHARS)
+        session_id = serializers.UUIDField(required=False, allow_null=True)
+        credentials = serializers.DictField(
+            child=serializers.DictField(child=serializers.CharField(max_length=20_000, trim_whitespace=False,
+                                                                    allow_blank=True)),
+            required=False, allow_empty=True,
+        )
+        files = serializers.ListField(child=FileSerializer(), required=False, max_length=10)
+
+    class OutputSerializer(serializers.Serializer):
+        reply = serializers.CharField()
+        session_id = serializers.UUIDField()
+        required_credentials = RequiredCredentialSerializer(many=True)
+        required_files = RequiredFileSerializer(many=True)
+        status = serializers.ChoiceField(choices=["success", "pending_credentials", "error"])
+        agent_created = serializers.BooleanField()
+        agent_id = serializers.UUIDField(allow_null=True)
+        session_status = serializers.CharField()
+        servers = serializers.ListField(child=serializers.DictField())
+        workflow = serializers.ListField(child=serializers.DictField())
+        optional_settings = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        session = chat_turn(
+            client=request.auth,
+            data=ChatInput(message=data["message"], session_id=data.get("session_id"),
+                           credentials=data.get("credentials"), files=data.get("files")),
+        )
+        return Response(self.OutputSerializer(chat_response(session)).data)
+
+
+def chat_response(session: Session) -> dict:
+    last_user = session_turns(session=session).filter(role=Conversation.Role.USER).last()
+    replies = session_turns(session=session).filter(role=Conversation.Role.ASSISTANT)
+    if last_user is not None:
+        replies = replies.filter(timestamp__gte=last_user.timestamp)
+    reply = "\n\n".join(turn.message for turn in replies)
+    if not reply:
+        reply = (f"I'm {session.status.replace('_', ' ')} your request; poll GET /api/sessions/{session.id} "
+                 "for the result.")
+    agent = _agent(session)
+    return {
+        "reply": reply,
+        "session_id": session.id,
+        "required_credentials": session.required_credentials,
+        "required_files": session.required_files,
+        "status": _SPEC_STATUS.get(session.status, "success"),
+        "agent_created": bool(agent and agent.status == "ready"),
+        "agent_id": agent.id if agent and agent.status == "ready" else None,
+        "session_status": session.status,
+        "optional_settings": [
+            {k: v for k, v in item.items() if k in ("mcp_server", "credential_key", "description", "default")}
+            for item in session.context.get("optional_settings", [])
+        ],
+        **_plan_view(session),
+    }
+
+
+class SessionCreateApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        session_id = serializers.UUIDField(source="id")
+        status = serializers.CharField()
+        created_at = serializers.DateTimeField()
+
+    @extend_schema(request=None, responses={201: OutputSerializer})
+    def post(self, request):
+        session = session_create(client=request.auth)
+        return Response(self.OutputSerializer(session).data, status=status.HTTP_201_CREATED)
+
+
+class SessionDetailApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        session_id = serializers.UUIDField()
+        status = serializers.CharField()
+        created_at = serializers.DateTimeField()
+        updated_at = serializers.DateTimeField()
+        request = serializers.CharField(allow_blank=True)
+        servers = serializers.ListField(child=serializers.DictField())
+        workflow = serializers.ListField(child=serializers.DictField())
+        missing_credentials = serializers.ListField(child=serializers.DictField())
+        missing_files = serializers.ListField(child=serializers.DictField())
+        agent = serializers.DictField(allow_null=True)
+        error = serializers.CharField(allow_blank=True)
+        turns = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(responses={200: OutputSerializer})
+    def get(self, request, session_id):
+        session = session_get(client=request.auth, session_id=session_id)
+        agent = _agent(session)
+        body = {
+            "session_id": session.id,
+            "status": session.status,
+            "created_at": session.created_at,
+            "updated_at": session.updated_at,
+            "request": session.context.get("request", ""),
+            **_plan_view(session),
+            # Names only: values never leave the credential store.
+            "missing_credentials": [
+                {"mcp_server": r["mcp_server"], "credential_key": r["credential_key"]}
+                for r in session.required_credentials
+            ],
+            "missing_files": [{"key": f["key"], "mcp_server": f.get("mcp_server", "")} for f in session.required_files],
+            "agent": {"id": str(agent.id), "status": agent.status} if agent else None,
+            "error": session.error,
+            "turns": [
+                {"role": t.role, "message": t.message, "timestamp": t.timestamp.isoformat(), "metadata": t.metadata}
+                for t in session_turns(session=session)
+            ],
+        }
+        return Response(self.OutputSerializer(body).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, session_id):
+        session_delete(client=request.auth, session_id=session_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,36 @@
+"""The master agent's words to the user, composed from the plan (the same for both analyzers)."""
+
+from agents_app.master.plan import Plan
+from sessions_app.models import Session
+
+
+def plan_reply(*, session: Session, plan: Plan, plan_changed: bool, announce: bool) -> str:
+    lines: list[str] = []
+    revision = session.context.get("revision") if plan_changed else ""
+    if revision:
+        lines.append(revision)
+    if plan_changed:
+        names = [f"{s.name} ({s.slug})" for s in plan.servers]
+        lines.append("I'll use " + _join(names) + ".")
+        lines.append("Workflow:")
+        for step in plan.workflow:
+            where = f" [{step.server}{' → ' + step.tool if step.tool else ''}]" if step.server else ""
+            lines.append(f"  {step.step}. {step.action}{where}")
+        for note in plan.notes:
+            lines.append(f"Note: {note}")
+    elif announce:
+        lines.append("Thanks, I stored what you sent (encrypted).")
+    missing = [f"{r['credential_key']} for {r['mcp_server']}" for r in session.required_credentials]
+    files = [f"{f['key']} ({f['file_type']} file) for {f['mcp_server']}" for f in session.required_files]
+    if missing or files:
+        lines.append("To set this up I still need: " + _join(missing + files) + ". Instructions for each are in "
+                     "required_credentials / required_files; send them in `credentials` / `files`.")
+    elif session.status == Session.Status.CREATING_AGENT:
+        lines.append("I have everything I need and am creating your agent now.")
+    return "\n".join(lines)
+
+
+def _join(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]

@@ -1,0 +1,40 @@
+from django.db.models import QuerySet
+
+from mcpagent.errors import NotFound
+from mcpagent.models import ApiClient
+from sessions_app.models import Conversation, Session
+
+
+def session_get(*, client: ApiClient, session_id) -> Session:
+    """The client's session; another client's or an unknown id is the same 404 (no existence oracle)."""
+    session = Session.objects.filter(id=session_id, client=client).first() if _is_uuid(session_id) else None
+    if session is None:
+        raise NotFound("Session not found.", details={"session_id": str(session_id)})
+    return session
+
+
+def session_turns(*, session: Session) -> QuerySet[Conversation]:
+    return Conversation.objects.filter(session=session).order_by("timestamp", "id")
+
+
+def collected_credential_keys(*, session: Session) -> dict[str, set[str]]:
+    """{server slug: {credential keys}} collected for this session and not expired (names only)."""
+    from sessions_app.credentials import credentials_collected
+
+    return credentials_collected(session=session)
+
+
+def collected_file_keys(*, session: Session) -> set[str]:
+    from sessions_app.credentials import files_collected
+
+    return files_collected(session=session)
+
+
+def _is_uuid(value) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True

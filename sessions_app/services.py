@@ -1,0 +1,278 @@
+"""Sessions and the chat turn: the conversation a client has with the master agent, from request to agent."""
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+
+from agents_app.master.plan import Plan
+from mcpagent.errors import ApplicationError
+from mcpagent.models import ApiClient
+from sessions_app.models import Conversation, Session
+from sessions_app.selectors import collected_credential_keys, collected_file_keys, session_get
+
+logger = logging.getLogger(__name__)
+Status = Session.Status
+
+
+@dataclass
+class ChatInput:
+    message: str
+    session_id: uuid.UUID | None = None
+    credentials: dict[str, dict[str, str]] | None = None
+    files: list[dict] | None = None
+
+
+def session_create(*, client: ApiClient, metadata: dict | None = None) -> Session:
+    return Session.objects.create(client=client, status=Status.NEW, context={"metadata": metadata or {}})
+
+
+@transaction.atomic
+def session_delete(*, client: ApiClient, session_id) -> None:
+    """Delete a session with its turns and every credential and file collected in it (audited)."""
+    session = session_get(client=client, session_id=session_id)
+    from sessions_app.credentials import credentials_for_session_delete
+
+    credentials_for_session_delete(session=session, actor=client, reason="session_delete")
+    session.delete()
+
+
+def conversation_add(*, session: Session | None = None, agent=None, role: str, message: str,
+                     metadata: dict | None = None) -> Conversation:
+    return Conversation.objects.create(session=session, agent=agent, role=role, message=message, metadata=metadata or {})
+
+
+def _plan(session: Session) -> Plan | None:
+    data = session.context.get("plan")
+    return Plan.from_dict(data) if data else None
+
+
+def _server_aliases(plan: Plan | None) -> dict[str, str]:
+    """Names a client may use for a chosen server in `credentials`: its slug, its name, or its need."""
+    aliases: dict[str, str] = {}
+    for server in plan.servers if plan else []:
+        for alias in (server.slug, server.name, *server.need.split(", ")):
+            aliases[alias.lower()] = server.slug
+    return aliases
+
+
+def _resolve_credential_servers(session: Session, credentials: dict) -> dict[str, dict[str, str]]:
+    """Map the client's server names to catalogue slugs; unknown names are a 400 naming each one."""
+    from registry_app.models import McpServer
+
+    aliases = _server_aliases(_plan(session))
+    resolved: dict[str, dict[str, str]] = {}
+    unknown = []
+    for name, values in credentials.items():
+        slug = aliases.get(name.lower())
+        if slug is None and McpServer.objects.filter(slug=name, status=McpServer.Status.ACTIVE).exists():
+            slug = name
+        if slug is None:
+            unknown.append(name)
+            continue
+        resolved.setdefault(slug, {}).update(values)
+    if unknown:
+        choices = sorted({s.slug for s in _plan(session).servers}) if _plan(session) else []
+        raise ApplicationError(
+            "Credentials were sent for servers this session does not use.",
+            code="unknown_server",
+            details={"unknown_servers": unknown, "session_servers": choices},
+        )
+    return resolved
+
+
+def _requirements_for(session: Session, plan: Plan) -> dict:
+    from agents_app.master.requirements import plan_requirements
+
+    return plan_requirements(
+        plan.server_slugs(),
+        collected=collected_credential_keys(session=session),
+        collected_files=collected_file_keys(session=session),
+    )
+
+
+def _store_secrets(*, session: Session, client: ApiClient, credentials: dict, files: list) -> dict:
+    """Validate and store credentials and files; all-or-nothing. Returns names stored (never values)."""
+    from sessions_app.credentials import credentials_store, files_store
+
+    stored: dict = {"credentials": {}, "files": []}
+    errors: dict = {}
+    if credentials:
+        from registry_app.models import CredentialRequirement
+
+        for slug, values in _resolve_credential_servers(session, credentials).items():
+            requirements = list(
+                CredentialRequirement.objects.filter(server__slug=slug).values(
+                    "key", "pattern", "format", "kind", "secret", "required"
+                )
+            )
+            result = credentials_store(
+                client=client, session=session, server=slug, values=values, requirements=requirements,
+                actor=client, reason="chat",
+            )
+            if result.errors:
+                errors[slug] = result.errors
+            else:
+                stored["credentials"][slug] = sorted(values)
+    if errors:
+        raise ApplicationError("Some credentials are not valid; fix the named ones and send them again.",
+                               code="invalid_credentials", details=errors)
+    if files:
+        result = files_store(client=client, session=session, files=files, actor=client, reason="chat")
+        if result.errors:
+            raise ApplicationError("Some files were rejected.", code="invalid_files", details=result.errors)
+        stored["files"] = [f["filename"] for f in result.files]
+    return stored
+
+
+def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
+    """One user turn. Stores it, revises or (re)analyses the plan, collects credentials/files, and queues agent
+    creation once nothing required is missing. Bad input raises before anything is written."""
+    from agents_app.master.revise import revise_request
+
+    dispatch: list[tuple[str, str]] = []
+    with transaction.atomic():
+        if data.session_id:
+            session = session_get(client=client, session_id=data.session_id)
+            session = Session.objects.select_for_update().get(pk=session.pk)
+        else:
+            session = session_create(client=client)
+        if session.status in (Status.ANALYSING, Status.CREATING_AGENT) and not data.credentials and not data.files:
+            raise ApplicationError(
+                f"This session is {session.status.replace('_', ' ')}; wait for it to finish (poll GET "
+                f"/api/sessions/{session.id}) before sending another message.",
+                code="session_busy", status=409,
+            )
+        stored = _store_secrets(session=session, client=client, credentials=data.credentials or {},
+                                files=data.files or [])
+        conversation_add(session=session, role=Conversation.Role.USER, message=data.message,
+                         metadata={"credentials": stored["credentials"], "files": stored["files"]})
+        plan = _plan(session)
+        request = session.context.get("request", "")
+        revision = revise_request(request, data.message) if plan else None
+        if plan is None or revision is not None:
+            session.context["request"] = revision.request if revision else data.message
+            session.context["revision"] = revision.summary if revision else ""
+            session.status = Status.ANALYSING
+            session.error = ""
+            session.save()
+            dispatch.append(("analyse", str(session.id)))
+        elif session.status != Status.READY or stored["credentials"] or stored["files"]:
+            _advance(session, announce=bool(stored["credentials"] or stored["files"]))
+            if session.status == Status.CREATING_AGENT:
+                dispatch.append(("create_agent", str(session.id)))
+        else:
+            conversation_add(session=session, role=Conversation.Role.ASSISTANT,
+                             message=_ready_reply(session), metadata={"status": session.status})
+    _dispatch(dispatch)
+    _wait(session)
+    session.refresh_from_db()
+    return session
+
+
+def _dispatch(jobs: list[tuple[str, str]]) -> None:
+    # Tasks take ids only (never secrets) and are sent after the transaction commits, so a worker sees the rows.
+    from agents_app.master.tasks import analyse_session, create_session_agent
+
+    for kind, session_id in jobs:
+        (analyse_session if kind == "analyse" else create_session_agent).delay(session_id)
+
+
+def _wait(session: Session) -> None:
+    """With a real worker, wait a short bound for it; the client polls GET /api/sessions/{id} after that."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return
+    deadline = time.monotonic() + settings.CHAT_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        status = Session.objects.filter(pk=session.pk).values_list("status", flat=True).first()
+        if status not in (Status.ANALYSING, Status.CREATING_AGENT):
+            return
+        time.sleep(0.05)
+
+
+def session_analyse(*, session_id) -> Session:
+    """Run the master agent on the session's request and record the plan (the analysis task calls this)."""
+    from agents_app.master.service import analyze_request
+
+    session = Session.objects.get(pk=session_id)
+    try:
+        plan = analyze_request(request=session.context.get("request", ""))
+    except Exception:
+        logger.exception("analysis failed for session %s", session_id)
+        session.status = Status.ERROR
+        session.error = "Analysis failed; please rephrase the request or try again."
+        session.save(update_fields=["status", "error", "updated_at"])
+        conversation_add(session=session, role=Conversation.Role.ASSISTANT, message=session.error,
+                         metadata={"status": session.status})
+        raise
+    with transaction.atomic():
+        session = Session.objects.select_for_update().get(pk=session_id)
+        session.context["plan"] = plan.to_dict()
+        _advance(session, announce=False, plan_changed=True)
+    if session.status == Status.CREATING_AGENT:
+        _dispatch([("create_agent", str(session.id))])
+    return session
+
+
+def _advance(session: Session, *, announce: bool, plan_changed: bool = False) -> None:
+    """Recompute what is missing and move the session on: pending_credentials, or creating_agent when complete."""
+    plan = _plan(session)
+    if plan is None or not plan.servers:
+        session.status = Status.NEW
+        session.required_credentials, session.required_files = [], []
+        session.save()
+        conversation_add(session=session, role=Conversation.Role.ASSISTANT, message=_no_servers_reply(plan),
+                         metadata={"status": session.status})
+        return
+    requirements = _requirements_for(session, plan)
+    session.required_credentials = requirements["required_credentials"]
+    session.required_files = requirements["required_files"]
+    session.context["optional_settings"] = requirements["optional_settings"]
+    missing = bool(session.required_credentials or session.required_files)
+    session.status = Status.PENDING_CREDENTIALS if missing else Status.CREATING_AGENT
+    session.save()
+    from sessions_app.replies import plan_reply
+
+    message = plan_reply(session=session, plan=plan, plan_changed=plan_changed, announce=announce)
+    conversation_add(
+        session=session, role=Conversation.Role.ASSISTANT, message=message,
+        metadata={"status": session.status, "servers": plan.server_slugs(),
+                  "missing": [f"{r['mcp_server']}:{r['credential_key']}" for r in session.required_credentials]},
+    )
+
+
+def _no_servers_reply(plan: Plan | None) -> str:
+    from agents_app.master.revise import known_service_names
+
+    examples = ", ".join(known_service_names()[:12])
+    return (
+        "I could not tell which services this workflow needs. Describe what should happen and with which "
+        f"tools, e.g. \"watch my Gmail for invoices, file them in Notion, ping me on Slack\". I know {examples} "
+        "and thousands more."
+    )
+
+
+def _ready_reply(session: Session) -> str:
+    agent = session.agents.order_by("-created_at").first()
+    if agent:
+        return f"Your agent {agent.id} is ready. Send it messages at /api/agents/{agent.id}/messages."
+    return "Nothing more is needed from you right now."
+
+
+def session_agent_finished(*, session_id, agent_id, ok: bool, error: str = "") -> None:
+    """Record the end of agent creation for a session (called by the creation task)."""
+    with transaction.atomic():
+        session = Session.objects.select_for_update().get(pk=session_id)
+        session.status = Status.READY if ok else Status.ERROR
+        session.error = "" if ok else error
+        session.context["agent_id"] = str(agent_id) if agent_id else None
+        session.save()
+        message = (
+            f"Your agent is ready (id {agent_id}). Send it messages at /api/agents/{agent_id}/messages."
+            if ok else f"I could not create the agent: {error}"
+        )
+        conversation_add(session=session, role=Conversation.Role.ASSISTANT, message=message,
+                         metadata={"status": session.status, "agent_id": str(agent_id) if agent_id else None})
