@@ -1,0 +1,404 @@
+"""Staff admin for curating the catalogue (4,000+ servers).
+
+Every write goes through registry_app.curation, so each staff change is recorded as a CurationEdit and survives
+imports. The server list stays a fixed handful of queries whatever the page size: counts and source names are
+correlated subqueries on the page's rows, filters use EXISTS, and the full result count is not computed.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db import connection, models
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.forms import Textarea
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils.html import format_html_join
+
+from mcpagent.errors import ApplicationError
+from registry_app.curation import (
+    CURATABLE_FIELDS,
+    server_children_save,
+    server_create_curated,
+    server_update_curated,
+    servers_merge,
+    servers_reembed,
+    servers_set_status,
+    servers_set_verified,
+)
+from registry_app.models import (
+    CredentialRequirement,
+    CurationEdit,
+    LaunchRecipe,
+    McpServer,
+    ServerSource,
+    ServerTool,
+)
+
+MERGE_LIMIT = 20  # a merge of more servers than this is almost certainly a mis-selection
+REEMBED_LIMIT = 500  # about 5 s of embedding; beyond that use `manage.py embed_servers` (a request would time out)
+_RELATIONS = {ServerTool: "tools", CredentialRequirement: "credentials", LaunchRecipe: "launch_recipes"}
+
+
+def _count_of(model: type[models.Model]) -> Coalesce:
+    rows = model.objects.filter(server=OuterRef("pk")).order_by().values("server").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(rows), 0)
+
+
+# ------------------------------------------------------------------------------------------------ list filters
+
+
+class CategoryFilter(admin.SimpleListFilter):
+    title = "category"
+    parameter_name = "category"
+
+    def lookups(self, request, model_admin):
+        # categories is an array column: its distinct elements, in one query (GIN-indexed for the filter itself).
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT DISTINCT unnest(categories) AS c FROM {McpServer._meta.db_table} ORDER BY c")
+            return [(value, value) for (value,) in cursor.fetchall()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(categories__contains=[self.value()]) if self.value() else queryset
+
+
+class SourceFilter(admin.SimpleListFilter):
+    title = "source"
+    parameter_name = "source"
+
+    def lookups(self, request, model_admin):
+        sources = ServerSource.objects.order_by("source").values_list("source", flat=True).distinct()
+        return [(source, source) for source in sources]
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        return queryset.filter(Exists(ServerSource.objects.filter(server=OuterRef("pk"), source=self.value())))
+
+
+class _HasRelatedFilter(admin.SimpleListFilter):
+    model: type[models.Model]
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request, queryset):
+        exists = Exists(self.model.objects.filter(server=OuterRef("pk")))
+        if self.value() == "yes":
+            return queryset.filter(exists)
+        if self.value() == "no":
+            return queryset.filter(~exists)
+        return queryset
+
+
+class HasCredentialsFilter(_HasRelatedFilter):
+    title = "has credentials"
+    parameter_name = "has_credentials"
+    model = CredentialRequirement
+
+
+class HasToolsFilter(_HasRelatedFilter):
+    title = "has tools"
+    parameter_name = "has_tools"
+    model = ServerTool
+
+
+# ------------------------------------------------------------------------------------------------ inlines
+
+
+class _ChildForm(forms.ModelForm):
+    """An emptied JSON box means the field's default ([] or {}), not NULL: those columns are NOT NULL."""
+
+    def clean(self):
+        cleaned = super().clean()
+        for field in self._meta.model._meta.concrete_fields:
+            if isinstance(field, models.JSONField) and not field.null and cleaned.get(field.name, "") is None:
+                cleaned[field.name] = field.get_default()
+        return cleaned
+
+
+class ServerToolInline(admin.TabularInline):
+    model = ServerTool
+    form = _ChildForm
+    extra = 0
+    fields = ["name", "description", "input_schema", "source"]
+    readonly_fields = ["source"]
+    formfield_overrides = {models.TextField: {"widget": Textarea(attrs={"rows": 2, "cols": 60})}}
+
+
+class CredentialRequirementInline(admin.StackedInline):
+    model = CredentialRequirement
+    form = _ChildForm
+    extra = 0
+    fields = [
+        ("key", "location", "kind", "service"),
+        ("required", "secret"),
+        "description",
+        "instructions",
+        ("pattern", "format", "example"),
+        ("default", "choices"),
+        "source",
+    ]
+    readonly_fields = ["source"]
+    formfield_overrides = {models.TextField: {"widget": Textarea(attrs={"rows": 2, "cols": 80})}}
+
+
+class LaunchRecipeInline(admin.TabularInline):
+    model = LaunchRecipe
+    form = _ChildForm
+    extra = 0
+    fields = ["kind", "identifier", "version", "transport", "url", "command", "args", "env", "headers", "priority",
+              "source"]
+    readonly_fields = ["source"]
+
+
+class _ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ServerSourceInline(_ReadOnlyInline):
+    model = ServerSource
+    fields = ["source", "source_id", "location", "first_seen", "last_seen"]
+    readonly_fields = fields
+
+
+class CurationEditInline(_ReadOnlyInline):
+    model = CurationEdit
+    fields = ["at", "user", "action", "changes"]
+    readonly_fields = fields
+    verbose_name_plural = "curation history"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
+
+
+# ------------------------------------------------------------------------------------------------ servers
+
+
+@admin.register(McpServer)
+class McpServerAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "status", "verified", "official", "featured", "popularity", "tools_count",
+                    "credentials_count", "source_names", "updated_at"]
+    list_filter = [CategoryFilter, SourceFilter, "status", "verified", "official", "featured", HasCredentialsFilter,
+                   HasToolsFilter]
+    search_fields = ["name", "slug", "description", "repository_url"]
+    list_per_page = 100
+    list_max_show_all = 500
+    show_full_result_count = False  # the filtered count is enough; the unfiltered one is another full scan
+    actions = ["mark_verified", "mark_unverified", "mark_active", "mark_deprecated", "mark_hidden", "reembed",
+               "merge_selected", "merge_into_most_popular"]
+    inlines = [ServerToolInline, CredentialRequirementInline, LaunchRecipeInline, ServerSourceInline,
+               CurationEditInline]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "description", "repository_url", "homepage", "categories", "license"]}),
+        ("Curation", {"fields": ["status", "verified", "featured", "official", "popularity", "curated_fields"]}),
+        ("Search and provenance", {"classes": ["collapse"],
+                                   "fields": ["first_seen", "last_seen", "updated_at", "content_hash",
+                                              "search_document"]}),
+    ]
+    readonly_fields = ["curated_fields", "first_seen", "last_seen", "updated_at", "content_hash", "search_document"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[McpServer]:
+        sources = ServerSource.objects.filter(server=OuterRef("pk")).order_by("source").values("source").distinct()
+        # The search columns are large and never listed; the change page loads them lazily if it shows them.
+        return super().get_queryset(request).defer("search_document", "search_vector").annotate(
+            tools_count=_count_of(ServerTool),
+            credentials_count=_count_of(CredentialRequirement),
+            source_names=ArraySubquery(sources),
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        # The slug is the server's identity in sessions and agents: set once, on creation.
+        return [*self.readonly_fields, "slug"] if obj else self.readonly_fields
+
+    def has_delete_permission(self, request, obj=None):
+        # Hide instead: a deleted server comes back with the next import and loses its curation history.
+        return False
+
+    @admin.display(description="tools", ordering="tools_count")
+    def tools_count(self, obj: McpServer) -> int:
+        return obj.tools_count
+
+    @admin.display(description="credentials", ordering="credentials_count")
+    def credentials_count(self, obj: McpServer) -> int:
+        return obj.credentials_count
+
+    @admin.display(description="sources")
+    def source_names(self, obj: McpServer) -> str:
+        return ", ".join(obj.source_names or [])
+
+    # --- every save goes through curation services
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            changes = {name: form.cleaned_data[name] for name in form.changed_data if name in CURATABLE_FIELDS}
+            saved = server_update_curated(server=obj, user=request.user, changes=changes)
+        else:
+            data = {name: value for name, value in form.cleaned_data.items() if name in CURATABLE_FIELDS or name == "slug"}
+            saved = server_create_curated(user=request.user, data=data)
+            # The inline formsets were built on `obj`: they need its primary key to save their rows.
+            obj.pk, obj._state.adding = saved.pk, False
+        obj.curated_fields = saved.curated_fields
+
+    def save_formset(self, request, form, formset, change):
+        relation = _RELATIONS.get(formset.model)
+        if relation is None:
+            return super().save_formset(request, form, formset, change)  # read-only inlines: nothing to write
+        formset.save(commit=False)  # fills new_objects / changed_objects / deleted_objects without writing
+        server_children_save(
+            server=form.instance, user=request.user, relation=relation, created=formset.new_objects,
+            changed=formset.changed_objects, deleted=formset.deleted_objects,
+        )
+
+    # --- bulk actions
+
+    def _ids(self, queryset: QuerySet[McpServer]) -> list[int]:
+        return list(queryset.values_list("pk", flat=True))
+
+    def _set_status(self, request, queryset, status: str) -> None:
+        count = servers_set_status(server_ids=self._ids(queryset), status=status, user=request.user)
+        self.message_user(request, f"{count} server(s) marked {status}.", messages.SUCCESS)
+
+    @admin.action(description="Mark selected servers verified", permissions=["change"])
+    def mark_verified(self, request, queryset):
+        count = servers_set_verified(server_ids=self._ids(queryset), verified=True, user=request.user)
+        self.message_user(request, f"{count} server(s) marked verified.", messages.SUCCESS)
+
+    @admin.action(description="Mark selected servers unverified", permissions=["change"])
+    def mark_unverified(self, request, queryset):
+        count = servers_set_verified(server_ids=self._ids(queryset), verified=False, user=request.user)
+        self.message_user(request, f"{count} server(s) marked unverified.", messages.SUCCESS)
+
+    @admin.action(description="Mark selected servers active", permissions=["change"])
+    def mark_active(self, request, queryset):
+        self._set_status(request, queryset, McpServer.Status.ACTIVE)
+
+    @admin.action(description="Mark selected servers deprecated", permissions=["change"])
+    def mark_deprecated(self, request, queryset):
+        self._set_status(request, queryset, McpServer.Status.DEPRECATED)
+
+    @admin.action(description="Hide selected servers (never shown in search)", permissions=["change"])
+    def mark_hidden(self, request, queryset):
+        self._set_status(request, queryset, McpServer.Status.HIDDEN)
+
+    @admin.action(description="Re-embed selected servers", permissions=["change"])
+    def reembed(self, request, queryset):
+        ids = self._ids(queryset)
+        if len(ids) > REEMBED_LIMIT:
+            self.message_user(
+                request, f"{len(ids)} servers selected; re-embed at most {REEMBED_LIMIT} here, or run "
+                "`manage.py embed_servers --all` for the whole catalogue.", messages.WARNING,
+            )
+            return
+        try:
+            result = servers_reembed(server_ids=ids, user=request.user)
+        except ApplicationError as exc:
+            self.message_user(request, f"Re-embedding failed: {exc.message}", messages.ERROR)
+            return
+        self.message_user(request, f"{result.considered} server(s) re-embedded with {result.model}.", messages.SUCCESS)
+
+    def _merge(self, request, target: McpServer, duplicates: list[McpServer]) -> None:
+        try:
+            servers_merge(target=target, duplicates=duplicates, user=request.user)
+        except ApplicationError as exc:
+            self.message_user(request, f"Merge failed: {exc.message}", messages.ERROR)
+            return
+        self.message_user(
+            request, f"Merged {len(duplicates)} server(s) into {target.name} ({target.slug}); the duplicates are hidden.",
+            messages.SUCCESS,
+        )
+
+    def _merge_candidates(self, request, queryset) -> list[McpServer] | None:
+        servers = list(queryset.order_by("-popularity", "-official", "-verified", "pk")[: MERGE_LIMIT + 1])
+        if len(servers) < 2:
+            self.message_user(request, "Select at least two servers to merge.", messages.WARNING)
+            return None
+        if len(servers) > MERGE_LIMIT:
+            self.message_user(request, f"Merge at most {MERGE_LIMIT} servers at a time.", messages.WARNING)
+            return None
+        return servers
+
+    @admin.action(description="Merge selected duplicates (choose the server to keep)…", permissions=["change"])
+    def merge_selected(self, request, queryset):
+        servers = self._merge_candidates(request, queryset)
+        if servers is None:
+            return None
+        if request.POST.get("post") == "yes":
+            target = next((s for s in servers if str(s.pk) == request.POST.get("target")), None)
+            if target is None:
+                self.message_user(request, "Choose which server to keep.", messages.ERROR)
+            else:
+                self._merge(request, target, [s for s in servers if s.pk != target.pk])
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Merge duplicate servers",
+            "subtitle": None,
+            "servers": servers,
+            "default_target": servers[0].pk,
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "action": "merge_selected",
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/registry_app/mcpserver/merge_confirmation.html", context)
+
+    @admin.action(description="Merge selected duplicates into the most popular one", permissions=["change"])
+    def merge_into_most_popular(self, request, queryset):
+        servers = self._merge_candidates(request, queryset)
+        if servers is not None:
+            self._merge(request, servers[0], servers[1:])
+
+
+# ------------------------------------------------------------------------------------------------ curation log
+
+
+@admin.register(CurationEdit)
+class CurationEditAdmin(admin.ModelAdmin):
+    """The audit log: readable by staff, never editable."""
+
+    list_display = ["at", "server", "user", "action", "changed_fields"]
+    list_filter = ["action"]
+    list_select_related = ["server", "user"]
+    search_fields = ["server__name", "server__slug", "user__username", "action"]
+    list_per_page = 100
+    show_full_result_count = False
+    fields = ["at", "server", "user", "action", "changes_table"]
+    readonly_fields = fields
+
+    @admin.display(description="changed")
+    def changed_fields(self, obj: CurationEdit) -> str:
+        names = ", ".join(obj.changes)
+        return names if len(names) <= 120 else names[:117] + "..."
+
+    @admin.display(description="changes")
+    def changes_table(self, obj: CurationEdit):
+        return format_html_join(
+            "\n", "<div><strong>{}</strong>: {} &rarr; {}</div>",
+            ((name, repr(pair[0] if isinstance(pair, list) and len(pair) == 2 else pair),
+              repr(pair[1] if isinstance(pair, list) and len(pair) == 2 else ""))
+             for name, pair in obj.changes.items()),
+        )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

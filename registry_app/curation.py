@@ -1,0 +1,291 @@
+"""Staff curation of the catalogue. Every write the admin makes goes through these services, and each leaves a
+CurationEdit (who, when, {field: [old, new]}) so the catalogue's hand-made state is auditable.
+
+How edits survive imports (registry_app.services.catalogue_import): server fields a curator changes are added
+to McpServer.curated_fields, which imports never write; tool, credential and launch-recipe rows a curator
+creates or edits get source="staff", which imports never touch.
+
+Merging duplicates hides the duplicates instead of deleting them: sessions and stored credentials refer to
+servers by slug (plain text, not a foreign key), so a deleted slug would leave them dangling, while a hidden one
+still resolves and never shows in search. The hidden shell keeps no sources, so no import touches or revives it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+
+from mcpagent.errors import ApplicationError
+from registry_app.embeddings import get_provider
+from registry_app.models import (
+    CredentialRequirement,
+    CurationEdit,
+    LaunchRecipe,
+    McpServer,
+    ServerEmbedding,
+    ServerSource,
+    ServerTool,
+)
+from registry_app.search_index import EmbedResult, refresh_search_fields, server_embeddings_refresh
+from registry_app.services import STAFF
+
+# Server fields staff may edit; each edit pins the field against imports.
+CURATABLE_FIELDS = (
+    "name", "description", "repository_url", "homepage", "categories", "license", "status", "verified", "featured",
+    "official", "popularity",
+)
+# Edits to these change what search indexes (search_index.build_document), so the search fields are refreshed.
+_INDEXED_FIELDS = {"name", "description", "categories", "repository_url"}
+_CHILDREN: dict[str, tuple[type[models.Model], tuple[str, ...]]] = {
+    "tools": (ServerTool, ("name", "description", "input_schema")),
+    "credentials": (
+        CredentialRequirement,
+        ("key", "location", "kind", "description", "instructions", "service", "required", "secret", "pattern",
+         "format", "default", "choices", "example"),
+    ),
+    "launch_recipes": (
+        LaunchRecipe,
+        ("kind", "identifier", "version", "transport", "url", "command", "args", "env", "headers", "priority"),
+    ),
+}
+
+User = AbstractBaseUser | None
+
+
+def _invalid(message: str, details: Any = None) -> ApplicationError:
+    return ApplicationError(message, code="invalid_curation", status=400, details=details)
+
+
+def _child_label(relation: str, row: models.Model) -> str:
+    if relation == "tools":
+        return row.name
+    if relation == "credentials":
+        return row.key
+    return f"{row.kind}:{row.identifier or row.url}"
+
+
+def _recipe_key(row: LaunchRecipe) -> tuple:
+    # The importer's identity of a recipe (services._recipe_key): same kind, package / URL and transport.
+    return row.kind, row.identifier.lower(), row.url, row.transport
+
+
+@transaction.atomic
+def server_create_curated(*, user: User, data: dict[str, Any]) -> McpServer:
+    """A server added by hand. Every field given a non-default value is curated, so an import that later finds
+    the server (same repository) never overwrites it but may still fill the fields left empty."""
+    unknown = set(data) - set(CURATABLE_FIELDS) - {"slug"}
+    if unknown:
+        raise _invalid("These fields cannot be set by curation.", sorted(unknown))
+    server = McpServer(**data)
+    try:
+        server.full_clean(exclude=["search_vector", "content_hash", "search_document"])
+    except ValidationError as exc:
+        raise _invalid("The server is not valid.", exc.message_dict) from None
+    server.curated_fields = sorted(
+        name for name, value in data.items()
+        if name != "slug" and value != McpServer._meta.get_field(name).get_default()
+    )
+    server.save()
+    CurationEdit.objects.create(
+        server=server, user=user, action="create", changes={name: [None, data[name]] for name in sorted(data)}
+    )
+    refresh_search_fields(server_ids=[server.pk])
+    return server
+
+
+@transaction.atomic
+def server_update_curated(*, server: McpServer, user: User, changes: dict[str, Any]) -> McpServer:
+    """Apply staff edits to a server, pin the edited fields against imports and record {field: [old, new]}.
+    Values equal to the stored ones are not edits and are ignored. Returns the saved server."""
+    unknown = set(changes) - set(CURATABLE_FIELDS)
+    if unknown:
+        raise _invalid("These fields cannot be edited by curation.", sorted(unknown))
+    # Old values come from the database (the caller's instance may already hold the new ones, as in the admin).
+    current = McpServer.objects.select_for_update().get(pk=server.pk)
+    diff = {name: [getattr(current, name), value] for name, value in changes.items() if getattr(current, name) != value}
+    if not diff:
+        return current
+    for name, (_, value) in diff.items():
+        setattr(current, name, value)
+    try:
+        current.clean_fields(exclude=[f.name for f in McpServer._meta.concrete_fields if f.name not in diff])
+    except ValidationError as exc:
+        raise _invalid("The edit is not valid.", exc.message_dict) from None
+    current.curated_fields = sorted(set(current.curated_fields) | set(diff))
+    current.save(update_fields=[*diff, "curated_fields", "updated_at"])
+    CurationEdit.objects.create(server=current, user=user, action="edit", changes=diff)
+    if _INDEXED_FIELDS & set(diff):
+        refresh_search_fields(server_ids=[current.pk])
+    return current
+
+
+def _servers_set(*, server_ids: Iterable[int], field: str, value: Any, user: User, action: str) -> int:
+    """Set one field on many servers (one UPDATE per batch), pin it, and record one CurationEdit per server that
+    actually changed. Returns how many changed."""
+    with transaction.atomic():
+        servers = list(
+            McpServer.objects.select_for_update().filter(pk__in=list(server_ids)).only("id", field, "curated_fields")
+        )
+        now = timezone.now()
+        changed, edits = [], []
+        for server in servers:
+            old = getattr(server, field)
+            if old == value:
+                continue
+            edits.append(CurationEdit(server=server, user=user, action=action, changes={field: [old, value]}))
+            setattr(server, field, value)
+            server.curated_fields = sorted(set(server.curated_fields) | {field})
+            server.updated_at = now
+            changed.append(server)
+        McpServer.objects.bulk_update(changed, [field, "curated_fields", "updated_at"], batch_size=1000)
+        CurationEdit.objects.bulk_create(edits, batch_size=1000)
+    return len(changed)
+
+
+def servers_set_status(*, server_ids: Iterable[int], status: str, user: User) -> int:
+    """Mark servers active / deprecated / hidden. Imports never change a curated status back."""
+    if status not in McpServer.Status.values:
+        raise _invalid(f"Unknown status {status!r}.", {"allowed": list(McpServer.Status.values)})
+    return _servers_set(server_ids=server_ids, field="status", value=status, user=user, action="set_status")
+
+
+def servers_set_verified(*, server_ids: Iterable[int], verified: bool, user: User) -> int:
+    """Mark servers as checked (or no longer checked) by staff."""
+    return _servers_set(server_ids=server_ids, field="verified", value=bool(verified), user=user, action="set_verified")
+
+
+@transaction.atomic
+def server_children_save(
+    *,
+    server: McpServer,
+    user: User,
+    relation: str,
+    created: Sequence[models.Model] = (),
+    changed: Sequence[tuple[models.Model, Sequence[str]]] = (),
+    deleted: Sequence[models.Model] = (),
+) -> CurationEdit | None:
+    """Save staff edits to a server's tools, credentials or launch recipes (unsaved instances, as an admin inline
+    formset yields them). Created and edited rows become source="staff" so imports leave them alone; one
+    CurationEdit records every row's changes as {"tools.<name>.<field>": [old, new]}.
+
+    A deleted imported row comes back when its source next changes: the importer has no tombstone for it."""
+    if relation not in _CHILDREN:
+        raise _invalid(f"Unknown relation {relation!r}.", {"allowed": sorted(_CHILDREN)})
+    model, fields = _CHILDREN[relation]
+    diff: dict[str, list] = {}
+    old_rows = model.objects.select_for_update().in_bulk([row.pk for row, _ in changed if row.pk])
+    for row, names in changed:
+        old = old_rows.get(row.pk)
+        if old is None or old.server_id != server.pk:
+            raise _invalid(f"That {relation} row does not belong to this server.")
+        old_label = _child_label(relation, old)
+        row_diff = {
+            f"{relation}.{old_label}.{name}": [getattr(old, name), getattr(row, name)]
+            for name in names
+            if name in fields and getattr(old, name) != getattr(row, name)
+        }
+        if row_diff:
+            diff.update(row_diff)
+            row.source = STAFF
+            row.save()
+    for row in created:
+        row.server = server
+        row.source = STAFF
+        row.save()
+        diff[f"{relation}.{_child_label(relation, row)}"] = [None, {name: getattr(row, name) for name in fields}]
+    for row in deleted:
+        if row.server_id != server.pk:
+            raise _invalid(f"That {relation} row does not belong to this server.")
+        diff[f"{relation}.{_child_label(relation, row)}"] = [{name: getattr(row, name) for name in fields}, None]
+        row.delete()
+    if not diff:
+        return None
+    edit = CurationEdit.objects.create(server=server, user=user, action=f"edit_{relation}", changes=diff)
+    if relation != "launch_recipes":
+        refresh_search_fields(server_ids=[server.pk])
+    return edit
+
+
+@transaction.atomic
+def servers_merge(*, target: McpServer, duplicates: Sequence[McpServer], user: User) -> McpServer:
+    """Fold duplicate servers into `target`: their sources (so later imports of those records update the target),
+    the tools / credentials / launch recipes the target lacks, and their categories. The duplicates are hidden
+    (see the module docstring for why not deleted) and keep a CurationEdit naming the target."""
+    dup_ids = [d.pk for d in duplicates if d.pk != target.pk]
+    if not dup_ids:
+        raise _invalid("Choose at least one duplicate other than the target.")
+    locked = McpServer.objects.select_for_update().in_bulk([target.pk, *dup_ids])
+    if target.pk not in locked or len(locked) != len(set(dup_ids)) + 1:
+        raise _invalid("Some of the servers to merge no longer exist.")
+    target = locked[target.pk]
+    dups = [locked[pk] for pk in dict.fromkeys(dup_ids)]
+
+    tool_names = set(ServerTool.objects.filter(server=target).values_list("name", flat=True))
+    cred_keys = set(CredentialRequirement.objects.filter(server=target).values_list("key", flat=True))
+    recipe_keys = {_recipe_key(r) for r in LaunchRecipe.objects.filter(server=target)}
+    moved: dict[str, list] = {"sources": [], "tools": [], "credentials": [], "launch_recipes": []}
+    categories = list(target.categories)
+    now = timezone.now()
+    for dup in dups:
+        moved["sources"] += [f"{s}:{i}" for s, i in ServerSource.objects.filter(server=dup).values_list("source", "source_id")]
+        ServerSource.objects.filter(server=dup).update(server=target)
+        tools = ServerTool.objects.filter(server=dup).exclude(name__in=tool_names)
+        names = list(tools.values_list("name", flat=True))
+        tools.update(server=target)
+        tool_names.update(names)
+        moved["tools"] += names
+        creds = CredentialRequirement.objects.filter(server=dup).exclude(key__in=cred_keys)
+        keys = list(creds.values_list("key", flat=True))
+        creds.update(server=target)
+        cred_keys.update(keys)
+        moved["credentials"] += keys
+        recipe_ids = []
+        for recipe in LaunchRecipe.objects.filter(server=dup).order_by("priority", "id"):
+            if _recipe_key(recipe) not in recipe_keys:
+                recipe_keys.add(_recipe_key(recipe))
+                recipe_ids.append(recipe.pk)
+                moved["launch_recipes"].append(_child_label("launch_recipes", recipe))
+        LaunchRecipe.objects.filter(pk__in=recipe_ids).update(server=target)
+        categories += [c for c in dup.categories if c not in categories]
+        ServerEmbedding.objects.filter(server=dup).delete()  # hidden servers are never searched
+        CurationEdit.objects.create(
+            server=dup, user=user, action="merged_into",
+            changes={"merged_into": [None, target.slug], "status": [dup.status, McpServer.Status.HIDDEN]},
+        )
+        dup.status = McpServer.Status.HIDDEN
+        dup.curated_fields = sorted(set(dup.curated_fields) | {"status"})
+        dup.updated_at = now
+    McpServer.objects.bulk_update(dups, ["status", "curated_fields", "updated_at"])
+
+    changes: dict[str, list] = {"merged": [None, [d.slug for d in dups]]}
+    changes.update({name: [None, values] for name, values in moved.items() if values})
+    if categories != target.categories:
+        changes["categories"] = [target.categories, categories]
+        target.categories = categories
+        target.save(update_fields=["categories", "updated_at"])
+    CurationEdit.objects.create(server=target, user=user, action="merge", changes=changes)
+    refresh_search_fields(server_ids=[target.pk, *dup_ids])
+    return target
+
+
+def servers_reembed(*, server_ids: Iterable[int], user: User = None) -> EmbedResult:
+    """Recompute the search text and the embedding (configured provider) of the given servers, stale or not.
+
+    Deliberately not one transaction: embeddings commit batch by batch (search_index.server_embeddings_refresh),
+    so a long run keeps its progress, and its CREATE INDEX cannot run while deferred constraint checks are
+    pending in an enclosing transaction. The CurationEdits are written once the embeddings are stored."""
+    ids = list(McpServer.objects.filter(pk__in=list(server_ids)).values_list("pk", flat=True))
+    refresh_search_fields(server_ids=ids)
+    result = server_embeddings_refresh(provider=get_provider(), only_stale=False, server_ids=ids)
+    if user is not None:
+        CurationEdit.objects.bulk_create(
+            [CurationEdit(server_id=pk, user=user, action="reembed", changes={"embedding": [None, result.model]})
+             for pk in ids],
+            batch_size=1000,
+        )
+    return result
