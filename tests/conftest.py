@@ -94,6 +94,7 @@ def celery_worker(transactional_db, redis_url, settings):
     )
     old = {k: app.conf[k] for k in ("broker_url", "result_backend", "task_always_eager", "task_default_queue")}
     app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False, task_default_queue=queue)
+    _forget_celery_connections(app)
     settings.CELERY_TASK_ALWAYS_EAGER = False
     try:
         deadline = time.monotonic() + 30
@@ -115,3 +116,34 @@ def celery_worker(transactional_db, redis_url, settings):
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
         app.conf.update(old)
+        _forget_celery_connections(app)
+
+
+def _forget_celery_connections(app) -> None:
+    """Drop what the app cached for the previous broker/backend settings: an earlier test may have opened a
+    connection pool (kombu's default amqp://localhost when no broker was set) or cached the disabled backend."""
+    vars(app._local).pop("backend", None)
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture(scope="session")
+def _catalogue_loader(django_db_setup, django_db_blocker):
+    from django.core.management import call_command
+
+    from registry_app.models import McpServer
+
+    def ensure() -> None:
+        with django_db_blocker.unblock():
+            # Loaded once, committed outside any test transaction; reloaded only if a flushing
+            # (transactional) test emptied it.
+            if not McpServer.objects.exists():
+                call_command("load_default_catalogue", verbosity=0)
+
+    return ensure
+
+
+@pytest.fixture
+def bundled_catalogue(_catalogue_loader, db):
+    """The real bundled catalogue (config/servers.json, 4,000+ servers with embeddings) in the test database."""
+    _catalogue_loader()

@@ -60,7 +60,11 @@ _TOOL_SYNONYMS = {
     "commit": {"commit", "add", "create"},
     "remind": {"create", "event", "task", "reminder"},
 }
+# Verbs that consume data the model then works on: read-type tools serve them.
+for _verb in ("summarize", "summarise", "analyze", "analyse", "review", "extract", "compare", "track", "collect"):
+    _TOOL_SYNONYMS[_verb] = {"read", "get", "list", "fetch", "search", "log", "show", "history", "query"}
 _WORD = re.compile(r"[a-z0-9]+")
+_REFERENCE_REPOSITORIES = ("https://github.com/modelcontextprotocol/",)
 
 
 def _base_verb(word: str) -> str | None:
@@ -82,6 +86,10 @@ def _clauses(request: str) -> list[str]:
             continue
         words = part.split()
         verb = _base_verb(words[0])
+        if verb is None and clauses and not detect_needs(part):
+            # "the time in Tokyo and New York": a fragment naming nothing belongs to the clause before it.
+            clauses[-1] = f"{clauses[-1]} and {part}"
+            continue
         if verb is None and previous_verb and clauses:
             # "read my gmail and slack": the second part borrows the first part's verb.
             part = f"{previous_verb} {part}"
@@ -212,19 +220,20 @@ class OfflineAnalyzer:
         hits = [h for h in self.search(query, limit) if h.server.slug not in exclude]
         if not hits:
             return None
-        top_score = max(h.score for h in hits) or 1.0
-        for rank, hit in enumerate(hits):
-            server = hit.server
-            if server_matches(entry, slug=server.slug, name=server.name, repository_url=server.repository_url or ""):
-                confidence = 0.95 if rank == 0 else max(0.6, 0.9 - 0.03 * rank)
-                quality = "official " if getattr(server, "official", False) else ""
-                verified = "verified " if getattr(server, "verified", False) else ""
-                why = "named in the request" if entry.kind == "service" else f"best match for {entry.name.lower()}"
-                return ChosenServer(
-                    need=entry.key, slug=server.slug, name=server.name, repository_url=server.repository_url or "",
-                    confidence=round(confidence * min(1.0, 0.6 + 0.4 * hit.score / top_score), 2),
-                    reason=f"{entry.name} {why}; top-ranked {verified}{quality}server for it in the catalogue".replace("  ", " "),
-                )
+        matching = [h for h in hits
+                    if server_matches(entry, slug=h.server.slug, name=h.server.name,
+                                      repository_url=h.server.repository_url or "")]
+        if matching:
+            scored = _buildability(matching)
+            # A server we cannot launch cannot become an agent: runnable ones first, then the best score.
+            best, total, facts = max(scored, key=lambda item: ("runnable launch recipe" in item[2], item[1]))
+            server = best.server
+            confidence = min(0.97, 0.55 + 0.45 * total)
+            why = "named in the request" if entry.kind == "service" else f"best match for {entry.name.lower()}"
+            return ChosenServer(
+                need=entry.key, slug=server.slug, name=server.name, repository_url=server.repository_url or "",
+                confidence=round(confidence, 2), reason=f"{entry.name} {why}; {', '.join(facts) or 'closest name match'}",
+            )
         hit = hits[0]
         if entry.kind == "service":
             # Nothing in the catalogue is named for this service: offer the closest match, with low confidence.
@@ -264,3 +273,54 @@ class OfflineAnalyzer:
         for number, step in enumerate(steps, start=1):
             step.step = number
         return steps
+
+
+def _buildability(hits: list) -> list[tuple[object, float, list[str]]]:
+    """Score the catalogue servers that match a service for building an agent, 0..1: relevance to the request
+    plus what makes a server usable without guesswork — published by the vendor or checked by staff, declared
+    credentials (we can ask for them), known tools (the workflow can name them), and a launch recipe we can run
+    (a package, or a remote that declares how to authenticate; a remote with none needs an interactive OAuth)."""
+    from django.db.models import Count
+
+    from registry_app.models import McpServer
+
+    ids = [h.server.id for h in hits]
+    stats = {
+        row["id"]: row
+        for row in McpServer.objects.filter(id__in=ids)
+        .annotate(n_tools=Count("tools", distinct=True), n_creds=Count("credentials", distinct=True))
+        .values("id", "n_tools", "n_creds")
+    }
+    kinds: dict[int, set[str]] = {}
+    from registry_app.models import LaunchRecipe
+
+    for server_id, kind in LaunchRecipe.objects.filter(server_id__in=ids).values_list("server_id", "kind"):
+        kinds.setdefault(server_id, set()).add(kind)
+    top = max(h.score for h in hits) or 1.0
+    scored = []
+    for hit in hits:
+        server, row = hit.server, stats.get(hit.server.id, {"n_tools": 0, "n_creds": 0})
+        recipe_kinds = kinds.get(server.id, set())
+        packaged = bool(recipe_kinds & {"npm", "pypi", "oci"})
+        remote_with_auth = "remote" in recipe_kinds and row["n_creds"] > 0
+        # The MCP project's own reference servers (time, git, fetch, filesystem...) count as official.
+        official = server.official or (server.repository_url or "").startswith(_REFERENCE_REPOSITORIES)
+        facts = []
+        if official:
+            facts.append("official")
+        if server.verified:
+            facts.append("verified")
+        if row["n_tools"]:
+            facts.append(f"{row['n_tools']} known tools")
+        if row["n_creds"]:
+            facts.append("declared credentials")
+        if packaged or remote_with_auth:
+            facts.append("runnable launch recipe")
+        quality = (
+            0.22 * official + 0.15 * server.verified + 0.25 * min(1.0, server.popularity)
+            + 0.15 * min(1.0, row["n_tools"] / 4) + 0.12 * (row["n_creds"] > 0)
+            + 0.12 * (packaged or remote_with_auth)
+        )
+        relevance = max(0.0, hit.score / top)
+        scored.append((hit, min(1.0, 0.3 * relevance + quality + 0.05 * (relevance > 0.97)), facts))
+    return scored

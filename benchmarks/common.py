@@ -1,0 +1,63 @@
+"""Shared set-up for benchmark scripts: a dedicated database on the embedded server (so a benchmark never touches
+the service's data or a running test's), Django initialised against it, the bundled catalogue loaded."""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+
+def setup_django(database: str, *, load_catalogue: bool = True, fresh: bool = False) -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mcpagent.settings")
+    os.environ["MCPAGENT_DB_NAME"] = database
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    if os.environ.get("DATABASE_URL"):
+        raise SystemExit("benchmarks run on the embedded database: unset DATABASE_URL")
+    from mcpagent.embedded_db import ensure_running
+
+    import psycopg
+
+    socket_dir = ensure_running(Path(os.environ.get("MCPAGENT_DATA_DIR", ROOT / ".data")) / "postgres")
+    with psycopg.connect(host=str(socket_dir), user="postgres", dbname="postgres", autocommit=True) as conn:
+        if fresh:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone():
+            conn.execute(f'CREATE DATABASE "{database}"')
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+    if load_catalogue:
+        started = time.perf_counter()
+        call_command("load_default_catalogue", if_empty=True, verbosity=0)
+        took = time.perf_counter() - started
+        if took > 1:
+            print(f"(loaded the bundled catalogue into {database} in {took:.1f} s)")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def machine() -> str:
+    import platform
+
+    cpu = "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.node()}: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"

@@ -1,0 +1,174 @@
+"""The chat API end to end through HTTP, on the real bundled catalogue and the offline analyzer."""
+
+import base64
+
+import pytest
+
+from sessions_app.models import Conversation, Session
+
+SPEC_REQUEST = (
+    "I want to create a workflow that monitors my Gmail for specific emails, extracts data, "
+    "stores it in Notion, and sends a Slack notification"
+)
+
+
+def _counts() -> tuple[int, int]:
+    return Session.objects.count(), Conversation.objects.count()
+
+
+def _error(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["error"]["code"] == code, body
+    return body["error"]
+
+
+def _chat(api, **body):
+    return api.post("/api/chat", body, format="json")
+
+
+# --- bad input: clear 4xx in the error shape, nothing stored ---
+
+def test_missing_message_is_400_and_stores_nothing(api):
+    before = _counts()
+    error = _error(_chat(api, session_id=None), 400, "validation_error")
+    assert "message" in error["details"]
+    assert _counts() == before
+
+
+def test_blank_message_is_400(api):
+    before = _counts()
+    _error(_chat(api, message="   "), 400, "validation_error")
+    assert _counts() == before
+
+
+def test_one_megabyte_message_is_400_and_stores_nothing(api):
+    before = _counts()
+    error = _error(_chat(api, message="x" * 1_000_000), 400, "validation_error")
+    assert "message" in error["details"]
+    assert _counts() == before
+
+
+def test_unknown_session_is_404(api):
+    before = _counts()
+    _error(_chat(api, message="hello", session_id="6f1c1b1e-0000-4000-8000-000000000000"), 404, "not_found")
+    assert _counts() == before
+
+
+def test_malformed_session_id_is_400(api):
+    _error(_chat(api, message="hello", session_id="../../etc"), 400, "validation_error")
+
+
+def test_another_clients_session_is_404_and_untouched(api, other_api):
+    session_id = other_api.post("/api/sessions/create").json()["session_id"]
+    before = _counts()
+    _error(_chat(api, message="use Discord instead", session_id=session_id), 404, "not_found")
+    _error(api.get(f"/api/sessions/{session_id}"), 404, "not_found")
+    _error(api.delete(f"/api/sessions/{session_id}"), 404, "not_found")
+    assert _counts() == before
+    assert other_api.get(f"/api/sessions/{session_id}").status_code == 200
+
+
+def test_credentials_must_be_a_mapping_of_mappings(api):
+    before = _counts()
+    _error(_chat(api, message="hi", credentials={"slack": "xoxb-1"}), 400, "validation_error")
+    assert _counts() == before
+
+
+def test_unknown_credential_server_is_400_and_stores_nothing(api, bundled_catalogue):
+    session_id = _chat(api, message=SPEC_REQUEST).json()["session_id"]
+    before = _counts()
+    error = _error(
+        _chat(api, message="here you go", session_id=session_id,
+              credentials={"no-such-server-xyz": {"TOKEN": "abc123"}}),
+        400, "unknown_server",
+    )
+    assert error["details"]["unknown_servers"] == ["no-such-server-xyz"]
+    assert "abc123" not in str(error)
+    assert _counts() == before
+
+
+def test_invalid_base64_file_is_400_and_stores_nothing(api, bundled_catalogue):
+    session_id = _chat(api, message=SPEC_REQUEST).json()["session_id"]
+    before = _counts()
+    response = _chat(api, message="my file", session_id=session_id,
+                     files=[{"filename": "client.json", "content": "%%%not-base64%%%", "type": "credential"}])
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] in {"invalid_files", "validation_error"}
+    assert _counts() == before
+
+
+# --- the product spec's example ---
+
+def test_spec_example_plans_gmail_notion_slack_with_five_steps(api, bundled_catalogue):
+    response = _chat(api, message=SPEC_REQUEST)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert set(body) >= {"reply", "session_id", "required_credentials", "required_files", "status",
+                         "agent_created", "agent_id"}
+    assert body["status"] == "pending_credentials"
+    assert body["agent_created"] is False and body["agent_id"] is None
+    needs = {s["need"] for s in body["servers"]}
+    assert {"gmail", "notion", "slack"} <= needs, body["servers"]
+    names = " ".join(s["name"] + " " + s["slug"] for s in body["servers"]).lower()
+    assert "gmail" in names and "notion" in names and "slack" in names
+    assert len(body["workflow"]) == 5, body["workflow"]
+    assert [step["step"] for step in body["workflow"]] == [1, 2, 3, 4, 5]
+    by_server = {s["need"]: s["slug"] for s in body["servers"]}
+    assert body["workflow"][0]["server"] == by_server["gmail"]
+    assert body["workflow"][-1]["server"] == by_server["slack"]
+    # Credentials: each chosen server that needs a secret asks for it, with instructions.
+    asked = {(c["mcp_server"], c["credential_key"]) for c in body["required_credentials"]}
+    assert asked and all(c["instructions"] for c in body["required_credentials"])
+    assert {slug for slug, _ in asked} <= set(by_server.values())
+    assert "Slack" in body["reply"] and "Notion" in body["reply"]
+
+
+def test_session_detail_shows_plan_and_missing_names(api, bundled_catalogue):
+    first = _chat(api, message=SPEC_REQUEST).json()
+    detail = api.get(f"/api/sessions/{first['session_id']}").json()
+    assert detail["status"] == "pending_credentials"
+    assert [s["slug"] for s in detail["servers"]] == [s["slug"] for s in first["servers"]]
+    assert len(detail["workflow"]) == 5
+    assert {(m["mcp_server"], m["credential_key"]) for m in detail["missing_credentials"]} == {
+        (c["mcp_server"], c["credential_key"]) for c in first["required_credentials"]
+    }
+    assert [t["role"] for t in detail["turns"]] == ["user", "assistant"]
+    assert detail["turns"][0]["message"] == SPEC_REQUEST
+    assert detail["agent"] is None
+
+
+def test_use_discord_instead_of_slack_revises_the_plan(api, bundled_catalogue):
+    first = _chat(api, message=SPEC_REQUEST).json()
+    kept = {s["need"]: s["slug"] for s in first["servers"] if s["need"] != "slack"}
+    second = _chat(api, message="Use Discord instead of Slack", session_id=first["session_id"]).json()
+    needs = {s["need"]: s["slug"] for s in second["servers"]}
+    assert "slack" not in needs and "discord" in needs
+    assert "discord" in (second["servers"][-1]["name"] + second["servers"][-1]["slug"]).lower()
+    assert {k: needs[k] for k in kept} == kept  # Gmail and Notion choices unchanged
+    assert len(second["workflow"]) == 5 and second["workflow"][-1]["server"] == needs["discord"]
+    assert not any(c["mcp_server"] == first["servers"][-1]["slug"] for c in second["required_credentials"])
+    assert "Switched Slack to Discord" in second["reply"]
+    assert second["session_id"] == first["session_id"]
+
+
+def test_drop_notion_removes_it(api, bundled_catalogue):
+    first = _chat(api, message=SPEC_REQUEST).json()
+    second = _chat(api, message="drop Notion", session_id=first["session_id"]).json()
+    needs = {s["need"] for s in second["servers"]}
+    assert needs == {"gmail", "slack"}, second["servers"]
+    assert all(step["server"] != next(s["slug"] for s in first["servers"] if s["need"] == "notion")
+               for step in second["workflow"])
+
+
+def test_a_request_naming_no_service_asks_for_more(api, bundled_catalogue):
+    body = _chat(api, message="hello there").json()
+    assert body["status"] == "success" and body["servers"] == [] and body["session_status"] == "new"
+    assert "Describe what should happen" in body["reply"]
+
+
+def test_delete_session(api, bundled_catalogue):
+    session_id = _chat(api, message=SPEC_REQUEST).json()["session_id"]
+    assert api.delete(f"/api/sessions/{session_id}").status_code == 204
+    _error(api.get(f"/api/sessions/{session_id}"), 404, "not_found")
+    assert not Conversation.objects.filter(session_id=session_id).exists()
