@@ -54,7 +54,7 @@ class DecryptionError(Exception):
 
 class Ciphertext(bytes):
     """An already-encrypted Fernet token. Encrypted fields store it as-is instead of encrypting it again
-    (used by key rotation to write re-encrypted tokens and to compare-and-swap on the old token)."""
+    (key rotation writes re-encrypted tokens this way)."""
 
 
 def generate_key() -> str:
@@ -144,14 +144,6 @@ def decrypt_bytes(token: bytes, *, what: str = "a stored secret") -> bytes:
         ) from None
 
 
-def encrypt_json(value: Any) -> Ciphertext:
-    return encrypt_bytes(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
-
-
-def decrypt_json(token: bytes, *, what: str = "a stored secret") -> Any:
-    return json.loads(decrypt_bytes(token, what=what).decode("utf-8"))
-
-
 def is_current(token: bytes) -> bool:
     """True if the token decrypts with the newest key alone (rotation has nothing to do for it)."""
     try:
@@ -200,8 +192,8 @@ class _EncryptedField(models.BinaryField):
         return f"{self.model.__name__}.{self.name}" if hasattr(self, "model") else "a stored secret"
 
     def get_prep_value(self, value: Any) -> Any:
-        if value is None:
-            return None
+        if value is None and (self.null or isinstance(self, EncryptedBytesField)):
+            return None  # SQL NULL; in a non-null JSON field None is the JSON value null, encrypted
         if isinstance(value, Ciphertext):
             return bytes(value)
         return bytes(encrypt_bytes(self._encode(value)))
@@ -219,7 +211,7 @@ class _EncryptedField(models.BinaryField):
     def value_from_object(self, obj) -> Any:
         # Generic introspection (model_to_dict, serializers, dumpdata) sees ciphertext, never plaintext.
         value = getattr(obj, self.attname)
-        if value is None:
+        if value is None and self.null:
             return None
         return {_SERIALIZED_MARKER: bytes(encrypt_bytes(self._encode(value))).decode("ascii")}
 

@@ -69,7 +69,9 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         if getattr(exc, "wait", None):
             headers["Retry-After"] = str(int(exc.wait))
         if isinstance(exc, exceptions.ValidationError):
-            body = error_body("validation_error", "The request is not valid; see details per field.", exc.detail)
+            body = error_body(
+                "validation_error", "The request is not valid; see details per field.", _without_input(exc.detail, context)
+            )
         else:
             code = exc.get_codes() if isinstance(exc.get_codes(), str) else _STATUS_CODES.get(exc.status_code, "error")
             body = error_body(code, str(exc.detail), None)
@@ -78,6 +80,18 @@ def exception_handler(exc: Exception, context: dict) -> Response:
     set_rollback()
     logger.error("unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
     return Response(error_body("server_error", "Internal server error."), status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def _without_input(detail: Any, context: dict) -> Any:
+    """Validation details never quote the request (DRF's '"{input}" is not a valid choice.' could echo a secret)."""
+    from mcpagent.logging_filters import scrub_echoed_input
+
+    request = context.get("request")
+    try:
+        data = request.data if request is not None else None
+    except Exception:  # the body did not parse: nothing of it can be quoted back
+        data = None
+    return scrub_echoed_input(detail, data)
 
 
 class ApiErrorMiddleware:

