@@ -60,6 +60,9 @@ class ServerSource(models.Model):
     location = models.CharField(max_length=500, blank=True, help_text="File and line/record it came from.")
     data_hash = models.CharField(max_length=64, blank=True, help_text="Hash of the normalised record, for idempotency.")
     data = models.JSONField(default=dict, blank=True)
+    # Identity keys of the record (repo URL, package ids, remote URL, registry name): how later imports from
+    # other sources find this server to merge into (see registry_app.importers.merge).
+    merge_keys = ArrayField(models.CharField(max_length=600), default=list, blank=True)
     first_seen = models.DateTimeField(auto_now_add=True)
     last_seen = models.DateTimeField(auto_now=True)
 
@@ -93,6 +96,9 @@ class LaunchRecipe(models.Model):
     url = models.CharField(max_length=1000, blank=True, help_text="Remote servers only.")
     command = models.CharField(max_length=100, blank=True, help_text="Launcher, e.g. npx, uvx, docker.")
     args = models.JSONField(default=list, blank=True)
+    # Templates: "${KEY}" stands for the value of the server's credential requirement KEY.
+    env = models.JSONField(default=dict, blank=True, help_text='Env vars to set, e.g. {"X": "Bearer ${TOKEN}"}.')
+    headers = models.JSONField(default=dict, blank=True, help_text='Remote only: HTTP headers, same templates.')
     source = models.CharField(max_length=40, blank=True)
     priority = models.IntegerField(default=100, help_text="Lower is preferred.")
 
@@ -158,6 +164,27 @@ class CredentialRequirement(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class SyncState(models.Model):
+    """Checkpoint of an incremental sync from a registry API (one row per registry URL).
+
+    `cursor` is set while a pass is in progress and saved after every committed page, so an interrupted
+    `sync_registry` resumes at the next page; `watermark` is the newest `updatedAt` of the last completed pass,
+    used as `updated_since` for the next one."""
+
+    url = models.CharField(max_length=500, unique=True)
+    cursor = models.CharField(max_length=1000, blank=True)
+    pass_since = models.CharField(max_length=64, blank=True, help_text="updated_since of the pass in progress.")
+    pass_max_updated = models.CharField(max_length=64, blank=True, help_text="Newest updatedAt seen this pass.")
+    watermark = models.CharField(max_length=64, blank=True, help_text="Newest updatedAt of the last full pass.")
+    pages = models.PositiveIntegerField(default=0, help_text="Pages committed in the pass in progress.")
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_completed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return self.url
 
 
 class ServerEmbedding(models.Model):

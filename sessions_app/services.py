@@ -132,7 +132,10 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
     """One user turn. Stores it, revises or (re)analyses the plan, collects credentials/files, and queues agent
     creation once nothing required is missing. Bad input raises before anything is written."""
     from agents_app.master.revise import revise_request
+    from mcpagent.logging_filters import redact
 
+    # A secret pasted into the message itself is masked before the text is stored anywhere (turns, plan).
+    message = redact(data.message)
     dispatch: list[tuple[str, str]] = []
     with transaction.atomic():
         if data.session_id:
@@ -148,13 +151,13 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
             )
         stored = _store_secrets(session=session, client=client, credentials=data.credentials or {},
                                 files=data.files or [])
-        conversation_add(session=session, role=Conversation.Role.USER, message=data.message,
+        conversation_add(session=session, role=Conversation.Role.USER, message=message,
                          metadata={"credentials": stored["credentials"], "files": stored["files"]})
         plan = _plan(session)
         request = session.context.get("request", "")
-        revision = revise_request(request, data.message) if plan else None
+        revision = revise_request(request, message) if plan else None
         if plan is None or revision is not None:
-            session.context["request"] = revision.request if revision else data.message
+            session.context["request"] = revision.request if revision else message
             session.context["revision"] = revision.summary if revision else ""
             session.status = Status.ANALYSING
             session.error = ""
