@@ -1,0 +1,37 @@
+from django.contrib import admin, messages
+
+from agents_app.models import Agent, AgentRun
+from agents_app.services import agent_revalidate
+
+
+@admin.register(Agent)
+class AgentAdmin(admin.ModelAdmin):
+    list_display = ["id", "name", "client", "status", "model", "created_at"]
+    list_filter = ["status", "model"]
+    search_fields = ["id", "name", "client__name"]
+    # mcp_config holds only credential references; values never reach the admin.
+    readonly_fields = ["id", "client", "session", "status", "mcp_config", "server_info", "workflow", "instruction",
+                       "model", "tools", "progress", "error", "metadata", "created_at", "updated_at"]
+    fields = readonly_fields[:1] + ["name"] + readonly_fields[1:]
+    actions = ["revalidate"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # agents are created through the API (safety checks, credential storage)
+
+    @admin.action(description="Validate the selected agents again (start their MCP servers)")
+    def revalidate(self, request, queryset) -> None:
+        for agent in queryset:
+            agent_revalidate(agent=agent)
+        self.message_user(request, f"Validation queued for {queryset.count()} agent(s).", messages.SUCCESS)
+
+
+@admin.register(AgentRun)
+class AgentRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "agent", "status", "model", "created_at", "finished_at"]
+    list_filter = ["status", "model"]
+    search_fields = ["id", "agent__id", "agent__name"]
+    readonly_fields = ["id", "agent", "status", "message", "model", "reply", "error", "metadata", "created_at",
+                       "started_at", "finished_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False

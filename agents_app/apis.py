@@ -1,0 +1,212 @@
+"""Agent endpoints: create (spec 2.2.2), inspect, export as a fast-agent project, and talk to the agent.
+
+Creation and runs happen in Celery workers. The endpoints wait a short bound for them
+(AGENT_CREATE_WAIT_SECONDS, AGENT_RUN_WAIT_SECONDS) and otherwise answer 202 with what to poll. Without a
+broker (eager mode) the work runs inline and the answer is always final.
+"""
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agents_app.models import Agent, AgentRun
+from agents_app.selectors import (
+    agent_export,
+    agent_get,
+    agent_list,
+    agent_run_get,
+    agent_servers,
+    agent_turns,
+)
+from agents_app.services import (
+    OFFLINE_MODELS,
+    agent_create,
+    agent_message_send,
+    agent_run_queue,
+    agent_validation_queue,
+    wait_for,
+)
+from mcpagent.errors import ApplicationError
+
+
+def agent_body(agent: Agent) -> dict:
+    return {
+        "agent_id": str(agent.id),
+        "name": agent.name,
+        "status": agent.status,
+        "model": agent.model,
+        "session_id": str(agent.session_id) if agent.session_id else None,
+        "user_prompt": agent.metadata.get("user_prompt", ""),
+        "workflow": agent.workflow,
+        "workflow_steps": agent.metadata.get("workflow_steps", []),
+        "instruction": agent.instruction,
+        "servers": agent_servers(agent=agent),
+        "tools": {name: [t["name"] for t in tools] for name, tools in agent.tools.items()},
+        "progress": agent.progress,
+        "error": agent.error,
+        "playback_steps": len(agent.metadata.get("playback", [])),
+        "created_at": agent.created_at.isoformat(),
+        "updated_at": agent.updated_at.isoformat(),
+    }
+
+
+def run_body(run: AgentRun) -> dict:
+    turns = agent_turns(agent=run.agent, run=run)
+    return {
+        "run_id": str(run.id),
+        "status": run.status,
+        "model": run.model,
+        "message": run.message,
+        "reply": run.reply,
+        "error": run.error,
+        "tool_calls": _tool_calls(turns),
+        "seconds": run.metadata.get("seconds"),
+        "created_at": run.created_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
+
+
+def _tool_calls(turns) -> list[dict]:
+    calls: dict[str, dict] = {}
+    for turn in turns:
+        meta = turn.metadata
+        if meta.get("kind") == "tool_call":
+            calls[meta["call_id"]] = {"tool": meta.get("tool"), "server": meta.get("server"),
+                                      "arguments": meta.get("arguments"), "result": None, "is_error": None}
+        elif meta.get("kind") == "tool_result" and meta.get("call_id") in calls:
+            calls[meta["call_id"]].update(result=turn.message, is_error=meta.get("is_error"))
+    return list(calls.values())
+
+
+def turn_body(turn) -> dict:
+    return {"id": str(turn.id), "role": turn.role, "message": turn.message, "metadata": turn.metadata,
+            "timestamp": turn.timestamp.isoformat()}
+
+
+class AgentCreateApi(APIView):
+    @extend_schema_serializer(component_name="AgentCreateInput")
+    class InputSerializer(serializers.Serializer):
+        mcp_server_info = serializers.JSONField(required=False)
+        mcp_config = serializers.JSONField()
+        user_prompt = serializers.CharField(max_length=20_000)
+        workflow = serializers.JSONField()
+        model = serializers.CharField(max_length=100, required=False, allow_blank=True)
+        name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        playback = serializers.JSONField(required=False, help_text="Scripted steps for model `playback`.")
+
+        def validate_mcp_config(self, value):
+            if not isinstance(value, dict) or not isinstance(value.get("mcpServers"), dict):
+                raise serializers.ValidationError("must be an object with an `mcpServers` object.")
+            return value
+
+        def validate_mcp_server_info(self, value):
+            if not isinstance(value, dict) or not isinstance(value.get("servers", []), list):
+                raise serializers.ValidationError("must be an object with a `servers` list.")
+            return value
+
+    @extend_schema_serializer(component_name="AgentCreateOutput")
+    class OutputSerializer(serializers.Serializer):
+        status = serializers.CharField()
+        agent_id = serializers.UUIDField()
+        message = serializers.CharField()
+        agent = serializers.DictField()
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer, 202: OutputSerializer})
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        agent = agent_create(
+            client=request.auth, servers=data["mcp_config"]["mcpServers"], server_info=data.get("mcp_server_info"),
+            user_prompt=data["user_prompt"], workflow=data["workflow"], model=data.get("model") or None,
+            name=data.get("name", ""), playback=data.get("playback"),
+        )
+        agent_validation_queue(agent=agent)
+        if not settings.CELERY_TASK_ALWAYS_EAGER:
+            wait_for(Agent.objects.filter(pk=agent.pk), done=(Agent.Status.READY, Agent.Status.FAILED),
+                     seconds=settings.AGENT_CREATE_WAIT_SECONDS)
+        agent.refresh_from_db()
+        if agent.status == Agent.Status.FAILED:
+            error = agent.error or {}
+            raise ApplicationError(
+                error.get("message", "The agent could not be created."), code="agent_validation_failed", status=422,
+                details={"agent_id": str(agent.id), "server": error.get("server"), "reason": error.get("code"),
+                         "hint": error.get("hint"), "errors": error.get("servers", [error])},
+            )
+        if agent.status == Agent.Status.READY:
+            body = {"status": "ok", "agent_id": agent.id, "message": "Agent created successfully",
+                    "agent": agent_body(agent)}
+            return Response(self.OutputSerializer(body).data, status=status.HTTP_201_CREATED)
+        body = {"status": "ok", "agent_id": agent.id,
+                "message": f"Agent is being created ({agent.status}); poll GET /api/agents/{agent.id}.",
+                "agent": agent_body(agent)}
+        return Response(self.OutputSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+class AgentListApi(APIView):
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        agents = agent_list(client=request.auth)[:200]
+        return Response({"agents": [{"agent_id": str(a.id), "name": a.name, "status": a.status, "model": a.model,
+                                     "created_at": a.created_at.isoformat()} for a in agents]})
+
+
+class AgentDetailApi(APIView):
+    @extend_schema(responses={200: dict})
+    def get(self, request, agent_id):
+        return Response(agent_body(agent_get(client=request.auth, agent_id=agent_id)))
+
+
+class AgentConfigApi(APIView):
+    @extend_schema(responses={200: dict})
+    def get(self, request, agent_id):
+        agent = agent_get(client=request.auth, agent_id=agent_id)
+        return Response({"agent_id": str(agent.id), **agent_export(agent=agent)})
+
+
+class AgentMessagesApi(APIView):
+    @extend_schema_serializer(component_name="AgentMessageInput")
+    class InputSerializer(serializers.Serializer):
+        message = serializers.CharField(max_length=50_000)
+        model = serializers.ChoiceField(choices=list(OFFLINE_MODELS), required=False,
+                                        help_text="Override the agent's model for this message (offline models only).")
+
+    @extend_schema(request=InputSerializer, responses={200: dict, 202: dict})
+    def post(self, request, agent_id):
+        agent = agent_get(client=request.auth, agent_id=agent_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        run = agent_message_send(agent=agent, message=serializer.validated_data["message"],
+                                 model=serializer.validated_data.get("model"), actor=request.auth)
+        agent_run_queue(run=run)
+        if not settings.CELERY_TASK_ALWAYS_EAGER:
+            wait_for(AgentRun.objects.filter(pk=run.pk), done=(AgentRun.Status.SUCCEEDED, AgentRun.Status.FAILED),
+                     seconds=settings.AGENT_RUN_WAIT_SECONDS)
+        run.refresh_from_db()
+        if run.status == AgentRun.Status.FAILED:
+            error = run.error or {}
+            raise ApplicationError(
+                error.get("message", "The agent run failed."), code="agent_run_failed", status=502,
+                details={"run_id": str(run.id), "server": error.get("server"), "reason": error.get("code"),
+                         "hint": error.get("hint")},
+            )
+        if run.status == AgentRun.Status.SUCCEEDED:
+            return Response({**run_body(run), "status": "ok", "run_status": run.status})
+        return Response({"status": run.status, "run_id": str(run.id),
+                         "message": f"The agent is working; poll GET /api/agents/{agent.id}/runs/{run.id}."},
+                        status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, agent_id):
+        agent = agent_get(client=request.auth, agent_id=agent_id)
+        turns = agent_turns(agent=agent)
+        return Response({"agent_id": str(agent.id), "turns": [turn_body(t) for t in turns[:1000]]})
+
+
+class AgentRunApi(APIView):
+    @extend_schema(responses={200: dict})
+    def get(self, request, agent_id, run_id):
+        agent = agent_get(client=request.auth, agent_id=agent_id)
+        return Response(run_body(agent_run_get(agent=agent, run_id=run_id)))

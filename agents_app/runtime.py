@@ -1,0 +1,622 @@
+"""Starting MCP servers: validation with the plain `mcp` SDK, and agent runs with fast-agent.
+
+Every server process we start carries MCPAGENT_PROCESS_TAG in its environment (inherited by its own
+children), so whatever happens (timeouts, crashes, a daemonising launcher) we can find and kill every
+process of a validation or a run afterwards: nothing outlives the task. fast_agent is imported lazily
+(about 1.3 s) and only where a run needs it.
+"""
+
+import asyncio
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import anyio
+import psutil
+from django.conf import settings
+
+from agents_app import safety
+from agents_app.mcp_config import LaunchSpec
+
+logger = logging.getLogger(__name__)
+# The SDK logs a server's unparsable stdout lines verbatim, and those can hold secrets; failures are reported
+# (redacted) by us instead.
+logging.getLogger("mcp.client.stdio").setLevel(logging.CRITICAL)
+
+PROCESS_TAG_ENV = "MCPAGENT_PROCESS_TAG"
+STDERR_TAIL_CHARS = 2000
+TOOL_TEXT_CHARS = 20_000
+T = TypeVar("T")
+
+# fast-agent keeps process-global settings and needs its own working directory: one run per process at
+# a time (a Celery prefork child runs one task at a time anyway; this guards eager, threaded use).
+_RUN_LOCK = threading.Lock()
+
+
+# --- process bookkeeping ---------------------------------------------------------------------------
+
+def new_process_tag() -> str:
+    # Prefixed with our pid, so a process (or a test) can find exactly the servers it started.
+    return f"{os.getpid()}-{uuid.uuid4().hex}"
+
+
+def process_tag_prefix(pid: int | None = None) -> str:
+    return f"{pid or os.getpid()}-"
+
+
+def tagged_processes(tag: str) -> list[psutil.Process]:
+    """Live processes whose environment carries this tag (or a tag starting with it)."""
+    found = []
+    me = os.getpid()
+    for proc in psutil.process_iter(["pid"]):
+        if proc.pid == me:
+            continue
+        try:
+            value = proc.environ().get(PROCESS_TAG_ENV, "")
+            if value and value.startswith(tag) and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            continue
+    return found
+
+
+def kill_tagged(tag: str, *, wait: bool = True, sig: int = signal.SIGKILL) -> int:
+    """Signal (SIGKILL) every process carrying the tag; returns how many were still alive. `wait` reaps them
+    too, which must not happen while an event loop still watches one of them as its child."""
+    procs = tagged_processes(tag)
+    for proc in procs:
+        try:
+            proc.send_signal(sig)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    if procs and wait:
+        psutil.wait_procs(procs, timeout=3)
+        logger.info("killed %d leftover MCP server process(es) for tag %s", len(procs), tag[:16])
+    return len(procs)
+
+
+def run_sync(factory: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine from sync code (views, Celery tasks, commands), also when this thread has a loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(factory())
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(factory())
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="mcpagent-runtime")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+# --- validation ------------------------------------------------------------------------------------
+
+@dataclass
+class ServerCheck:
+    server: str
+    ok: bool
+    seconds: float
+    tools: list[dict] = field(default_factory=list)
+    server_info: dict = field(default_factory=dict)
+    error: dict | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class _Failure(Exception):
+    def __init__(self, code: str, message: str, hint: str):
+        super().__init__(message)
+        self.code, self.message, self.hint = code, message, hint
+
+
+def validate_servers(specs: list[LaunchSpec], *, timeout: float | None = None) -> dict[str, ServerCheck]:
+    """Start each server, initialize, list its tools, stop it; all servers in parallel, each bounded by
+    `timeout` (AGENT_VALIDATION_TIMEOUT_SECONDS). Never raises for a server's failure: see .error."""
+    timeout = timeout if timeout is not None else settings.AGENT_VALIDATION_TIMEOUT_SECONDS
+    return run_sync(lambda: validate_servers_async(specs, timeout=timeout))
+
+
+async def validate_servers_async(specs: list[LaunchSpec], *, timeout: float) -> dict[str, ServerCheck]:
+    results: dict[str, ServerCheck] = {}
+
+    async def one(spec: LaunchSpec) -> None:
+        results[spec.name] = await check_server(spec, timeout=timeout)
+
+    async with anyio.create_task_group() as group:
+        for spec in specs:
+            group.start_soon(one, spec)
+    return {spec.name: results[spec.name] for spec in specs}
+
+
+async def check_server(spec: LaunchSpec, *, timeout: float) -> ServerCheck:
+    started = time.monotonic()
+    try:
+        if spec.transport == "stdio":
+            info, tools = await _check_stdio(spec, timeout)
+        else:
+            info, tools = await _check_remote(spec, timeout)
+    except _Failure as failure:
+        return ServerCheck(
+            server=spec.name, ok=False, seconds=round(time.monotonic() - started, 3),
+            error={"server": spec.name, "code": failure.code, "message": spec.redact(failure.message),
+                   "hint": failure.hint},
+        )
+    return ServerCheck(server=spec.name, ok=True, seconds=round(time.monotonic() - started, 3), tools=tools,
+                       server_info=info)
+
+
+async def _list(session: Any) -> tuple[dict, list[dict]]:
+    init = await session.initialize()
+    tools: list[dict] = []
+    cursor = None
+    while True:
+        from mcp_types import PaginatedRequestParams
+
+        page = await session.list_tools(params=PaginatedRequestParams(cursor=cursor) if cursor else None)
+        tools.extend({"name": t.name, "description": (t.description or "")[:500]} for t in page.tools)
+        cursor = page.next_cursor
+        if not cursor or len(tools) > 1000:
+            break
+    info = {"name": init.server_info.name, "version": init.server_info.version}
+    return info, tools
+
+
+async def _check_stdio(spec: LaunchSpec, timeout: float) -> tuple[dict, list[dict]]:
+    from mcp.client.session import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    executable = safety.resolve_command(spec.command)
+    if executable is None:
+        raise _Failure("command_not_found", f"{spec.label}: `{spec.command}` is not installed on this server.",
+                       _install_hint(spec.command))
+    tag = new_process_tag()
+    workdir = tempfile.mkdtemp(prefix="mcpagent-srv-")
+    errlog = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
+    params = StdioServerParameters(command=executable, args=spec.args, env={**spec.env, PROCESS_TAG_ENV: tag},
+                                   cwd=workdir)
+    timed_out = False
+    outcome: tuple[dict, list[dict]] | None = None
+    error: BaseException | None = None
+    try:
+        async with stdio_client(params, errlog=errlog) as (read, write):
+            with anyio.move_on_after(timeout) as scope:
+                try:
+                    async with ClientSession(read, write, read_timeout_seconds=timeout) as session:
+                        outcome = await _list(session)
+                except Exception as exc:  # noqa: BLE001 -- classified below with the server's stderr
+                    error = exc
+            if outcome is not None and spec.command != "docker":
+                # Validation is done; a polite stdin close costs the server's shutdown time (about 0.4 s for
+                # mcp-server-time). docker is the exception: only a stdin close stops its container.
+                kill_tagged(tag, wait=False, sig=signal.SIGTERM)
+            if scope.cancelled_caught:
+                timed_out = True
+                # A hung server would get the SDK's 2 s + 2 s grace; nothing useful comes of waiting. No reaping
+                # here: the event loop must see its child's exit itself.
+                kill_tagged(tag, wait=False)
+    except Exception as exc:  # noqa: BLE001 -- spawn errors (ENOENT, EACCES) and transport errors
+        error = error or exc
+    finally:
+        kill_tagged(tag)
+        shutil.rmtree(workdir, ignore_errors=True)
+    errlog.seek(0)
+    stderr = errlog.read()[-20_000:]
+    errlog.close()
+    if outcome is not None:
+        return outcome
+    raise _classify_stdio(spec, stderr=stderr, error=error, timed_out=timed_out, timeout=timeout)
+
+
+_AUTH_RE = re.compile(
+    r"\b401\b|\b403\b|unauthori[sz]ed|invalid[ _-]?(api[ _-]?)?(token|key|credential|auth)|bad credentials|"
+    r"authentication (failed|error|required)|invalid_auth|not_authed|forbidden|token (is )?(expired|revoked)|"
+    r"expired token|incorrect api key|access denied",
+    re.IGNORECASE,
+)
+_MISSING_SETTING_RE = re.compile(
+    r"(environment variable|env var)[^\n]{0,80}(required|not set|missing|must be set)|"
+    r"(missing|required|not set)[^\n]{0,40}(environment variable|api[ _-]?key|token)|"
+    r"\b([A-Z][A-Z0-9_]{2,})\b[^\n]{0,20}\b(is )?(not set|required|missing)",
+)
+_NO_MODULE_RE = re.compile(r"No module named '?([\w.]+)'?")
+_NETWORK_RE = re.compile(
+    r"ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|getaddrinfo|Temporary failure in name resolution|"
+    r"Could not resolve host|Network is unreachable|Failed to fetch",
+    re.IGNORECASE,
+)
+_PACKAGE_MISSING_RE = re.compile(
+    r"E404|404 Not Found|is not in this registry|No solution found|not found in the package registry|"
+    r"Unable to find image|pull access denied|manifest unknown|repository does not exist",
+    re.IGNORECASE,
+)
+
+
+def _classify_stdio(spec: LaunchSpec, *, stderr: str, error: BaseException | None, timed_out: bool,
+                    timeout: float) -> _Failure:
+    label = spec.label
+    tail = spec.redact(stderr.strip())[-STDERR_TAIL_CHARS:]
+    said = f" The server said: {_last_lines(tail)}" if tail else ""
+    if timed_out:
+        return _Failure(
+            "server_timeout", f"{label} did not answer initialize within {timeout:g} s.{said}",
+            "If it downloads its package on first start, retry (it is cached afterwards) or raise "
+            "AGENT_VALIDATION_TIMEOUT_SECONDS; otherwise check that it is an MCP server speaking stdio.",
+        )
+    if isinstance(error, FileNotFoundError):
+        return _Failure("command_not_found", f"{label}: `{spec.command}` is not installed on this server.",
+                        _install_hint(spec.command))
+    if isinstance(error, PermissionError):
+        return _Failure("command_not_runnable", f"{label}: `{spec.command}` cannot be executed here.",
+                        "Ask an operator to check the launcher's installation and permissions.")
+    if _AUTH_RE.search(stderr):
+        keys = ", ".join(spec.secret_keys) or "its credentials"
+        return _Failure("credentials_rejected", f"{_service(label)} rejected the credentials.{said}",
+                        f"Check {keys}: the value, that it has not expired or been revoked, and its scopes.")
+    if "Cannot connect to the Docker daemon" in stderr:
+        return _Failure("docker_unavailable", f"{label}: Docker is installed but its daemon is not running.{said}",
+                        "Start the Docker daemon on the worker hosts, or pick a server that runs with npx/uvx.")
+    module = _NO_MODULE_RE.search(stderr)
+    if module:
+        return _Failure("package_missing", f"{label}: the Python module `{module.group(1)}` is not installed.",
+                        "Install it into the server's Python environment, or launch it with `uvx <package>`.")
+    if _PACKAGE_MISSING_RE.search(stderr):
+        return _Failure("package_missing", f"{label}: its package or image was not found.{said}",
+                        "Check the package name and version in the launch command.")
+    if _NETWORK_RE.search(stderr):
+        return _Failure("network_error", f"{label} could not reach the network.{said}",
+                        "Check that the worker can reach the package registry and the service's API.")
+    missing = _MISSING_SETTING_RE.search(stderr)
+    if missing:
+        return _Failure("setting_missing", f"{label} is missing a required setting.{said}",
+                        "Provide the setting it names (as an env value) and retry.")
+    detail = said or (f" ({_exception_text(error)})" if error else "")
+    return _Failure("server_exited", f"{label} stopped before answering initialize.{detail}",
+                    "Run the same command locally to see its error; check its arguments and settings.")
+
+
+async def _check_remote(spec: LaunchSpec, timeout: float) -> tuple[dict, list[dict]]:
+    import httpx2
+    from mcp.client.session import ClientSession
+    from mcp.client.sse import sse_client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    await _check_remote_address(spec)
+    # The SDK turns HTTP errors into generic JSON-RPC errors; keep the statuses to say what happened.
+    statuses: list[int] = []
+
+    async def record(response: Any) -> None:
+        statuses.append(response.status_code)
+
+    def client_factory(**kwargs: Any) -> Any:
+        client = create_mcp_http_client(**kwargs)
+        client.event_hooks = {"request": [], "response": [record]}
+        return client
+
+    try:
+        with anyio.fail_after(timeout):
+            if spec.transport == "sse":
+                transport = sse_client(spec.url, headers=spec.headers, timeout=timeout, sse_read_timeout=timeout,
+                                       httpx_client_factory=client_factory)
+                async with transport as (read, write):
+                    async with ClientSession(read, write, read_timeout_seconds=timeout) as session:
+                        return await _list(session)
+            async with client_factory(headers=spec.headers, timeout=httpx2.Timeout(timeout)) as http:
+                async with streamable_http_client(spec.url, http_client=http) as (read, write):
+                    async with ClientSession(read, write, read_timeout_seconds=timeout) as session:
+                        return await _list(session)
+    except TimeoutError:
+        raise _Failure(
+            "server_timeout", f"{spec.label} did not answer initialize within {timeout:g} s.",
+            "Check the URL and that the service is up; raise AGENT_VALIDATION_TIMEOUT_SECONDS if it is slow.",
+        ) from None
+    except Exception as exc:  # noqa: BLE001 -- classified for the user
+        errors = [code for code in statuses if code >= 400]
+        raise _classify_remote(spec, exc, status=errors[0] if errors else None) from None
+
+
+def _classify_remote(spec: LaunchSpec, exc: BaseException, *, status: int | None) -> _Failure:
+    leaves = _leaf_exceptions(exc)
+    text = " ".join(_exception_text(e) for e in leaves)
+    if status in (401, 403) or _AUTH_RE.search(text):
+        keys = ", ".join(spec.secret_keys) or "an Authorization header"
+        return _Failure("credentials_rejected",
+                        f"{_service(spec.label)} rejected the credentials (HTTP {status or 401}).",
+                        f"Check {keys}: the value, that it has not expired or been revoked, and its scopes.")
+    if status in (404, 405):
+        return _Failure("not_an_mcp_endpoint", f"{spec.label}: {spec.url} answered HTTP {status}.",
+                        "Check the URL: it must be the server's MCP endpoint (often ending in /mcp or /sse).")
+    if any(type(e).__name__ in ("ConnectError", "ConnectTimeout") for e in leaves) or _NETWORK_RE.search(text):
+        return _Failure("unreachable", f"{spec.label}: could not connect to {urlsplit(spec.url).netloc}.",
+                        "Check the URL and that the service is reachable from our servers.")
+    return _Failure("server_error", f"{spec.label} failed during initialize: {spec.redact(text)[:300]}",
+                    "Check the URL, the transport (http or sse) and the credentials.")
+
+
+async def _check_remote_address(spec: LaunchSpec) -> None:
+    """Refuse hosts that resolve to private/loopback/link-local addresses (unless loopback is allowed):
+    a user URL must not reach our internal network."""
+    host = urlsplit(spec.url).hostname or ""
+    allow_loopback = settings.DEBUG or settings.AGENT_ALLOW_HTTP_LOOPBACK
+    try:
+        infos = await anyio.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        raise _Failure("unreachable", f"{spec.label}: the host {host} could not be resolved.",
+                       "Check the URL's host name.") from None
+    import ipaddress
+
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if address.is_loopback and allow_loopback:
+            continue
+        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
+            raise _Failure("address_not_allowed", f"{spec.label}: {host} resolves to an internal address.",
+                           "Remote MCP servers must be on the public internet.")
+
+
+def _install_hint(command: str) -> str:
+    hints = {
+        "npx": "Install Node.js (it provides npx) on the worker hosts, e.g. `apt-get install nodejs npm`.",
+        "node": "Install Node.js on the worker hosts, e.g. `apt-get install nodejs`.",
+        "uvx": "Install uv on the worker hosts (`pip install uv` or https://docs.astral.sh/uv/), which provides uvx.",
+        "docker": "Install Docker on the worker hosts, or pick a server that runs with npx/uvx.",
+    }
+    return hints.get(command, f"Install `{command}` on the worker hosts, or remove this server from the agent.")
+
+
+def _service(label: str) -> str:
+    known = {"github": "GitHub", "gitlab": "GitLab", "openai": "OpenAI", "slack": "Slack", "notion": "Notion"}
+    return known.get(label.lower(), label)
+
+
+def _last_lines(text: str, lines: int = 3) -> str:
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:] if line.strip())[:600]
+
+
+def _leaf_exceptions(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in _leaf_exceptions(sub)]
+    chain = [exc]
+    if exc.__cause__ is not None and exc.__cause__ not in chain:
+        chain.extend(_leaf_exceptions(exc.__cause__))
+    return chain
+
+
+def _exception_text(exc: BaseException | None) -> str:
+    if exc is None:
+        return ""
+    return "; ".join(f"{type(e).__name__}: {e}"[:300] for e in _leaf_exceptions(exc))
+
+
+# --- runs with fast-agent --------------------------------------------------------------------------
+
+@dataclass
+class RunOutcome:
+    ok: bool
+    reply: str = ""
+    # In order: {"role": "tool"|"assistant", "message": str, "metadata": {...}}
+    turns: list[dict] = field(default_factory=list)
+    error: dict | None = None
+    seconds: float = 0.0
+    leftover_processes: int = 0
+
+
+def run_agent(*, specs: list[LaunchSpec], instruction: str, model: str, message: str,
+              history: list[dict] | None = None, playback: list[dict] | None = None,
+              startup_timeout: float | None = None, tool_timeout: int | None = None) -> RunOutcome:
+    """Run one user message through a fast-agent agent attached to `specs`. Never raises for agent
+    failures (including fast-agent's SystemExit on start-up errors): see RunOutcome.error."""
+    startup_timeout = startup_timeout or settings.AGENT_VALIDATION_TIMEOUT_SECONDS
+    tool_timeout = tool_timeout or settings.AGENT_TOOL_TIMEOUT_SECONDS
+    tag = new_process_tag()
+    started = time.monotonic()
+    with _RUN_LOCK:
+        workdir = tempfile.mkdtemp(prefix="mcpagent-run-")
+        previous_cwd = os.getcwd()
+        try:
+            # fast-agent reads ./fastagent.config.yaml and ./.env: run from an empty private directory.
+            os.chdir(workdir)
+            outcome = run_sync(lambda: _run_async(
+                specs=specs, instruction=instruction, model=model, message=message, history=history or [],
+                playback=playback, startup_timeout=startup_timeout, tool_timeout=tool_timeout, tag=tag,
+                workdir=workdir,
+            ))
+        except SystemExit as exc:
+            outcome = RunOutcome(ok=False, error=_run_error(specs, exc.__cause__ or exc.__context__ or exc))
+        finally:
+            os.chdir(previous_cwd)
+            leftover = kill_tagged(tag)
+            shutil.rmtree(workdir, ignore_errors=True)
+    outcome.leftover_processes = leftover
+    outcome.seconds = round(time.monotonic() - started, 3)
+    return outcome
+
+
+def _write_config(workdir: str, model: str) -> str:
+    config: dict[str, Any] = {
+        "default_model": model,
+        "logger": {"progress_display": False, "show_chat": False, "show_tools": False, "level": "error"},
+    }
+    anthropic: dict[str, str] = {}
+    if settings.ANTHROPIC_API_KEY:
+        anthropic["api_key"] = settings.ANTHROPIC_API_KEY
+    if settings.ANTHROPIC_BASE_URL:
+        anthropic["base_url"] = settings.ANTHROPIC_BASE_URL
+    if anthropic:
+        config["anthropic"] = anthropic
+    openai: dict[str, str] = {}
+    if settings.OPENAI_API_KEY:
+        openai["api_key"] = settings.OPENAI_API_KEY
+    if settings.OPENAI_BASE_URL:
+        openai["base_url"] = settings.OPENAI_BASE_URL
+    if openai:
+        config["openai"] = openai
+    path = os.path.join(workdir, "fastagent.config.yaml")
+    # The file may hold the API key: private to us, removed with the directory after the run.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(config, handle)  # JSON is YAML, and needs no escaping rules of our own
+    return path
+
+
+async def _run_async(*, specs: list[LaunchSpec], instruction: str, model: str, message: str, history: list[dict],
+                     playback: list[dict] | None, startup_timeout: float, tool_timeout: int, tag: str,
+                     workdir: str) -> RunOutcome:
+    from fast_agent import FastAgent
+    from fast_agent.config import MCPServerSettings
+    from fast_agent.mcp.mcp_aggregator import MCPAttachOptions
+
+    for spec in specs:
+        if spec.transport != "stdio":
+            try:
+                # Again at each run: a host's DNS may have changed since validation.
+                await _check_remote_address(spec)
+            except _Failure as failure:
+                return RunOutcome(ok=False, error={"server": spec.name, "code": failure.code,
+                                                   "message": failure.message, "hint": failure.hint})
+    config_path = _write_config(workdir, model)
+    fast = FastAgent("mcpagent", config_path=config_path, parse_cli_args=False, quiet=True, no_home=True,
+                     isolated=True)
+    fast.agent(name="agent", instruction=instruction or "You are a helpful agent.", model=model)(lambda: None)
+    try:
+        async with fast.run() as app:
+            agent = app["agent"]
+            for spec in specs:
+                try:
+                    server = _server_settings(MCPServerSettings, spec, tag=tag, tool_timeout=tool_timeout,
+                                              workdir=workdir)
+                    await agent.attach_mcp_server(
+                        server_name=spec.name, server_config=server,
+                        options=MCPAttachOptions(startup_timeout_seconds=startup_timeout),
+                    )
+                except Exception as exc:  # noqa: BLE001 -- reported per server
+                    message = f"{spec.label} could not be started for this run: {_exception_text(exc)}"
+                    return RunOutcome(ok=False, error={
+                        "server": spec.name, "code": "server_start_failed", "message": spec.redact(message)[:800],
+                        "hint": "Check the server (GET /api/agents/{id}); create the agent again if its "
+                                "credentials changed.",
+                    })
+            if playback:
+                await agent.generate(_playback_messages(playback))
+            elif history:
+                agent.load_message_history(_history_messages(history))
+            start = len(agent.message_history)
+            try:
+                reply = await agent.send(message)
+            except Exception as exc:  # noqa: BLE001 -- model/provider errors end the run, not the worker
+                return RunOutcome(ok=False, turns=_turns(agent.message_history[start:], specs),
+                                  error=_run_error(specs, exc))
+            return RunOutcome(ok=True, reply=_redact_all(specs, reply),
+                              turns=_turns(agent.message_history[start:], specs))
+    except SystemExit as exc:
+        return RunOutcome(ok=False, error=_run_error(specs, exc.__cause__ or exc.__context__ or exc))
+
+
+def _server_settings(settings_cls: type, spec: LaunchSpec, *, tag: str, tool_timeout: int, workdir: str) -> Any:
+    if spec.transport == "stdio":
+        executable = safety.resolve_command(spec.command)
+        if executable is None:
+            raise RuntimeError(f"`{spec.command}` is not installed on this server")
+        return settings_cls(name=spec.name, transport="stdio", command=executable, args=spec.args,
+                            env={**spec.env, PROCESS_TAG_ENV: tag}, cwd=workdir, read_timeout_seconds=tool_timeout,
+                            reconnect_on_disconnect=False)
+    return settings_cls(name=spec.name, transport=spec.transport, url=spec.url, headers=spec.headers or None,
+                        read_timeout_seconds=tool_timeout, reconnect_on_disconnect=False)
+
+
+def _run_error(specs: list[LaunchSpec], exc: BaseException) -> dict:
+    text = _redact_all(specs, _exception_text(exc))
+    hint = "Check the agent's model and the model provider's API key/base URL settings."
+    if "api key" in text.lower() or "api_key" in text.lower():
+        hint = "Set ANTHROPIC_API_KEY (or use the passthrough/playback models)."
+    return {"server": None, "code": "run_failed", "message": f"The agent run failed: {text[:800]}", "hint": hint}
+
+
+def _redact_all(specs: list[LaunchSpec], text: str) -> str:
+    for spec in specs:
+        text = spec.redact(text)
+    return text
+
+
+def _playback_messages(script: list[dict]) -> list[Any]:
+    """Our stored playback script -> fast-agent messages. Assistant steps may carry tool calls, which the
+    agent really executes."""
+    from fast_agent.mcp.prompt import Prompt
+    from fast_agent.types.llm_stop_reason import LlmStopReason
+    from mcp import CallToolRequest
+    from mcp_types import CallToolRequestParams
+
+    messages = []
+    for index, step in enumerate(script):
+        if step.get("role") == "user":
+            messages.append(Prompt.user(step.get("text", "")))
+            continue
+        calls = {
+            f"playback-{index}-{n}": CallToolRequest(method="tools/call", params=CallToolRequestParams(
+                name=call["name"], arguments=call.get("arguments") or {}))
+            for n, call in enumerate(step.get("tool_calls") or [])
+        }
+        if calls:
+            messages.append(Prompt.assistant(step.get("text", ""), tool_calls=calls,
+                                             stop_reason=LlmStopReason.TOOL_USE))
+        else:
+            messages.append(Prompt.assistant(step.get("text", "")))
+    return messages
+
+
+def _history_messages(history: list[dict]) -> list[Any]:
+    from fast_agent.mcp.prompt import Prompt
+
+    return [Prompt.user(t["text"]) if t["role"] == "user" else Prompt.assistant(t["text"]) for t in history]
+
+
+def _turns(messages: list[Any], specs: list[LaunchSpec]) -> list[dict]:
+    """fast-agent history after our user message -> tool calls, tool results and assistant replies."""
+    turns: list[dict] = []
+    names: dict[str, str] = {}
+    for msg in messages:
+        if msg.role == "assistant":
+            text = _redact_all(specs, msg.all_text() if hasattr(msg, "all_text") else msg.first_text())
+            for call_id, call in (msg.tool_calls or {}).items():
+                tool = call.params.name
+                names[call_id] = tool
+                server, _, short = tool.rpartition("__")
+                arguments = call.params.arguments or {}
+                call_text = f"call {tool} {json.dumps(arguments, ensure_ascii=False)}"
+                turns.append({"role": "tool", "message": call_text[:TOOL_TEXT_CHARS],
+                              "metadata": {"kind": "tool_call", "call_id": call_id, "tool": short or tool,
+                                           "server": server or None, "arguments": arguments,
+                                           "assistant_text": text[:2000] if msg.tool_calls else ""}})
+            if not msg.tool_calls:
+                turns.append({"role": "assistant", "message": text, "metadata": {}})
+        elif msg.tool_results:
+            for call_id, result in msg.tool_results.items():
+                parts = [getattr(c, "text", "") for c in (result.content or []) if getattr(c, "type", "") == "text"]
+                text = _redact_all(specs, "\n".join(parts))
+                tool = names.get(call_id, "")
+                turns.append({"role": "tool", "message": text[:TOOL_TEXT_CHARS],
+                              "metadata": {"kind": "tool_result", "call_id": call_id, "tool": tool.rpartition("__")[2],
+                                           "is_error": bool(getattr(result, "is_error", False)),
+                                           "truncated": len(text) > TOOL_TEXT_CHARS}})
+    return turns

@@ -1,0 +1,53 @@
+"""The one place agents_app touches credential values: a thin adapter over sessions_app.credentials.
+
+Agents store secrets only as references ({"$credential": "<key>"}, see agents_app.mcp_config); the values
+live in the credentials store (encrypted, audited, expiring), owned by the agent (and the session it was
+built from). `server` is the credential scope: the catalogue slug for catalogue servers, and
+"custom/<name>" for servers a client configured itself (a slug never contains "/", so a client's server
+named like a catalogue server is not checked against that server's catalogue requirements).
+"""
+
+from typing import Any
+
+from mcpagent.errors import ApplicationError
+from sessions_app import credentials
+
+
+def credential_scope(server_name: str, entry: dict) -> str:
+    return entry.get("catalogue") or f"custom/{server_name}"
+
+
+def secrets_store(*, agent: Any, server_name: str, scope: str, values: dict[str, str], actor: Any, reason: str) -> None:
+    """Store `values` ({key: value}) for one server of `agent`. Invalid values raise a 400 naming each key
+    (never the value); call inside the agent's creation transaction so nothing is stored on failure."""
+    if not values:
+        return
+    result = credentials.credentials_store(
+        client=agent.client, session=agent.session, agent=agent, server=scope, values=values, actor=actor,
+        reason=reason,
+    )
+    if result.errors:
+        raise ApplicationError(
+            f"Some values for MCP server '{server_name}' were rejected; nothing was stored. Fix the named ones.",
+            code="invalid_credentials", details={"server": server_name, "errors": result.errors},
+        )
+
+
+def secrets_for_use(*, agent: Any, scope: str, actor: Any, reason: str) -> dict[str, str]:
+    """{key: value} for one server of `agent`, to start it now (audited as read_for_use). Never log it."""
+    return credentials.credential_values_for_use(
+        client=agent.client, session=agent.session, agent=agent, server=scope, actor=actor, reason=reason,
+    )
+
+
+def secrets_adopt(*, agent: Any, actor: Any) -> None:
+    """Hand the credentials collected in the agent's session to the agent (they then live as long as it)."""
+    if agent.session is not None:
+        credentials.credentials_extend_ttl(client=agent.client, session=agent.session, agent=agent, actor=actor,
+                                           reason="agent_create")
+
+
+def secrets_record_validation(*, agent: Any, scope: str, accepted: bool, details: dict, actor: Any) -> None:
+    """Audit whether the server accepted its credentials at validation (details: codes and counts, no values)."""
+    credentials.credentials_record_validation(client=agent.client, session=agent.session, agent=agent, server=scope,
+                                              accepted=accepted, actor=actor, reason="agent_validate", details=details)

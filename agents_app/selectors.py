@@ -1,0 +1,66 @@
+"""Agent reads, always scoped to the API client: another client's agent is the same 404 as an unknown one."""
+
+import uuid
+from typing import Any
+
+from django.db.models import QuerySet
+
+from agents_app import mcp_config
+from agents_app.models import Agent, AgentRun
+from mcpagent.errors import NotFound
+from mcpagent.models import ApiClient
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def agent_get(*, client: ApiClient, agent_id: Any) -> Agent:
+    agent = Agent.objects.filter(id=agent_id, client=client).first() if _is_uuid(agent_id) else None
+    if agent is None:
+        raise NotFound("Agent not found.", details={"agent_id": str(agent_id)[:100]})
+    return agent
+
+
+def agent_list(*, client: ApiClient) -> QuerySet[Agent]:
+    return Agent.objects.filter(client=client).order_by("-created_at")
+
+
+def agent_run_get(*, agent: Agent, run_id: Any) -> AgentRun:
+    run = AgentRun.objects.filter(id=run_id, agent=agent).first() if _is_uuid(run_id) else None
+    if run is None:
+        raise NotFound("Run not found.", details={"run_id": str(run_id)[:100]})
+    return run
+
+
+def agent_turns(*, agent: Agent, run: AgentRun | None = None) -> QuerySet:
+    from sessions_app.models import Conversation
+
+    turns = Conversation.objects.filter(agent=agent)
+    if run is not None:
+        turns = turns.filter(metadata__run_id=str(run.id))
+    return turns.order_by("timestamp", "id")
+
+
+def agent_servers(*, agent: Agent) -> dict[str, dict]:
+    """Each server as shown to the client: launch data, env/header names (never values), validated tools."""
+    validation = agent.metadata.get("validation", {}).get("servers", {})
+    shown = {}
+    for name, entry in agent.mcp_config.get("mcpServers", {}).items():
+        shown[name] = {
+            **mcp_config.public_entry(entry),
+            "validated": validation.get(name, {}).get("ok"),
+            "server_info": validation.get(name, {}).get("server_info") or None,
+            "tools": agent.tools.get(name, []),
+        }
+    return shown
+
+
+def agent_export(*, agent: Agent) -> dict:
+    """A ready-to-run fast-agent project for the agent; secrets are ${VAR} placeholders."""
+    return mcp_config.export_project(name=agent.name, instruction=agent.instruction, model=agent.model,
+                                     servers=agent.mcp_config.get("mcpServers", {}))

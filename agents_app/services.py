@@ -1,0 +1,473 @@
+"""Agent writes: create (safety-checked, secrets stored as references), validate (start every server, list its
+tools), run a message (fast-agent, in a worker), and the Celery hand-offs with their short waits."""
+
+import json
+import logging
+import re
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from agents_app import mcp_config, safety
+from agents_app.models import Agent, AgentRun
+from agents_app.secrets import (
+    credential_scope,
+    secrets_adopt,
+    secrets_for_use,
+    secrets_record_validation,
+    secrets_store,
+)
+from mcpagent.errors import ApplicationError
+from mcpagent.models import ApiClient
+
+logger = logging.getLogger(__name__)
+
+MAX_PROMPT_CHARS = 20_000
+MAX_WORKFLOW_CHARS = 50_000
+MAX_MESSAGE_CHARS = 50_000
+MAX_PLAYBACK_STEPS = 100
+MAX_SERVER_INFO_CHARS = 256 * 1024
+HISTORY_TURNS = 20
+MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,99}$")
+OFFLINE_MODELS = ("passthrough", "playback")
+
+
+# --- creation ----------------------------------------------------------------------------------------
+
+def workflow_text(workflow: Any) -> tuple[str, list[str]]:
+    """The workflow as text and as steps. Accepts a string or a list of strings / {"description"|"action"} dicts."""
+    if isinstance(workflow, str):
+        steps = [line.strip() for line in workflow.splitlines() if line.strip()]
+        return workflow.strip(), steps
+    if isinstance(workflow, list):
+        steps = []
+        for item in workflow:
+            if isinstance(item, str):
+                steps.append(item.strip())
+            elif isinstance(item, dict):
+                steps.append(str(item.get("description") or item.get("action") or item.get("step") or "").strip())
+            else:
+                raise ApplicationError("workflow steps must be strings or objects with a description.",
+                                       code="invalid_workflow", details={"field": "workflow"})
+        steps = [s for s in steps if s]
+        return "\n".join(f"{n}. {s}" for n, s in enumerate(steps, 1)), steps
+    raise ApplicationError("workflow must be a string or a list of steps.", code="invalid_workflow",
+                           details={"field": "workflow"})
+
+
+def agent_instruction(*, user_prompt: str, workflow: str, server_info: dict) -> str:
+    lines = [
+        "You are an agent that carries out the user's workflow with the tools of your MCP servers.",
+        "Use the tools to act and to get facts; never invent tool results. Say clearly when a step fails.",
+        "",
+        f"The user's request: {user_prompt.strip()}",
+    ]
+    if workflow:
+        lines += ["", "Workflow:", workflow]
+    described = [s for s in server_info.get("servers", []) if isinstance(s, dict) and s.get("name")]
+    if described:
+        lines += ["", "Servers:"] + [f"- {s['name']}: {str(s.get('description', ''))[:300]}" for s in described]
+    return "\n".join(lines)
+
+
+def _check_text(value: Any, *, field: str, limit: int, required: bool = True) -> str:
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise ApplicationError(f"{field} is required (a non-empty string).", code="invalid_input",
+                               details={"field": field})
+    if len(value) > limit:
+        raise ApplicationError(f"{field} is longer than {limit} characters.", code="invalid_input",
+                               details={"field": field, "max": limit})
+    return value
+
+
+def _check_model(model: str | None) -> str:
+    model = (model or settings.AGENT_DEFAULT_MODEL).strip()
+    if not MODEL_RE.match(model):
+        raise ApplicationError("model is not a valid model name.", code="invalid_input", details={"field": "model"})
+    if model not in OFFLINE_MODELS:
+        # fast-agent's own parser (imported lazily, ~1 s once per process): an unknown model is a 400 now, not a
+        # failed run later.
+        from fast_agent.llm.model_factory import ModelFactory
+
+        try:
+            ModelFactory.parse_model_string(model)
+        except Exception as exc:  # noqa: BLE001 -- fast-agent raises its own config error types
+            raise ApplicationError(f"fast-agent does not know the model {model!r}.", code="invalid_input",
+                                   details={"field": "model", "problem": str(exc).splitlines()[0][:300]}) from None
+    return model
+
+
+def _check_playback(playback: Any) -> list[dict] | None:
+    if playback is None:
+        return None
+    if not isinstance(playback, list) or not playback or len(playback) > MAX_PLAYBACK_STEPS:
+        raise ApplicationError(f"playback must be a list of 1-{MAX_PLAYBACK_STEPS} steps.", code="invalid_input",
+                               details={"field": "playback"})
+    steps = []
+    for index, step in enumerate(playback):
+        where = {"field": f"playback[{index}]"}
+        if not isinstance(step, dict) or step.get("role") not in ("user", "assistant"):
+            raise ApplicationError("each playback step needs role user or assistant.", code="invalid_input",
+                                   details=where)
+        calls = step.get("tool_calls") or []
+        if not isinstance(calls, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("name"), str) and isinstance(c.get("arguments", {}), dict)
+            for c in calls
+        ):
+            raise ApplicationError("tool_calls are [{name, arguments}].", code="invalid_input", details=where)
+        steps.append({"role": step["role"], "text": str(step.get("text", ""))[:MAX_MESSAGE_CHARS],
+                      "tool_calls": [{"name": c["name"], "arguments": c.get("arguments", {})} for c in calls]})
+    return steps
+
+
+@transaction.atomic
+def agent_create(*, client: ApiClient, servers: dict[str, dict], user_prompt: str, workflow: Any,
+                 session: Any = None, server_info: dict | None = None, model: str | None = None, name: str = "",
+                 playback: list[dict] | None = None, catalogue_slugs: dict[str, str] | None = None,
+                 actor: Any = None) -> Agent:
+    """Check and store a new agent in `creating` state; nothing starts here (see agent_validate).
+
+    `servers` is an mcpServers mapping. Env/header values may be plain values (stored through the credentials
+    service, scoped to this agent) or references {"$credential": KEY} to credentials already stored for
+    the session/agent (catalogue servers: see agent_create_for_catalogue_servers). `catalogue_slugs`
+    ({server name: catalogue slug}) scopes a server's credentials to that catalogue server. Unsafe entries
+    raise a 400 naming the server and the problem, and nothing is stored."""
+    user_prompt = _check_text(user_prompt, field="user_prompt", limit=MAX_PROMPT_CHARS)
+    workflow_str, steps = workflow_text(workflow)
+    if len(workflow_str) > MAX_WORKFLOW_CHARS:
+        raise ApplicationError(f"workflow is longer than {MAX_WORKFLOW_CHARS} characters.", code="invalid_input",
+                               details={"field": "workflow"})
+    server_info = server_info if isinstance(server_info, dict) else {}
+    if len(json.dumps(server_info)) > MAX_SERVER_INFO_CHARS:
+        raise ApplicationError(f"mcp_server_info is larger than {MAX_SERVER_INFO_CHARS} characters.",
+                               code="invalid_input", details={"field": "mcp_server_info"})
+    model = _check_model(model)
+    playback = _check_playback(playback)
+    catalogue = catalogue_slugs or {}
+    normalised = safety.check_servers(servers)
+    stored: dict[str, dict] = {}
+    values_by_server: dict[str, dict[str, str]] = {}
+    for server_name, entry in normalised.items():
+        entry_stored, values = mcp_config.split_secrets(entry)
+        if server_name in catalogue:
+            entry_stored["catalogue"] = catalogue[server_name]
+        stored[server_name] = entry_stored
+        values_by_server[server_name] = values
+    agent = Agent.objects.create(
+        client=client, session=session, name=(name or user_prompt.strip().splitlines()[0])[:200],
+        status=Agent.Status.CREATING, mcp_config={"mcpServers": stored}, server_info=server_info,
+        workflow=workflow_str, model=model,
+        instruction=agent_instruction(user_prompt=user_prompt, workflow=workflow_str, server_info=server_info),
+        progress=[_progress("created", f"{len(stored)} MCP server(s) passed the safety checks")],
+        metadata={"user_prompt": user_prompt, "workflow_steps": steps, **({"playback": playback} if playback else {})},
+    )
+    for server_name, values in values_by_server.items():
+        secrets_store(agent=agent, server_name=server_name, scope=credential_scope(server_name, stored[server_name]),
+                      values=values, actor=actor or client, reason="agent_create")
+    return agent
+
+
+def agent_create_for_catalogue_servers(*, client: ApiClient, session: Any, server_slugs: list[str], user_prompt: str,
+                                       workflow: Any, model: str | None = None, server_info: dict | None = None,
+                                       name: str = "", actor: Any = None) -> Agent:
+    """Create an agent for catalogue servers (the chat flow). Launch recipes come from the catalogue, never
+    from the user; env/header values are references to the credentials collected in `session` for each
+    server (only keys that were collected; the credentials service resolves them at start time)."""
+    from registry_app.models import CredentialRequirement, McpServer
+    from sessions_app.selectors import collected_credential_keys
+
+    if not server_slugs:
+        raise ApplicationError("No MCP servers were chosen for the agent.", code="invalid_input",
+                               details={"field": "server_slugs"})
+    collected = collected_credential_keys(session=session) if session is not None else {}
+    found = {s.slug: s for s in McpServer.objects.filter(slug__in=server_slugs).prefetch_related("launch_recipes")}
+    servers: dict[str, dict] = {}
+    slugs: dict[str, str] = {}
+    described = []
+    for slug in server_slugs:
+        server = found.get(slug)
+        if server is None:
+            raise ApplicationError(f"The catalogue has no server '{slug}'.", code="unknown_server", status=404,
+                                   details={"server": slug})
+        keys = collected.get(slug, set())
+        requirements = CredentialRequirement.objects.filter(server=server, key__in=keys)
+        env_keys = sorted(r.key for r in requirements if r.location == CredentialRequirement.Location.ENV)
+        header_keys = sorted(r.key for r in requirements if r.location == CredentialRequirement.Location.HEADER)
+        recipe = pick_recipe(list(server.launch_recipes.all()))
+        if recipe is None:
+            raise ApplicationError(f"The catalogue does not say how to start {server.name}.", code="recipe_unusable",
+                                   details={"server": slug})
+        server_name = server_name_for(slug, taken=servers)
+        servers[server_name] = mcp_config.entry_from_recipe(recipe, env_keys=env_keys, header_keys=header_keys)
+        slugs[server_name] = slug
+        described.append({"name": server.name, "slug": slug, "description": server.description[:500]})
+    info = server_info if isinstance(server_info, dict) and server_info.get("servers") else {"servers": described}
+    with transaction.atomic():
+        agent = agent_create(client=client, session=session, servers=servers, server_info=info,
+                             user_prompt=user_prompt, workflow=workflow, model=model, name=name,
+                             catalogue_slugs=slugs, actor=actor)
+        secrets_adopt(agent=agent, actor=actor or client)
+    return agent
+
+
+def pick_recipe(recipes: list[Any]) -> Any:
+    """The preferred recipe whose launcher is allowed here, installed ones first (a remote needs none)."""
+    def launcher(recipe: Any) -> str | None:
+        return {"npm": "npx", "pypi": "uvx", "oci": "docker", "remote": None}.get(recipe.kind, recipe.command or "")
+
+    usable = [r for r in sorted(recipes, key=lambda r: (r.priority, r.id))
+              if (r.kind == "remote" and r.url) or (launcher(r) and launcher(r) in safety.allowed_commands())]
+    installed = [r for r in usable if r.kind == "remote" or safety.resolve_command(launcher(r))]
+    return (installed or usable or [None])[0]
+
+
+def server_name_for(slug: str, *, taken: dict) -> str:
+    base = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_-]+", "-", slug.rsplit("/", 1)[-1])).strip("-_")[:56] or "server"
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}-{n}", n + 1
+    return name
+
+
+def _progress(step: str, detail: str = "", **extra: Any) -> dict:
+    return {"at": timezone.now().isoformat(), "step": step, "detail": detail, **extra}
+
+
+def _append_progress(agent_id: Any, entry: dict, **fields: Any) -> None:
+    with transaction.atomic():
+        agent = Agent.objects.select_for_update().get(pk=agent_id)
+        agent.progress = [*agent.progress, entry]
+        for key, value in fields.items():
+            setattr(agent, key, value)
+        agent.save()
+
+
+def launch_specs(agent: Agent, *, reason: str, actor: Any = None) -> list[mcp_config.LaunchSpec]:
+    """Each server of the agent with its credentials resolved (in memory only, for one start)."""
+    labels = {}
+    for item in agent.server_info.get("servers", []) if isinstance(agent.server_info, dict) else []:
+        if isinstance(item, dict) and item.get("name"):
+            labels[str(item.get("slug") or item["name"])] = str(item["name"])
+    specs = []
+    for server_name, entry in agent.mcp_config.get("mcpServers", {}).items():
+        needs = [mcp_config.is_reference(v) for section in ("env", "headers") for v in entry.get(section, {}).values()]
+        values = (secrets_for_use(agent=agent, scope=credential_scope(server_name, entry), actor=actor or agent.client,
+                                  reason=reason) if any(needs) else {})
+        label = labels.get(entry.get("catalogue", "")) or labels.get(server_name) or server_name
+        specs.append(mcp_config.launch_spec(name=server_name, entry=entry, values=values, label=label))
+    return specs
+
+
+def agent_validate(*, agent_id: Any) -> Agent:
+    """Start each server with its credentials, initialize, list its tools, stop it; the agent ends `ready`
+    (tools per server) or `failed` (error: which server, what happened, what to do). Idempotent for a
+    finished agent. Blocking: call it from a worker (agent_validate_task) or a command."""
+    agent = Agent.objects.select_related("client", "session").get(pk=agent_id)
+    if agent.status in (Agent.Status.READY, Agent.Status.FAILED):
+        return agent
+    _append_progress(agent.id, _progress("validating", "starting MCP servers"), status=Agent.Status.VALIDATING)
+    try:
+        specs = launch_specs(agent, reason="agent_validate")
+    except ApplicationError as exc:
+        error = {"server": (exc.details or {}).get("server"), "code": exc.code, "message": exc.message,
+                 "hint": (exc.details or {}).get("hint", "")}
+        _append_progress(agent.id, _progress("failed", exc.message), status=Agent.Status.FAILED, error=error)
+        return _finished(agent.id)
+    from agents_app.runtime import validate_servers
+
+    started = time.monotonic()
+    results = validate_servers(specs)
+    tools = {name: result.tools for name, result in results.items() if result.ok}
+    failures = [result.error for result in results.values() if not result.ok]
+    entries = agent.mcp_config.get("mcpServers", {})
+    for name, result in results.items():
+        if mcp_config.secret_keys(entries[name]):
+            secrets_record_validation(
+                agent=agent, scope=credential_scope(name, entries[name]), accepted=result.ok, actor=agent.client,
+                details={"tools": len(result.tools)} if result.ok else {"error": result.error["code"]},
+            )
+    with transaction.atomic():
+        agent = Agent.objects.select_for_update().get(pk=agent.id)
+        for name, result in results.items():
+            detail = f"{len(result.tools)} tool(s) in {result.seconds:.2f} s" if result.ok else result.error["message"]
+            agent.progress = [*agent.progress, _progress("server_ok" if result.ok else "server_failed", detail,
+                                                         server=name)]
+        agent.tools = tools
+        agent.metadata = {**agent.metadata, "validation": {
+            "seconds": round(time.monotonic() - started, 3),
+            "servers": {n: {"ok": r.ok, "seconds": r.seconds, "server_info": r.server_info}
+                        for n, r in results.items()},
+        }}
+        if failures:
+            agent.status = Agent.Status.FAILED
+            agent.error = {**failures[0], "servers": failures} if len(failures) > 1 else failures[0]
+            agent.progress = [*agent.progress, _progress("failed", failures[0]["message"])]
+        else:
+            agent.status = Agent.Status.READY
+            agent.error = None
+            agent.progress = [*agent.progress, _progress("ready", f"{sum(map(len, tools.values()))} tool(s) validated")]
+        agent.save()
+    logger.info("agent %s validation: %s in %.2f s (%s)", agent.id, agent.status, time.monotonic() - started,
+                ", ".join(f"{n}={'ok' if r.ok else r.error['code']}" for n, r in results.items()))
+    return agent
+
+
+def _finished(agent_id: Any) -> Agent:
+    return Agent.objects.get(pk=agent_id)
+
+
+def agent_validation_abandon(*, agent_id: Any, reason: str) -> None:
+    """Mark an agent whose validation task could not finish as failed."""
+    error = {"server": None, "code": "validation_aborted", "message": f"Validation was stopped: {reason}.",
+             "hint": "Create the agent again; if it keeps happening, raise AGENT_VALIDATION_TIMEOUT_SECONDS."}
+    if Agent.objects.filter(pk=agent_id, status__in=[Agent.Status.CREATING, Agent.Status.VALIDATING]).exists():
+        _append_progress(agent_id, _progress("failed", error["message"]), status=Agent.Status.FAILED, error=error)
+
+
+def agent_validation_queue(*, agent: Agent) -> None:
+    """Hand validation to a worker (inline when no broker is configured). The task takes only the id."""
+    from kombu.exceptions import OperationalError as BrokerError
+
+    from agents_app.tasks import agent_validate_task
+
+    try:
+        agent_validate_task.delay(str(agent.id))
+    except BrokerError:
+        agent_validation_abandon(agent_id=agent.id, reason="the task queue is unavailable")
+        raise ApplicationError("The task queue is unavailable; try again shortly.", code="queue_unavailable",
+                               status=503, details={"agent_id": str(agent.id)}) from None
+
+
+def wait_for(predicate_query: Any, *, done: tuple[str, ...], seconds: float) -> str | None:
+    """Poll a status column until it is one of `done` or `seconds` pass; returns the last status."""
+    deadline = time.monotonic() + seconds
+    status = None
+    while True:
+        status = predicate_query.values_list("status", flat=True).first()
+        if status in done or time.monotonic() >= deadline:
+            return status
+        time.sleep(0.05)
+
+
+# --- runs --------------------------------------------------------------------------------------------
+
+def agent_message_send(*, agent: Agent, message: str, model: str | None = None, actor: Any = None) -> AgentRun:
+    """Record the user's message and a queued run; the caller dispatches it (agent_run_queue)."""
+    from sessions_app.models import Conversation
+
+    message = _check_text(message, field="message", limit=MAX_MESSAGE_CHARS)
+    if agent.status != Agent.Status.READY:
+        raise ApplicationError(
+            f"The agent is {agent.status}; only a ready agent runs messages.", code="agent_not_ready", status=409,
+            details={"status": agent.status, "error": agent.error},
+        )
+    model = _check_model(model or agent.model)
+    with transaction.atomic():
+        run = AgentRun.objects.create(agent=agent, message=message, model=model)
+        Conversation.objects.create(agent=agent, role=Conversation.Role.USER, message=message,
+                                    metadata={"run_id": str(run.id)})
+    return run
+
+
+def agent_run_queue(*, run: AgentRun) -> None:
+    from kombu.exceptions import OperationalError as BrokerError
+
+    from agents_app.tasks import agent_run_task
+
+    try:
+        agent_run_task.delay(str(run.id))
+    except BrokerError:
+        agent_run_abandon(run_id=run.id, reason="the task queue is unavailable")
+        raise ApplicationError("The task queue is unavailable; try again shortly.", code="queue_unavailable",
+                               status=503, details={"run_id": str(run.id)}) from None
+
+
+def agent_run_execute(*, run_id: Any) -> AgentRun:
+    """Run the message with fast-agent against the agent's servers and store every tool call, tool result and
+    the reply as conversation turns. Never raises for an agent failure: the run ends `failed` with an error."""
+    from sessions_app.models import Conversation
+
+    with transaction.atomic():
+        run = (AgentRun.objects.select_for_update(of=("self",))
+               .select_related("agent", "agent__client", "agent__session").get(pk=run_id))
+        if run.status != AgentRun.Status.QUEUED:
+            return run
+        run.status = AgentRun.Status.RUNNING
+        run.started_at = timezone.now()
+        run.save(update_fields=["status", "started_at"])
+    agent = run.agent
+    try:
+        specs = launch_specs(agent, reason="agent_run")
+    except ApplicationError as exc:
+        return _run_failed(run, {"server": (exc.details or {}).get("server"), "code": exc.code, "message": exc.message,
+                                 "hint": (exc.details or {}).get("hint", "")})
+    from agents_app.runtime import run_agent
+
+    playback = agent.metadata.get("playback") if run.model == "playback" else None
+    outcome = run_agent(specs=specs, instruction=agent.instruction, model=run.model, message=run.message,
+                        history=[] if playback else _history(agent, run), playback=playback)
+    with transaction.atomic():
+        for turn in outcome.turns:
+            Conversation.objects.create(agent=agent, role=turn["role"], message=turn["message"],
+                                        metadata={**turn["metadata"], "run_id": str(run.id)})
+        run.metadata = {"seconds": outcome.seconds, "tool_calls": sum(
+            1 for t in outcome.turns if t["metadata"].get("kind") == "tool_call"),
+            "leftover_processes": outcome.leftover_processes}
+        if outcome.ok:
+            run.status, run.reply, run.error = AgentRun.Status.SUCCEEDED, outcome.reply, None
+        else:
+            run.status, run.error = AgentRun.Status.FAILED, outcome.error
+            Conversation.objects.create(agent=agent, role=Conversation.Role.SYSTEM,
+                                        message=outcome.error["message"],
+                                        metadata={"run_id": str(run.id), "error": outcome.error})
+        run.finished_at = timezone.now()
+        run.save()
+    logger.info("agent %s run %s: %s in %.2f s, %d tool call(s)", agent.id, run.id, run.status, outcome.seconds,
+                run.metadata["tool_calls"])
+    return run
+
+
+def _run_failed(run: AgentRun, error: dict) -> AgentRun:
+    from sessions_app.models import Conversation
+
+    with transaction.atomic():
+        run.status, run.error, run.finished_at = AgentRun.Status.FAILED, error, timezone.now()
+        run.save()
+        Conversation.objects.create(agent=run.agent, role=Conversation.Role.SYSTEM,
+                                    message=error["message"], metadata={"run_id": str(run.id), "error": error})
+    return run
+
+
+def agent_run_abandon(*, run_id: Any, reason: str) -> None:
+    """Mark a run that its task could not finish (time limit, lost worker) as failed."""
+    run = AgentRun.objects.select_related("agent").filter(pk=run_id).first()
+    if run is not None and run.status in (AgentRun.Status.QUEUED, AgentRun.Status.RUNNING):
+        _run_failed(run, {"server": None, "code": "run_aborted", "message": f"The run was stopped: {reason}",
+                          "hint": "Try a shorter request, or raise AGENT_RUN_TIMEOUT_SECONDS."})
+
+
+def _history(agent: Agent, run: AgentRun) -> list[dict]:
+    """Earlier user messages and replies of this agent (text only), oldest first, for the model's context."""
+    from sessions_app.models import Conversation
+
+    turns = (Conversation.objects.filter(agent=agent, role__in=[Conversation.Role.USER, Conversation.Role.ASSISTANT])
+             .exclude(metadata__run_id=str(run.id)).order_by("-timestamp", "-id")[:HISTORY_TURNS])
+    history = [{"role": t.role, "text": t.message} for t in reversed(list(turns))]
+    while history and history[0]["role"] != "user":
+        history.pop(0)
+    return history
+
+
+def agent_revalidate(*, agent: Agent) -> Agent:
+    """Validate a finished agent again (e.g. after its service came back or a credential was fixed)."""
+    _append_progress(agent.id, _progress("revalidate", "validation requested again"), status=Agent.Status.CREATING,
+                     error=None)
+    agent.refresh_from_db()
+    agent_validation_queue(agent=agent)
+    agent.refresh_from_db()
+    return agent

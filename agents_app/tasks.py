@@ -1,0 +1,38 @@
+"""Agent work in Celery workers. Tasks take ids only (never secrets) and call one service.
+
+Runs are bounded: AGENT_RUN_TIMEOUT_SECONDS is the soft limit (the run is marked failed and its servers are
+killed by the runtime's cleanup), the hard limit 30 s later is the last resort. Validation is bounded per
+server by AGENT_VALIDATION_TIMEOUT_SECONDS, all servers in parallel.
+"""
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+_DB_ERRORS = (OperationalError, InterfaceError)
+
+
+@shared_task(autoretry_for=_DB_ERRORS, retry_backoff=True, max_retries=3,
+             soft_time_limit=settings.AGENT_VALIDATION_TIMEOUT_SECONDS + 60,
+             time_limit=settings.AGENT_VALIDATION_TIMEOUT_SECONDS + 90)
+def agent_validate_task(agent_id: str) -> str:
+    from agents_app.services import agent_validate, agent_validation_abandon
+
+    try:
+        return agent_validate(agent_id=agent_id).status
+    except SoftTimeLimitExceeded:
+        agent_validation_abandon(agent_id=agent_id, reason="validation took longer than its time limit")
+        return "failed"
+
+
+@shared_task(autoretry_for=_DB_ERRORS, retry_backoff=True, max_retries=3,
+             soft_time_limit=settings.AGENT_RUN_TIMEOUT_SECONDS, time_limit=settings.AGENT_RUN_TIMEOUT_SECONDS + 30)
+def agent_run_task(run_id: str) -> str:
+    from agents_app.services import agent_run_abandon, agent_run_execute
+
+    try:
+        return agent_run_execute(run_id=run_id).status
+    except SoftTimeLimitExceeded:
+        agent_run_abandon(run_id=run_id, reason=f"it took longer than {settings.AGENT_RUN_TIMEOUT_SECONDS} s")
+        return "failed"

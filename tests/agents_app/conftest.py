@@ -1,0 +1,69 @@
+"""Fixtures for the agent tests: real MCP servers (mcp-server-time, mcp-server-git, tiny test servers in
+./servers), and a guard that fails any test leaving a server process behind."""
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from agents_app import runtime
+
+SERVERS = Path(__file__).resolve().parent / "servers"
+TIME_SERVER = {"command": "python", "args": ["-m", "mcp_server_time"]}
+
+
+def script(name: str) -> dict:
+    return {"command": "python", "args": [str(SERVERS / f"{name}.py")]}
+
+
+def leftover_server_processes(pids: list[int] | None = None) -> list[psutil.Process]:
+    """Live MCP server processes started by this process (or by the given pids, e.g. worker children)."""
+    found = []
+    for pid in pids or [os.getpid()]:
+        found.extend(runtime.tagged_processes(runtime.process_tag_prefix(pid)))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes():
+    """Every agent test must leave no server process (nor a child of one) behind."""
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    yield
+    deadline = time.monotonic() + 5
+    while True:
+        tagged = leftover_server_processes()
+        new_children = [p for p in me.children(recursive=True) if p.pid not in before and p.is_running()
+                        and p.status() != psutil.STATUS_ZOMBIE]
+        if not tagged and not new_children or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert not tagged, f"server processes left behind: {[p.cmdline() for p in tagged]}"
+    assert not new_children, f"child processes left behind: {[p.cmdline() for p in new_children]}"
+
+
+@pytest.fixture
+def test_servers(settings):
+    """Allow `python <script>` for the tiny test servers in tests/agents_app/servers."""
+    settings.AGENT_ALLOWED_SCRIPT_DIRS = [str(SERVERS)]
+    return SERVERS
+
+
+@pytest.fixture
+def git_repo(tmp_path) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.com"}
+    (repo / "README.md").write_text("hello\n")
+    for command in (["git", "init", "-q"], ["git", "add", "README.md"], ["git", "commit", "-q", "-m", "first commit"]):
+        subprocess.run(command, cwd=repo, env=env, check=True)
+    return repo
+
+
+@pytest.fixture
+def git_server(git_repo) -> dict:
+    return {"command": "python", "args": ["-m", "mcp_server_git", "--repository", str(git_repo)]}
