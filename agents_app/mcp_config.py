@@ -16,12 +16,14 @@ from mcpagent.errors import ApplicationError
 REFERENCE = "$credential"
 
 
-def reference(key: str) -> dict[str, str]:
-    return {REFERENCE: key}
+def reference(key: str, template: str | None = None) -> dict[str, str]:
+    """A stored stand-in for a credential value; `template` ("Bearer ${KEY}") wraps it (catalogue headers)."""
+    return {REFERENCE: key, "template": template} if template else {REFERENCE: key}
 
 
 def is_reference(value: Any) -> bool:
-    return isinstance(value, dict) and set(value) == {REFERENCE} and isinstance(value[REFERENCE], str)
+    return (isinstance(value, dict) and REFERENCE in value and set(value) <= {REFERENCE, "template"}
+            and isinstance(value[REFERENCE], str))
 
 
 def split_secrets(entry: dict) -> tuple[dict, dict[str, str]]:
@@ -89,21 +91,23 @@ def launch_spec(*, name: str, entry: dict, values: dict[str, str], label: str = 
                         code="credential_missing", status=409,
                         details={"server": name, "credential": ref, "hint": "Provide it again and retry."},
                     )
-                resolved[key] = values[ref]
+                template = value.get("template")
+                resolved[key] = template.replace("${%s}" % ref, values[ref]) if template else values[ref]
             else:
                 resolved[key] = value
         return resolved
 
     return LaunchSpec(
         name=name, label=label or name, transport=entry.get("transport", "stdio"),
-        command=entry.get("command", ""), args=list(entry.get("args", [])), env=resolve("env"),
+        command=entry.get("command", ""), args=list(entry.get("args", [])),
+        env={**entry.get("defaults", {}), **resolve("env")},
         url=entry.get("url", ""), headers=resolve("headers"),
     )
 
 
 def public_entry(entry: dict) -> dict:
     """An entry for API responses: references shown as "set", never values."""
-    shown = {k: v for k, v in entry.items() if k in ("transport", "command", "args", "url", "catalogue")}
+    shown = {k: v for k, v in entry.items() if k in ("transport", "command", "args", "url", "catalogue", "defaults")}
     for section in ("env", "headers"):
         if section in entry:
             shown[section] = {key: "set" for key in entry[section]}
@@ -113,34 +117,56 @@ def public_entry(entry: dict) -> dict:
 # --- Catalogue launch recipes -> entries (the user never supplies these for catalogue servers). ---
 
 def entry_from_recipe(recipe: Any, *, env_keys: list[str], header_keys: list[str]) -> dict:
-    """An mcpServers entry for a registry_app.LaunchRecipe. env/header values are references to the
-    credential keys the catalogue lists for the server."""
-    extra_args = [a for a in (recipe.args or []) if isinstance(a, str)]
+    """An mcpServers entry for a registry_app.LaunchRecipe. The recipe carries its full argv (command + args)
+    and env/header templates where "${KEY}" stands for the server's credential KEY. Values become references
+    to the credential keys collected for the server; the recipe's literal, non-secret settings (e.g.
+    IMAP_HOST=imap.gmail.com) go to "defaults", which the user's own values override."""
+    collected = set(env_keys) | set(header_keys)
+
+    def templated(section: dict) -> tuple[dict, dict]:
+        refs, literals = {}, {}
+        for key, value in (section or {}).items():
+            names = re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", str(value))
+            if not names:
+                literals[key] = str(value)
+            elif names[0] in collected:
+                refs[key] = reference(names[0]) if value == "${%s}" % names[0] else reference(names[0], str(value))
+        return refs, literals
+
     kind = recipe.kind
     if kind == "remote":
         if not recipe.url:
             raise ApplicationError(f"The catalogue has no URL for {recipe.server}.", code="recipe_unusable")
         transport = "sse" if recipe.transport == "sse" else "http"
-        return {"transport": transport, "url": recipe.url, "headers": {k: reference(k) for k in header_keys}}
-    env = {k: reference(k) for k in env_keys}
-    if kind == "npm":
-        package = f"{recipe.identifier}@{recipe.version}" if recipe.version else recipe.identifier
-        return {"transport": "stdio", "command": "npx", "args": ["-y", package, *extra_args], "env": env}
-    if kind == "pypi":
-        package = f"{recipe.identifier}=={recipe.version}" if recipe.version else recipe.identifier
-        return {"transport": "stdio", "command": "uvx", "args": [package, *extra_args], "env": env}
-    if kind == "oci":
+        header_refs, _ = templated(getattr(recipe, "headers", {}))
+        headers = {k: reference(k) for k in header_keys if k not in header_refs}
+        return {"transport": transport, "url": recipe.url, "headers": {**headers, **header_refs}}
+    env_refs, defaults = templated(getattr(recipe, "env", {}))
+    env = {**{k: reference(k) for k in env_keys}, **env_refs}
+    defaults = {k: v for k, v in defaults.items() if k not in env}
+    recipe_args = [a for a in (recipe.args or []) if isinstance(a, str)]
+    if recipe.command:  # imported recipes carry their whole argv
+        command, args = recipe.command, recipe_args
+    elif kind == "npm":  # otherwise args are extra arguments after the package
+        command, args = "npx", ["-y", f"{recipe.identifier}@{recipe.version}" if recipe.version else recipe.identifier,
+                                *recipe_args]
+    elif kind == "pypi":
+        command, args = "uvx", [f"{recipe.identifier}=={recipe.version}" if recipe.version else recipe.identifier,
+                                *recipe_args]
+    elif kind == "oci":
         image = recipe.identifier
         if recipe.version and ":" not in image.rsplit("/", 1)[-1] and "@" not in image:
             image = f"{image}:{recipe.version}"
-        env_flags = [flag for key in env_keys for flag in ("-e", key)]
-        args = ["run", "-i", "--rm", *env_flags, image, *extra_args]
-        return {"transport": "stdio", "command": "docker", "args": args, "env": env}
-    if recipe.command:
-        return {"transport": "stdio", "command": recipe.command, "args": extra_args, "env": env}
-    raise ApplicationError(
-        f"The catalogue has no way to start {recipe.server} ({kind} {recipe.identifier}).", code="recipe_unusable"
-    )
+        command, args = "docker", ["run", "-i", "--rm", *[f for key in env_keys for f in ("-e", key)], image,
+                                   *recipe_args]
+    else:
+        raise ApplicationError(
+            f"The catalogue has no way to start {recipe.server} ({kind} {recipe.identifier}).", code="recipe_unusable"
+        )
+    entry = {"transport": "stdio", "command": command, "args": args, "env": env}
+    if defaults:
+        entry["defaults"] = defaults
+    return entry
 
 
 # --- Export as a fast-agent project with ${VAR} placeholders. ---
@@ -171,8 +197,9 @@ def export_project(*, name: str, instruction: str, model: str, servers: dict[str
         if out["transport"] == "stdio":
             out["command"] = entry["command"]
             out["args"] = list(entry.get("args", []))
-            if entry.get("env"):
-                out["env"] = {key: "${%s}" % names[(server, "env", key)] for key in entry["env"]}
+            if entry.get("env") or entry.get("defaults"):
+                out["env"] = {**entry.get("defaults", {}),
+                              **{key: "${%s}" % names[(server, "env", key)] for key in entry.get("env", {})}}
         else:
             out["url"] = entry["url"]
             if entry.get("headers"):

@@ -129,7 +129,7 @@ def _check_playback(playback: Any) -> list[dict] | None:
 def agent_create(*, client: ApiClient, servers: dict[str, dict], user_prompt: str, workflow: Any,
                  session: Any = None, server_info: dict | None = None, model: str | None = None, name: str = "",
                  playback: list[dict] | None = None, catalogue_slugs: dict[str, str] | None = None,
-                 actor: Any = None) -> Agent:
+                 catalogue_defaults: dict[str, dict[str, str]] | None = None, actor: Any = None) -> Agent:
     """Check and store a new agent in `creating` state; nothing starts here (see agent_validate).
 
     `servers` is an mcpServers mapping. Env/header values may be plain values (stored through the credentials
@@ -156,6 +156,9 @@ def agent_create(*, client: ApiClient, servers: dict[str, dict], user_prompt: st
         entry_stored, values = mcp_config.split_secrets(entry)
         if server_name in catalogue:
             entry_stored["catalogue"] = catalogue[server_name]
+            # The catalogue's literal, non-secret settings (not user input, so outside the safety check's input).
+            if (catalogue_defaults or {}).get(server_name):
+                entry_stored["defaults"] = dict(catalogue_defaults[server_name])
         stored[server_name] = entry_stored
         values_by_server[server_name] = values
     agent = Agent.objects.create(
@@ -187,6 +190,7 @@ def agent_create_for_catalogue_servers(*, client: ApiClient, session: Any, serve
     collected = collected_credential_keys(session=session) if session is not None else {}
     found = {s.slug: s for s in McpServer.objects.filter(slug__in=server_slugs).prefetch_related("launch_recipes")}
     servers: dict[str, dict] = {}
+    defaults: dict[str, dict[str, str]] = {}
     slugs: dict[str, str] = {}
     described = []
     for slug in server_slugs:
@@ -203,14 +207,17 @@ def agent_create_for_catalogue_servers(*, client: ApiClient, session: Any, serve
             raise ApplicationError(f"The catalogue does not say how to start {server.name}.", code="recipe_unusable",
                                    details={"server": slug})
         server_name = server_name_for(slug, taken=servers)
-        servers[server_name] = mcp_config.entry_from_recipe(recipe, env_keys=env_keys, header_keys=header_keys)
+        entry = mcp_config.entry_from_recipe(recipe, env_keys=env_keys, header_keys=header_keys)
+        if "defaults" in entry:
+            defaults[server_name] = entry.pop("defaults")
+        servers[server_name] = entry
         slugs[server_name] = slug
         described.append({"name": server.name, "slug": slug, "description": server.description[:500]})
     info = server_info if isinstance(server_info, dict) and server_info.get("servers") else {"servers": described}
     with transaction.atomic():
         agent = agent_create(client=client, session=session, servers=servers, server_info=info,
                              user_prompt=user_prompt, workflow=workflow, model=model, name=name,
-                             catalogue_slugs=slugs, actor=actor)
+                             catalogue_slugs=slugs, catalogue_defaults=defaults, actor=actor)
         secrets_adopt(agent=agent, actor=actor or client)
     return agent
 

@@ -97,14 +97,14 @@ def celery_worker(transactional_db, redis_url, settings):
     _forget_celery_connections(app)
     settings.CELERY_TASK_ALWAYS_EAGER = False
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"celery worker exited early:\n{log_path.read_text()[-3000:]}")
             if app.control.inspect(timeout=0.5, destination=[f"{queue}@{socket.gethostname()}"]).ping():
                 break
         else:
-            raise RuntimeError(f"celery worker did not answer within 30 s:\n{log_path.read_text()[-3000:]}")
+            raise RuntimeError(f"celery worker did not answer within 90 s:\n{log_path.read_text()[-3000:]}")
         proc.log_path = log_path
         proc.queue = queue
         yield proc

@@ -108,3 +108,20 @@ def test_unknown_catalogue_server_is_a_404(api, catalogue):
                                            user_prompt="x", workflow="y")
     assert caught.value.status == 404 and caught.value.details == {"server": "nope"}
     assert not Agent.objects.exists()
+
+
+def test_imported_recipe_keeps_its_argv_and_templates():
+    """Imported recipes carry command + full args, env defaults and ${KEY} header templates."""
+    docker = recipe(kind="oci", identifier="acme/gmail", command="docker",
+                    args=["run", "-i", "--rm", "-e", "EMAIL_PASSWORD", "-e", "IMAP_HOST", "acme/gmail"],
+                    env={"IMAP_HOST": "imap.gmail.com", "EMAIL_PASSWORD": "${EMAIL_PASSWORD}"})
+    entry = mcp_config.entry_from_recipe(docker, env_keys=["EMAIL_PASSWORD"], header_keys=[])
+    assert entry["command"] == "docker" and entry["args"] == docker.args
+    assert entry["env"] == {"EMAIL_PASSWORD": mcp_config.reference("EMAIL_PASSWORD")}
+    assert entry["defaults"] == {"IMAP_HOST": "imap.gmail.com"}
+    remote = recipe(kind="remote", url="https://mcp.example.com/mcp", transport="streamable-http",
+                    headers={"Authorization": "Bearer ${APIFY_API_KEY}"})
+    entry = mcp_config.entry_from_recipe(remote, env_keys=[], header_keys=["APIFY_API_KEY"])
+    assert entry["headers"]["Authorization"] == mcp_config.reference("APIFY_API_KEY", "Bearer ${APIFY_API_KEY}")
+    spec = mcp_config.launch_spec(name="r", entry=entry, values={"APIFY_API_KEY": "tok-123"})
+    assert spec.headers["Authorization"] == "Bearer tok-123"
