@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import socket
 import tempfile
 import threading
@@ -46,6 +47,23 @@ _RUN_LOCK = threading.Lock()
 
 
 # --- process bookkeeping ---------------------------------------------------------------------------
+
+
+# The host's network configuration (CA bundles, proxies, package registry mirrors) that launchers such as
+# npx and uvx need to fetch a server; operator settings, never secrets. A server's own env wins.
+_NETWORK_ENV = (
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "PIP_CERT",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+    "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_CACHE_DIR", "npm_config_registry", "npm_config_cache",
+)
+
+
+def host_network_env() -> dict[str, str]:
+    names = (*_NETWORK_ENV, *settings.AGENT_PASSTHROUGH_ENV)
+    env = {name: os.environ[name] for name in names if name in os.environ}
+    # uvx runs PyPI servers on this interpreter (3.12) unless told otherwise, not the machine's default python.
+    env.setdefault("UV_PYTHON", os.environ.get("UV_PYTHON", sys.executable))
+    return env
 
 def new_process_tag() -> str:
     # Prefixed with our pid, so a process (or a test) can find exactly the servers it started.
@@ -193,7 +211,7 @@ async def _check_stdio(spec: LaunchSpec, timeout: float) -> tuple[dict, list[dic
     tag = new_process_tag()
     workdir = tempfile.mkdtemp(prefix="mcpagent-srv-")
     errlog = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
-    params = StdioServerParameters(command=executable, args=spec.args, env={**spec.env, PROCESS_TAG_ENV: tag},
+    params = StdioServerParameters(command=executable, args=spec.args, env={**host_network_env(), **spec.env, PROCESS_TAG_ENV: tag},
                                    cwd=workdir)
     timed_out = False
     outcome: tuple[dict, list[dict]] | None = None
@@ -539,7 +557,7 @@ def _server_settings(settings_cls: type, spec: LaunchSpec, *, tag: str, tool_tim
         if executable is None:
             raise RuntimeError(f"`{spec.command}` is not installed on this server")
         return settings_cls(name=spec.name, transport="stdio", command=executable, args=spec.args,
-                            env={**spec.env, PROCESS_TAG_ENV: tag}, cwd=workdir, read_timeout_seconds=tool_timeout,
+                            env={**host_network_env(), **spec.env, PROCESS_TAG_ENV: tag}, cwd=workdir, read_timeout_seconds=tool_timeout,
                             reconnect_on_disconnect=False)
     return settings_cls(name=spec.name, transport=spec.transport, url=spec.url, headers=spec.headers or None,
                         read_timeout_seconds=tool_timeout, reconnect_on_disconnect=False)

@@ -149,6 +149,8 @@ ANALYZER_TIMEOUT_SECONDS = env_float("ANALYZER_TIMEOUT_SECONDS", 60.0)
 # --- Agents (agents_app): creation, validation of MCP servers, runs with fast-agent. ---
 # Launchers an MCP config may use; npx/uvx/python/docker/node keep to their safe forms (agents_app.safety).
 AGENT_ALLOWED_COMMANDS = env_list("AGENT_ALLOWED_COMMANDS", ["npx", "uvx", "node", "python", "python3", "docker"])
+# Extra host environment variables handed to MCP server processes (CA bundles and proxies are passed already).
+AGENT_PASSTHROUGH_ENV = env_list("AGENT_PASSTHROUGH_ENV", [])
 # Directories whose scripts `python <script.py>` / `node <script>` may run (absolute paths; empty = none).
 AGENT_ALLOWED_SCRIPT_DIRS = env_list("AGENT_ALLOWED_SCRIPT_DIRS", [])
 # http:// remote MCP servers on loopback (also allowed when DEBUG); everything else must be https.

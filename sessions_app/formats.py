@@ -41,14 +41,17 @@ PROVIDER_RULES: list[tuple[re.Pattern, Rule]] = [
     (re.compile(r"SLACK.*BOT.*TOKEN", re.I), _rule("a Slack bot token (xoxb-...)", r"^(?:xoxe\.)?xoxb-[A-Za-z0-9-]{10,}$")),
     (re.compile(r"SLACK.*USER.*TOKEN", re.I), _rule("a Slack user token (xoxp-...)", r"^(?:xoxe\.)?xoxp-[A-Za-z0-9-]{10,}$")),
     (re.compile(r"SLACK.*APP.*TOKEN", re.I), _rule("a Slack app token (xapp-...)", r"^xapp-[A-Za-z0-9-]{10,}$")),
-    (re.compile(r"SLACK.*TOKEN", re.I), _rule("a Slack token (xoxb-, xoxp- or xapp-...)", r"^(?:xoxe\.)?(?:xox[abpr]|xapp)-[A-Za-z0-9-]{10,}$")),
+    # Any Slack token family (bot, user, app, and the xoxc-/xoxd- session tokens some servers use).
+    (re.compile(r"SLACK.*TOKEN", re.I), _rule("a Slack token (xoxb-, xoxp-, xoxc-, xoxd- or xapp-...)",
+                                             r"^(?:xoxe\.)?(?:xox[a-z]|xapp)-[A-Za-z0-9%-]{10,}$")),
     (re.compile(r"^(?:GITHUB|GH)_.*(?:TOKEN|PAT)", re.I), _rule(
         "a GitHub token (ghp_..., github_pat_..., gho_/ghu_/ghs_... or a 40-character legacy token)",
         r"^(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,251}|[a-f0-9]{40})$",
     )),
     (re.compile(r"^OPENAI.*(?:API_?KEY|TOKEN)$", re.I), _rule("an OpenAI API key (sk-...)", r"^sk-[A-Za-z0-9_-]{20,}$")),
     (re.compile(r"^ANTHROPIC.*(?:API_?KEY)$", re.I), _rule("an Anthropic API key (sk-ant-...)", r"^sk-ant-[A-Za-z0-9_-]{20,}$")),
-    (re.compile(r"^NOTION.*(?:TOKEN|API_?KEY|SECRET)", re.I), _rule(
+    # Integration tokens only: an OAuth access token for Notion's hosted server has another shape.
+    (re.compile(r"^NOTION_(?:API_?KEY|TOKEN|API_TOKEN|SECRET|INTEGRATION_(?:TOKEN|SECRET)|INTERNAL_INTEGRATION_(?:TOKEN|SECRET))$", re.I), _rule(
         "a Notion integration token (secret_... or ntn_...)", r"^(?:secret_|ntn_)[A-Za-z0-9]{20,}$"
     )),
     (re.compile(r"^STRIPE.*PUBLISHABLE", re.I), _rule("a Stripe publishable key (pk_live_/pk_test_...)", r"^pk_(?:live|test)_[A-Za-z0-9]{10,}$")),

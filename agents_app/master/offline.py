@@ -216,8 +216,16 @@ class OfflineAnalyzer:
 
     def _choose(self, entry: ServiceEntry, clause: str, exclude: set[str]) -> ChosenServer | None:
         limit = int(lexicon().analysis.get("candidates_per_need", 25))
-        query = f"{entry.name} {entry.query}" if entry.kind == "service" else f"{entry.query} {clause}"
-        hits = [h for h in self.search(query, limit) if h.server.slug not in exclude]
+        queries = [f"{entry.name} {entry.query}"]
+        if entry.kind != "service":
+            # A capability is described by the user's own words too; candidates from both queries compete.
+            queries.append(f"{entry.query} {clause}")
+        merged: dict[str, object] = {}
+        for query in queries:
+            for hit in self.search(query, limit):
+                if hit.server.slug not in exclude and (hit.server.slug not in merged or hit.score > merged[hit.server.slug].score):
+                    merged[hit.server.slug] = hit
+        hits = sorted(merged.values(), key=lambda h: -h.score)
         if not hits:
             return None
         matching = [h for h in hits
@@ -296,9 +304,10 @@ def _buildability(hits: list) -> list[tuple[object, float, list[str]]]:
 
     for server_id, kind in LaunchRecipe.objects.filter(server_id__in=ids).values_list("server_id", "kind"):
         kinds.setdefault(server_id, set()).add(kind)
-    top = max(h.score for h in hits) or 1.0
     scored = []
-    for hit in hits:
+    # Relevance by rank, not raw score: fused scores jump by name boosts, and a big jump between two servers
+    # that are both named for the service says little about which one to build with.
+    for rank, hit in enumerate(sorted(hits, key=lambda h: -h.score)):
         server, row = hit.server, stats.get(hit.server.id, {"n_tools": 0, "n_creds": 0})
         recipe_kinds = kinds.get(server.id, set())
         packaged = bool(recipe_kinds & {"npm", "pypi", "oci"})
@@ -321,6 +330,6 @@ def _buildability(hits: list) -> list[tuple[object, float, list[str]]]:
             + 0.15 * min(1.0, row["n_tools"] / 4) + 0.12 * (row["n_creds"] > 0)
             + 0.12 * (packaged or remote_with_auth)
         )
-        relevance = max(0.0, hit.score / top)
-        scored.append((hit, min(1.0, 0.3 * relevance + quality + 0.05 * (relevance > 0.97)), facts))
+        relevance = 1.0 / (1.0 + 0.08 * rank)
+        scored.append((hit, min(1.0, 0.3 * relevance + quality), facts))
     return scored
