@@ -13,8 +13,6 @@ DATA_DIR = Path(env_str("MCPAGENT_DATA_DIR", str(BASE_DIR / ".data")))
 DEBUG = env_bool("DEBUG", False)
 _DEV_SECRET = "insecure-dev-only-secret-key-set-SECRET_KEY-in-production"
 SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET)
-if SECRET_KEY == _DEV_SECRET and not DEBUG and env_bool("MCPAGENT_REQUIRE_SECRETS", False):
-    raise ImproperlyConfigured("SECRET_KEY must be set when MCPAGENT_REQUIRE_SECRETS=1")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -115,6 +113,8 @@ ENCRYPTION_KEY = env_str("ENCRYPTION_KEY", "")
 ENCRYPTION_KEY_FALLBACKS = env_list("ENCRYPTION_KEY_FALLBACKS", [])
 # Unset key: refuse to start when secrets are required, else a local dev key in DATA_DIR/encryption.key (mcpagent.crypto).
 MCPAGENT_REQUIRE_SECRETS = env_bool("MCPAGENT_REQUIRE_SECRETS", False)
+if MCPAGENT_REQUIRE_SECRETS and SECRET_KEY == _DEV_SECRET:
+    raise ImproperlyConfigured("SECRET_KEY must be set when MCPAGENT_REQUIRE_SECRETS=1")
 if MCPAGENT_REQUIRE_SECRETS and not ENCRYPTION_KEY.strip():
     raise ImproperlyConfigured("ENCRYPTION_KEY must be set when MCPAGENT_REQUIRE_SECRETS=1 (comma-separated Fernet keys)")
 
