@@ -3,7 +3,11 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 # Python 3.12 (Django 6.1 and fast-agent need >= 3.12): PYTHON=..., else python3.12 on PATH, else pyenv's.
-PYTHON ?= $(shell command -v python3.12 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.12*/bin/python 2>/dev/null | tail -1 || true)
+# Each candidate is run, not just found: pyenv puts a python3.12 shim on PATH that fails unless 3.12 is selected.
+ifndef PYTHON
+PYTHON := $(shell for p in python3.12 $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python 2>/dev/null | sort -V -r) /usr/bin/python3.12 /usr/local/bin/python3.12; do \
+	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
+endif
 
 .PHONY: run test venv bench worker check clean-data
 

@@ -146,7 +146,7 @@ class AgentCreateApi(APIView):
 
 
 class AgentListApi(APIView):
-    @extend_schema(responses={200: dict})
+    @extend_schema(operation_id="agents_list", responses={200: dict})
     def get(self, request):
         agents = agent_list(client=request.auth)[:200]
         return Response({"agents": [{"agent_id": str(a.id), "name": a.name, "status": a.status, "model": a.model,

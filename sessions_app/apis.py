@@ -1,7 +1,7 @@
 """Chat and session endpoints (request/response bodies as in the product spec, section 2.2)."""
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -47,6 +47,7 @@ def _plan_view(session: Session) -> dict:
 
 
 class ChatApi(APIView):
+    @extend_schema_serializer(component_name="ChatRequest")
     class InputSerializer(serializers.Serializer):
         class FileSerializer(serializers.Serializer):
             filename = serializers.CharField(max_length=255)
@@ -64,6 +65,7 @@ class ChatApi(APIView):
         )
         files = serializers.ListField(child=FileSerializer(), required=False, max_length=10)
 
+    @extend_schema_serializer(component_name="ChatResponse")
     class OutputSerializer(serializers.Serializer):
         reply = serializers.CharField()
         session_id = serializers.UUIDField()
@@ -118,6 +120,7 @@ def chat_response(session: Session) -> dict:
 
 
 class SessionCreateApi(APIView):
+    @extend_schema_serializer(component_name="SessionCreated")
     class OutputSerializer(serializers.Serializer):
         session_id = serializers.UUIDField(source="id")
         status = serializers.CharField()
@@ -130,6 +133,7 @@ class SessionCreateApi(APIView):
 
 
 class SessionDetailApi(APIView):
+    @extend_schema_serializer(component_name="SessionDetail")
     class OutputSerializer(serializers.Serializer):
         session_id = serializers.UUIDField()
         status = serializers.CharField()

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import InMemoryUploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser, MultiPartParserError
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import parsers, serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.response import Response
@@ -82,6 +82,7 @@ class _UploadParser(parsers.MultiPartParser):
 class SessionFileUploadApi(APIView):
     parser_classes = [_UploadParser]
 
+    @extend_schema_serializer(component_name="StoredFileMetadata")
     class OutputSerializer(serializers.Serializer):
         id = serializers.UUIDField()
         filename = serializers.CharField()
