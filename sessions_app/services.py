@@ -227,7 +227,7 @@ def _advance(session: Session, *, announce: bool, plan_changed: bool = False) ->
         session.status = Status.NEW
         session.required_credentials, session.required_files = [], []
         session.save()
-        conversation_add(session=session, role=Conversation.Role.ASSISTANT, message=_no_servers_reply(plan),
+        conversation_add(session=session, role=Conversation.Role.ASSISTANT, message=_no_servers_reply(),
                          metadata={"status": session.status})
         return
     requirements = _requirements_for(session, plan)
@@ -247,7 +247,7 @@ def _advance(session: Session, *, announce: bool, plan_changed: bool = False) ->
     )
 
 
-def _no_servers_reply(plan: Plan | None) -> str:
+def _no_servers_reply() -> str:
     from agents_app.master.revise import known_service_names
 
     examples = ", ".join(known_service_names()[:12])

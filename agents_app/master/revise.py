@@ -71,9 +71,5 @@ def _drop_service(request: str, entry: ServiceEntry) -> str:
     return ", ".join(p for p in kept if p)
 
 
-def names_a_service(message: str) -> bool:
-    return bool(detect_needs(message))
-
-
 def known_service_names() -> list[str]:
     return [entry.name for entry in lexicon().services]
