@@ -112,7 +112,10 @@ def get_server(slug: str) -> dict:
     try:
         server = server_get(slug=slug.strip())
     except ApplicationError:
-        raise ValueError(f"No active catalogue server has the slug {slug!r}; use a slug from search_servers.") from None
+        server = None
+    # The detail API shows deprecated servers to people; the analyzer must only ever plan with active ones.
+    if server is None or server.status != server.Status.ACTIVE:
+        raise ValueError(f"No active catalogue server has the slug {slug!r}; use a slug from search_servers.")
     return {
         "slug": server.slug,
         "name": server.name,
