@@ -75,7 +75,7 @@ def _resolve_credential_servers(session: Session, credentials: dict) -> dict[str
             continue
         resolved.setdefault(slug, {}).update(values)
     if unknown:
-        choices = sorted({s.slug for s in _plan(session).servers}) if _plan(session) else []
+        choices = sorted(set(aliases.values()))  # every alias maps to one of the plan's slugs
         raise ApplicationError(
             "Credentials were sent for servers this session does not use.",
             code="unknown_server",
