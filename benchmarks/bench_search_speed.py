@@ -10,7 +10,7 @@ is always included.
 The synthetic servers are made from the bundled catalogue: server i copies the name (plus a number), categories and
 tools of catalogue server i mod N and appends half of another server's description; its vector is
 normalise(v[i mod N] + 0.35 v[j] + 0.05 noise), from the real vectors of those two texts. Rows go in with COPY;
-then refresh_search_fields indexes the text and the HNSW index is built, both timed.
+then refresh_search_fields indexes the text, the HNSW index is built and the tables are vacuumed, all timed.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import os
 import random
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -224,10 +225,16 @@ def generate_synthetic(size: int, source: dict) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SET maintenance_work_mem = '1GB'")
         ensure_embedding_index(model=provider.name, dims=provider.dims)
-        cursor.execute("ANALYZE registry_app_serverembedding")
-        cursor.execute("ANALYZE registry_app_mcpserver")
-        cursor.execute("ANALYZE registry_app_servertool")
     print(f"  HNSW index built in {time.perf_counter() - started:.1f} s")
+
+    # refresh_search_fields rewrote every row: without this the searches below would run while autovacuum
+    # clears 100,000 dead rows, which measures the hour after a bulk load, not the catalogue people search.
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        for table in ("registry_app_mcpserver", "registry_app_serverembedding", "registry_app_servertool"):
+            cursor.execute(f"VACUUM (ANALYZE) {table}")
+        cursor.execute("CHECKPOINT")  # and the gigabyte of WAL written above is flushed now, not during the searches
+    print(f"  VACUUM ANALYZE and CHECKPOINT in {time.perf_counter() - started:.1f} s")
 
 
 def main() -> None:
@@ -235,7 +242,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100_000, help="Synthetic servers (default 100,000).")
     parser.add_argument("--keep", action="store_true", help="Keep the bench databases and reuse them next time.")
     parser.add_argument("--skip-synthetic", action="store_true", help="Only the bundled catalogue.")
+    parser.add_argument("--measure-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure_only:
+        return measure_only()
     provider = get_provider()
     print(f"embedding provider {provider.name}; {os.cpu_count()} cores; "
           f"ef_search {django.conf.settings.SEARCH_HNSW_EF_SEARCH}")
@@ -255,16 +265,27 @@ def main() -> None:
             generate_synthetic(args.size, source)
         else:
             print("  reusing the kept database")
-        name_index.clear()
-        started = time.perf_counter()
-        name_index.get()
-        print(f"  name index built in {(time.perf_counter() - started) * 1000:.0f} ms (once per process)")
-        times = timed_searches()
-        report_latency("one search (embedding included)", times)
-        print(f"  mean {statistics.mean(times):.1f} ms")
-        hnsw_recall()
+        # Searches are timed in a fresh process, as a web worker runs them (not in the one that just wrote
+        # 100,000 rows and built an index).
+        sys.stdout.flush()
+        env = dict(os.environ, MCPAGENT_DB_NAME=connection.settings_dict["NAME"])
+        code = subprocess.call([sys.executable, __file__, "--measure-only"], env=env)
+        if code:
+            sys.exit(code)
     finally:
         connection.creation.destroy_test_db(old, verbosity=0, keepdb=args.keep)
+
+
+def measure_only() -> None:
+    """Search latency and HNSW recall over the database MCPAGENT_DB_NAME names."""
+    name_index.clear()
+    started = time.perf_counter()
+    name_index.get()
+    print(f"  name index built in {(time.perf_counter() - started) * 1000:.0f} ms (once per process)")
+    times = timed_searches()
+    report_latency("one search (embedding included)", times)
+    print(f"  mean {statistics.mean(times):.1f} ms")
+    hnsw_recall()
 
 
 if __name__ == "__main__":
