@@ -442,11 +442,14 @@ class RunOutcome:
 
 def run_agent(*, specs: list[LaunchSpec], instruction: str, model: str, message: str,
               history: list[dict] | None = None, playback: list[dict] | None = None,
-              startup_timeout: float | None = None, tool_timeout: int | None = None) -> RunOutcome:
+              startup_timeout: float | None = None, tool_timeout: int | None = None,
+              run_timeout: float | None = None) -> RunOutcome:
     """Run one user message through a fast-agent agent attached to `specs`. Never raises for agent
-    failures (including fast-agent's SystemExit on start-up errors): see RunOutcome.error."""
+    failures (including fast-agent's SystemExit on start-up errors): see RunOutcome.error. The whole run is
+    bounded by `run_timeout` (AGENT_RUN_TIMEOUT_SECONDS) here, so also without a Celery worker's time limit."""
     startup_timeout = startup_timeout or settings.AGENT_VALIDATION_TIMEOUT_SECONDS
     tool_timeout = tool_timeout or settings.AGENT_TOOL_TIMEOUT_SECONDS
+    run_timeout = run_timeout or settings.AGENT_RUN_TIMEOUT_SECONDS
     tag = new_process_tag()
     started = time.monotonic()
     with _RUN_LOCK:
@@ -455,11 +458,17 @@ def run_agent(*, specs: list[LaunchSpec], instruction: str, model: str, message:
         try:
             # fast-agent reads ./fastagent.config.yaml and ./.env: run from an empty private directory.
             os.chdir(workdir)
-            outcome = run_sync(lambda: _run_async(
+            outcome = run_sync(lambda: asyncio.wait_for(_run_async(
                 specs=specs, instruction=instruction, model=model, message=message, history=history or [],
                 playback=playback, startup_timeout=startup_timeout, tool_timeout=tool_timeout, tag=tag,
                 workdir=workdir,
-            ))
+            ), timeout=run_timeout))
+        except TimeoutError:
+            outcome = RunOutcome(ok=False, error={
+                "server": None, "code": "run_timeout",
+                "message": f"The run took longer than {run_timeout:g} s and was stopped.",
+                "hint": "Try a shorter request, or raise AGENT_RUN_TIMEOUT_SECONDS.",
+            })
         except SystemExit as exc:
             outcome = RunOutcome(ok=False, error=_run_error(specs, exc.__cause__ or exc.__context__ or exc))
         finally:

@@ -1,7 +1,8 @@
 """Agent work in Celery workers. Tasks take ids only (never secrets) and call one service.
 
-Runs are bounded: AGENT_RUN_TIMEOUT_SECONDS is the soft limit (the run is marked failed and its servers are
-killed by the runtime's cleanup), the hard limit 30 s later is the last resort. Validation is bounded per
+Runs are bounded: the runtime stops a run after AGENT_RUN_TIMEOUT_SECONDS itself (eager mode too); the task's
+soft limit 30 s later marks a run that did not stop as failed (its servers are killed by the runtime's cleanup),
+and the hard limit 30 s after that is the last resort. Validation is bounded per
 server by AGENT_VALIDATION_TIMEOUT_SECONDS, all servers in parallel.
 """
 
@@ -27,7 +28,8 @@ def agent_validate_task(agent_id: str) -> str:
 
 
 @shared_task(autoretry_for=_DB_ERRORS, retry_backoff=True, max_retries=3,
-             soft_time_limit=settings.AGENT_RUN_TIMEOUT_SECONDS, time_limit=settings.AGENT_RUN_TIMEOUT_SECONDS + 30)
+             soft_time_limit=settings.AGENT_RUN_TIMEOUT_SECONDS + 30,
+             time_limit=settings.AGENT_RUN_TIMEOUT_SECONDS + 60)
 def agent_run_task(run_id: str) -> str:
     from agents_app.services import agent_run_abandon, agent_run_execute
 

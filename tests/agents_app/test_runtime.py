@@ -151,3 +151,14 @@ def test_a_tool_call_that_never_returns_is_timed_out(test_servers):
     assert result["metadata"]["is_error"] is True and "timed out" in result["message"]
     assert outcome.ok and "timed out" in outcome.reply  # the model sees the failure and the run finishes
     assert outcome.seconds < 30
+
+
+def test_a_whole_run_is_bounded_even_without_a_worker_time_limit(test_servers):
+    spec = stdio("slow", [str(SERVERS / "slow_tool.py")])
+    outcome = runtime.run_agent(specs=[spec], instruction="", model="passthrough",
+                                message="***CALL_TOOL wait_forever {}", tool_timeout=120, run_timeout=3)
+    assert not outcome.ok and outcome.error["code"] == "run_timeout", outcome.error
+    assert "3 s" in outcome.error["message"]
+    assert outcome.seconds < 20
+    slow = str(SERVERS / "slow_tool.py")  # the server is gone (the autouse guard checks every tagged process too)
+    assert not [p for p in psutil.process_iter(["cmdline"]) if slow in " ".join(p.info["cmdline"] or [])]
