@@ -110,11 +110,15 @@ def _enrich_credentials(merged: ServerRecord, *, slug: str, match: Matcher | Non
             cred.secret = True
 
 
+# Slugs the API's own routes use: /api/servers/search would never reach a server called "search".
+RESERVED_SLUGS = frozenset({"search"})
+
+
 def _unique_slug(candidate: str, taken: set[str]) -> str:
     base = make_slug(candidate)[:MAX_SLUG] or "server"
     slug = base
     for n in itertools.count(2):
-        if slug not in taken:
+        if slug not in taken and slug not in RESERVED_SLUGS:
             break
         slug = f"{base}-{n}"
     taken.add(slug)

@@ -223,6 +223,15 @@ def test_slugs_are_stable_and_collisions_get_a_suffix(empty_catalogue, tmp_path)
     assert (renamed.name, renamed.description) == ("Google Mail", "Renamed upstream")
 
 
+def test_a_server_named_like_an_api_route_gets_a_reachable_slug(empty_catalogue, tmp_path, api):
+    path = tmp_path / "servers.json"
+    path.write_text(json.dumps({"format": "mcpagent-catalogue", "version": 1, "servers": [
+        {"slug": "search", "name": "Search", "description": "Web search engine"}]}))
+    run("import_catalogue", str(path))
+    assert list(McpServer.objects.values_list("slug", flat=True)) == ["search-2"]
+    assert api.get("/api/servers/search-2").json()["name"] == "Search"
+
+
 def test_a_database_failure_rolls_the_whole_import_back(empty_catalogue, tmp_path):
     path = tmp_path / "servers.json"
     path.write_text(json.dumps({"format": "mcpagent-catalogue", "version": 1, "servers": [
