@@ -4,8 +4,9 @@
 
 Each benchmark's server pool is loaded into a private database (bench_search_quality; dropped afterwards, so
 this is safe to run next to the tests), indexed and embedded by the product code (refresh_search_fields,
-server_embeddings_refresh), and every query goes through registry_app.selectors.server_search, the function behind
-the API and the search_servers command. Figures are printed, nothing is asserted.
+server_embeddings_refresh: one vector per server and one per tool), and every query goes through
+registry_app.selectors.server_search, the function behind the API and the search_servers command. Figures are
+printed, nothing is asserted.
 
 LiveMCPBench (../shared/benchmark/livemcpbench): query = `Question`; pool = the 70 servers of tools.json with their
 name, description, category and tools (name + description). Ground truth: the tools named in
@@ -203,6 +204,7 @@ def ablations(base: RankingParams) -> dict[str, RankingParams]:
         "hybrid + implied needs": replace(base, split_clauses=False),
         "product, no name boost": replace(base, name_boost=0.0),
         "product, no quality prior": replace(base, prior_weight=0.0),
+        "product, no tool matching": replace(base, tool_weight=0.0),
     }
 
 

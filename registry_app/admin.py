@@ -309,7 +309,10 @@ class McpServerAdmin(admin.ModelAdmin):
         except ApplicationError as exc:
             self.message_user(request, f"Re-embedding failed: {exc.message}", messages.ERROR)
             return
-        self.message_user(request, f"{result.considered} server(s) re-embedded with {result.model}.", messages.SUCCESS)
+        self.message_user(
+            request, f"{result.considered} server(s) and their {result.tools_considered} tool(s) re-embedded with "
+            f"{result.model}.", messages.SUCCESS,
+        )
 
     def _merge(self, request, target: McpServer, duplicates: list[McpServer]) -> None:
         try:

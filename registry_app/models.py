@@ -202,6 +202,24 @@ class ServerEmbedding(models.Model):
         constraints = [models.UniqueConstraint(fields=["server", "model"], name="registry_embedding_unique")]
 
 
+class ToolEmbedding(models.Model):
+    """One embedding per tool per embedding model, of the tool's own text (search_index.build_tool_document).
+    A server's single embedding reads only its first 256 tokens, so most tools of a large server are invisible to
+    it; search also compares the request with each tool (selectors.server_search). Like ServerEmbedding, the
+    vector has no fixed dimension (a new provider needs no migration) and each model gets its own HNSW index.
+    `content_hash` is the hash of the tool's text: a tool edited since (by an import or staff) is stale."""
+
+    tool = models.ForeignKey(ServerTool, on_delete=models.CASCADE, related_name="embeddings")
+    model = models.CharField(max_length=100)
+    dims = models.PositiveIntegerField()
+    embedding = VectorField()
+    content_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tool", "model"], name="registry_tool_embedding_unique")]
+
+
 class CurationEdit(models.Model):
     """Who changed what on a server, and when. Written by the admin; survives imports."""
 

@@ -3,6 +3,10 @@ and the weighted full-text vector (`search_vector`).
 
 Weights: A = name, slug and repository owner/name (how people name a service); B = description and categories;
 C = tool names and descriptions; D = credential services and keys. Ranking (selectors.server_search) relies on them.
+
+Embeddings: one vector per server and model (ServerEmbedding, of `search_document`) and one per tool and model
+(ToolEmbedding, of `build_tool_document`), each found stale by the hash of its text, each kind with a partial HNSW
+index per model and a shipped cache (config/embeddings/<model>.npz and <model>.tools.npz).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ CHUNK = 2000
 ANALYZE_AFTER = 500  # embeddings written in one run
 
 _generation = 0
+SERVERS, TOOLS = "servers", "tools"  # kinds of vectors: one per server document, one per tool
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SEPARATORS = re.compile(r"[_\-./:@]+")
@@ -83,6 +88,15 @@ def build_document(
 
 def document_hash(document: str) -> str:
     return hashlib.sha256(document.encode("utf-8")).hexdigest()
+
+
+def build_tool_document(*, tool_name: str, description: str) -> str:
+    """The text that represents one tool for embedding: its humanised name, then its description. Short enough
+    for the model to read whole, unlike a large server's document, whose tools past the 256th token are lost.
+    Measured (bench_search_quality.py): prefixing the server's name, or appending its description, did worse."""
+    name = humanise_identifier(_clean(tool_name, 300))
+    desc = _clean(description, MAX_TOOL_DESCRIPTION_CHARS)
+    return f"{name}: {desc}" if desc else name
 
 
 _SELECT = """
@@ -176,16 +190,19 @@ def vector_literal(vector: np.ndarray) -> str:
     return "[" + ",".join(f"{x:.7g}" for x in vector.tolist()) + "]"
 
 
-def embedding_index_name(model: str) -> str:
-    """Name of the partial HNSW index of one model (PostgreSQL names are at most 63 bytes)."""
+def embedding_index_name(model: str, kind: str = SERVERS) -> str:
+    """Name of the partial HNSW index of one model's server (or tool) vectors (PostgreSQL names: at most 63 bytes)."""
     slug = re.sub(r"[^a-z0-9]+", "_", model.lower()).strip("_")[:28]
-    return f"registry_emb_hnsw_{slug}_{hashlib.sha256(model.encode()).hexdigest()[:8]}"
+    prefix = "registry_emb_hnsw" if kind == SERVERS else "registry_toolemb_hnsw"
+    return f"{prefix}_{slug}_{hashlib.sha256(model.encode()).hexdigest()[:8]}"
 
 
-def ensure_embedding_index(*, model: str, dims: int) -> str:
-    """Create (once) the partial HNSW index over this model's vectors; returns its name. No migration is needed
-    for a new provider: the column has no fixed dimension and each model gets its own index."""
-    name = embedding_index_name(model)
+def ensure_embedding_index(*, model: str, dims: int, kind: str = SERVERS) -> str:
+    """Create (once) the partial HNSW index over this model's vectors (server vectors, or tool vectors with
+    kind="tools"); returns its name. No migration is needed for a new provider: the column has no fixed dimension
+    and each model gets its own index."""
+    name = embedding_index_name(model, kind)
+    table = "registry_app_serverembedding" if kind == SERVERS else "registry_app_toolembedding"
     ops = "vector_cosine_ops" if dims <= 2000 else "halfvec_cosine_ops"
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [name])
@@ -197,7 +214,7 @@ def ensure_embedding_index(*, model: str, dims: int) -> str:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         # m=16, ef_construction=64 (pgvector defaults): bench_search_speed.py prints the recall this gives.
         cursor.execute(
-            f"CREATE INDEX IF NOT EXISTS {name} ON registry_app_serverembedding USING hnsw"
+            f"CREATE INDEX IF NOT EXISTS {name} ON {table} USING hnsw"
             f" ({embedding_expression(dims)} {ops}) WHERE model = %s",
             [model],
         )
@@ -233,20 +250,24 @@ def _store_embeddings(*, model: str, dims: int, ids: list[int], hashes: list[str
         )
 
 
-def cache_path(model: str) -> Path:
+def cache_path(model: str, kind: str = SERVERS) -> Path:
+    """config/embeddings/<model>.npz for server vectors, <model>.tools.npz for tool vectors."""
     from django.conf import settings
 
-    return Path(settings.EMBEDDING_CACHE_DIR) / (re.sub(r"[^A-Za-z0-9._-]+", "_", model) + ".npz")
+    suffix = ".npz" if kind == SERVERS else f".{kind}.npz"
+    return Path(settings.EMBEDDING_CACHE_DIR) / (re.sub(r"[^A-Za-z0-9._-]+", "_", model) + suffix)
 
 
-def cache_load(model: str, dims: int) -> dict[str, np.ndarray]:
+def cache_load(model: str, dims: int, kind: str = SERVERS) -> dict[str, np.ndarray]:
     """{content_hash: float32 vector} from the shipped cache of this model; empty if none or unreadable."""
-    path = cache_path(model)
+    path = cache_path(model, kind)
     if not path.exists():
         return {}
     try:
         with np.load(path, allow_pickle=False) as data:
             if str(data["model"]) != model or data["vectors"].shape[1] != dims:
+                return {}
+            if (str(data["kind"]) if "kind" in data.files else SERVERS) != kind:
                 return {}
             hashes = [h.hex() for h in data["hashes"].tolist()]
             vectors = data["vectors"].astype(np.float32)
@@ -256,6 +277,20 @@ def cache_load(model: str, dims: int) -> dict[str, np.ndarray]:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     vectors /= np.maximum(norms, 1e-12)  # float16 storage: renormalise
     return dict(zip(hashes, vectors))
+
+
+def _cache_write(*, model: str, kind: str, rows: Iterable[tuple[str, str]]) -> tuple[Path, int]:
+    unique = dict(rows)  # identical texts share one vector
+    path = cache_path(model, kind)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hashes = np.array([bytes.fromhex(h) for h in unique], dtype="S32")
+    vectors = np.array([v.strip("[]").split(",") for v in unique.values()], dtype=np.float32)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(
+        tmp, model=np.array(model), kind=np.array(kind), hashes=hashes, vectors=vectors.astype(np.float16)
+    )
+    tmp.replace(path)
+    return path, len(unique)
 
 
 def cache_export(*, model: str) -> tuple[Path, int]:
@@ -269,15 +304,20 @@ def cache_export(*, model: str) -> tuple[Path, int]:
             [model],
         )
         rows = cursor.fetchall()
-    unique = dict(rows)  # identical documents share one vector
-    path = cache_path(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    hashes = np.array([bytes.fromhex(h) for h in unique], dtype="S32")
-    vectors = np.array([v.strip("[]").split(",") for v in unique.values()], dtype=np.float32)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, model=np.array(model), hashes=hashes, vectors=vectors.astype(np.float16))
-    tmp.replace(path)
-    return path, len(unique)
+    return _cache_write(model=model, kind=SERVERS, rows=rows)
+
+
+def tool_cache_export(*, model: str) -> tuple[Path, int]:
+    """The same for tool vectors (<model>.tools.npz): every current one, keyed by the hash of the tool's text."""
+    current = {tid: document_hash(document) for tid, document, _ in _tool_rows(model=model)}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tool_id, content_hash, embedding::text FROM registry_app_toolembedding WHERE model = %s"
+            " ORDER BY content_hash",
+            [model],
+        )
+        rows = [(digest, vector) for tid, digest, vector in cursor.fetchall() if current.get(tid) == digest]
+    return _cache_write(model=model, kind=TOOLS, rows=rows)
 
 
 @dataclass
@@ -287,6 +327,99 @@ class EmbedResult:
     from_cache: int = 0
     computed: int = 0
     index: str = ""
+    tools_considered: int = 0
+    tools_from_cache: int = 0
+    tools_computed: int = 0
+    tool_index: str = ""
+
+
+_TOOL_ROWS = """
+SELECT t.id, t.name, left(t.description, %s), e.content_hash
+FROM registry_app_servertool t
+LEFT JOIN registry_app_toolembedding e ON e.tool_id = t.id AND e.model = %s
+{where}
+ORDER BY t.id
+"""
+
+
+def _tool_rows(*, model: str, server_ids: list[int] | None = None) -> list[tuple[int, str, str | None]]:
+    """(tool id, its document, the content_hash of its stored `model` vector or None) for the given servers' tools."""
+    # Descriptions are read well past the document's 300 characters: those are counted after whitespace collapses.
+    where, params = "", [8 * MAX_TOOL_DESCRIPTION_CHARS, model]
+    if server_ids is not None:
+        where, params = "WHERE t.server_id = ANY(%s)", [*params, list(server_ids)]
+    with connection.cursor() as cursor:
+        cursor.execute(_TOOL_ROWS.format(where=where), params)
+        return [
+            (tid, build_tool_document(tool_name=name, description=description or ""), stored)
+            for tid, name, description, stored in cursor.fetchall()
+        ]
+
+
+def stale_tool_ids(*, model: str, server_ids: list[int] | None = None) -> list[int]:
+    """Tools with no embedding for `model`, or one computed from a different text (the tool was edited since)."""
+    return [tid for tid, document, stored in _tool_rows(model=model, server_ids=server_ids)
+            if stored != document_hash(document)]
+
+
+def _store_tool_embeddings(*, model: str, dims: int, ids: list[int], hashes: list[str], vectors: np.ndarray) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO registry_app_toolembedding (tool_id, model, dims, embedding, content_hash, created_at)"
+            " SELECT d.id, %s, %s, d.v::vector, d.h, now()"
+            " FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS d(id, v, h)"
+            " JOIN registry_app_servertool t ON t.id = d.id"  # a tool deleted meanwhile is skipped
+            " ON CONFLICT (tool_id, model) DO UPDATE SET"
+            " dims = EXCLUDED.dims, embedding = EXCLUDED.embedding, content_hash = EXCLUDED.content_hash,"
+            " created_at = EXCLUDED.created_at",
+            [model, dims, ids, [vector_literal(v) for v in vectors], hashes],
+        )
+
+
+def tool_embeddings_refresh(
+    *,
+    provider: EmbeddingProvider,
+    only_stale: bool = True,
+    server_ids: list[int] | None = None,
+    batch_size: int = 256,
+    use_cache: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    result: EmbedResult | None = None,
+) -> EmbedResult:
+    """(Re)compute the tool embeddings of `provider`: the stale ones (no vector, or the tool's text changed), or
+    all, of the given servers (all when None). Vectors of texts in the shipped cache come from it, identical texts
+    are embedded once, and each batch commits on its own. `progress(done, total)` after each batch. Ensures the
+    model's HNSW index over tool vectors exists."""
+    result = result or EmbedResult(model=provider.name)
+    rows = [(tid, document, document_hash(document), stored)
+            for tid, document, stored in _tool_rows(model=provider.name, server_ids=server_ids)]
+    todo = [(tid, document, digest) for tid, document, digest, stored in rows if not only_stale or stored != digest]
+    result.tools_considered += len(todo)
+    cache = cache_load(provider.name, provider.dims, TOOLS) if use_cache and todo else {}
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start : start + batch_size]
+        vectors: dict[str, np.ndarray] = {}
+        for _, _, digest in chunk:
+            if digest in cache:
+                vectors[digest] = cache[digest]
+        texts = {digest: document or " " for _, document, digest in chunk if digest not in vectors}
+        if texts:
+            vectors.update(zip(texts, provider.embed(list(texts.values()))))
+        with transaction.atomic():
+            _store_tool_embeddings(
+                model=provider.name, dims=provider.dims, ids=[tid for tid, _, _ in chunk],
+                hashes=[digest for _, _, digest in chunk], vectors=np.array([vectors[d] for _, _, d in chunk]),
+            )
+        computed = sum(1 for _, _, digest in chunk if digest in texts)
+        result.tools_computed += computed
+        result.tools_from_cache += len(chunk) - computed
+        if progress:
+            progress(len(chunk), len(todo))
+    result.tool_index = ensure_embedding_index(model=provider.name, dims=provider.dims, kind=TOOLS)
+    if len(todo) >= ANALYZE_AFTER:
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE registry_app_toolembedding")
+    return result
 
 
 def server_embeddings_refresh(
@@ -297,10 +430,12 @@ def server_embeddings_refresh(
     batch_size: int = 64,
     use_cache: bool = True,
     progress: Callable[[int], None] | None = None,
+    tool_progress: Callable[[int, int], None] | None = None,
 ) -> EmbedResult:
     """(Re)compute server embeddings for `provider`: the stale ones, or all. Vectors whose document hash is in the
     shipped cache are taken from it. Ensures the model's HNSW index exists. Each batch commits on its own, so an
-    interrupted run keeps its progress and `--stale` resumes it."""
+    interrupted run keeps its progress and `--stale` resumes it. Then the same for the tools of those servers
+    (tool_embeddings_refresh; with only_stale, every stale tool of the catalogue or of `server_ids`)."""
     result = EmbedResult(model=provider.name)
     missing_docs = McpServer.objects.filter(content_hash="")
     if server_ids is not None:
@@ -343,4 +478,8 @@ def server_embeddings_refresh(
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE registry_app_serverembedding")
             cursor.execute("ANALYZE registry_app_mcpserver")
+    tool_embeddings_refresh(
+        provider=provider, only_stale=only_stale, server_ids=server_ids, use_cache=use_cache,
+        progress=tool_progress, result=result,
+    )
     return result

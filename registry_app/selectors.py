@@ -4,6 +4,8 @@ server_search (every step measured with benchmarks/bench_search_quality.py; figu
 1. dense: the whole request is embedded and pgvector's HNSW index gives its nearest servers;
 2. lexical: PostgreSQL full text with OR'd lexemes (AND semantics miss paraphrases) of the request's rarest
    words, weighted name > description > tools;
+   then tool-level matching (_with_tool_matches): each server's distance mixes its document's with its nearest
+   tool's (every tool has its own vector), and the request's nearest tools bring their servers in as candidates;
 3. reciprocal rank fusion of both lists (k=5, lexical weighted 0.5);
 4. a strong boost when the request names a service ("Gmail", "Notion": a server's name, slug or repository
    owner), scaled by how name-like that word is in the catalogue; among those servers a quality prior (official,
@@ -88,6 +90,10 @@ class RankingParams:
     lexical_candidates: int = 60
     max_term_share: float = 0.25  # lexical terms found in more than this share of servers are dropped
     lexical_max_terms: int = 8  # the rarest terms of the query (ts_rank has no IDF: common words would dominate)
+    # Tool-level matching (_with_tool_matches): a server's distance to a query becomes
+    # (1 - tool_weight) * distance of its document + tool_weight * distance of its nearest tool.
+    tool_weight: float = 0.3
+    tool_candidates: int = 40  # the whole request's nearest tools (HNSW) whose servers join its candidates
 
 
 DEFAULT_PARAMS = RankingParams()
@@ -350,6 +356,81 @@ def _dense_lists(
     return lists
 
 
+# Tool-level matching, one query: the whole request's candidates (its dense and lexical lists, plus the servers of
+# its nearest tools through the HNSW index over tool vectors) and each sub-query's dense list; for every (query
+# vector, candidate) pair the distance of the candidate's nearest tool, and for the whole request's candidates
+# that came without one, their document's distance.
+_TOOL_MATCH_SQL = """
+WITH q AS MATERIALIZED (SELECT i, v::{vtype} AS v FROM unnest(%s::text[]) WITH ORDINALITY AS u(v, i)),
+near AS (
+    SELECT t.server_id FROM registry_app_toolembedding te JOIN registry_app_servertool t ON t.id = te.tool_id
+    JOIN registry_app_mcpserver s ON s.id = t.server_id
+    WHERE te.model = %s AND {where}
+    ORDER BY {tool_expr} <=> (SELECT v FROM q WHERE i = 1) LIMIT %s
+),
+c AS MATERIALIZED (
+    SELECT i, id FROM unnest(%s::int[], %s::bigint[]) AS c(i, id) UNION SELECT 1, server_id FROM near
+)
+SELECT true, c.i, c.id, min({tool_expr} <=> q.v)
+FROM c JOIN q ON q.i = c.i JOIN registry_app_servertool t ON t.server_id = c.id
+JOIN registry_app_toolembedding te ON te.tool_id = t.id AND te.model = %s
+GROUP BY c.i, c.id
+UNION ALL
+SELECT false, 1, c.id, {server_expr} <=> q.v
+FROM c JOIN q ON q.i = 1 JOIN registry_app_serverembedding e ON e.server_id = c.id AND e.model = %s
+WHERE c.i = 1 AND NOT c.id = ANY(%s::bigint[])
+"""
+
+
+def _with_tool_matches(
+    provider: EmbeddingProvider,
+    vectors: np.ndarray,
+    dense_lists: list[list[tuple[int, float]]],
+    lexical: list[int],
+    *,
+    params: RankingParams,
+    category: str | None,
+    include_inactive: bool,
+) -> list[list[tuple[int, float]]]:
+    """Tool-level matching. A server has one embedding of its document, of which the model reads the first 256
+    tokens: most tools of a large server never reach it. Each tool also has its own vector (ToolEmbedding).
+    Each dense list (the whole request's, each clause's, each implied need's) is re-ranked by
+        (1 - tool_weight) * distance of the server's document + tool_weight * distance of its nearest tool
+    (a server without tool vectors keeps its document's distance). The whole request's list is rebuilt from a
+    wider pool: its dense and lexical lists plus the servers of its `tool_candidates` nearest tools (so a server
+    that only one of its tools matches can enter); each sub-query's list is re-ranked as it is. One query."""
+    dims, vtype = provider.dims, vector_type(provider.dims)
+    whole = dict(dense_lists[0])
+    pairs = [(i + 1, sid) for i, ranked in enumerate(dense_lists) for sid, _ in ranked]
+    pairs += [(1, sid) for sid in dict.fromkeys(lexical) if sid not in whole]
+    where, filter_params = _filters(category, include_inactive)
+    sql = _TOOL_MATCH_SQL.format(
+        vtype=vtype, where=where, tool_expr=embedding_expression(dims, alias="te"),
+        server_expr=embedding_expression(dims, alias="e"),
+    )
+    # No transaction and no set_config (two round trips less): pgvector's default ef_search (40) suffices for
+    # `tool_candidates` extra candidates.
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [
+            [vector_literal(v) for v in vectors], provider.name, *filter_params, params.tool_candidates,
+            [i for i, _ in pairs], [sid for _, sid in pairs], provider.name, provider.name, list(whole),
+        ])
+        rows = cursor.fetchall()
+    document = [dict(ranked) for ranked in dense_lists]
+    nearest_tool: list[dict[int, float]] = [{} for _ in dense_lists]
+    for is_tool, i, sid, distance in rows:
+        (nearest_tool if is_tool else document)[i - 1][sid] = distance
+    w = params.tool_weight
+    lists = []
+    for i, ranked in enumerate(dense_lists):
+        combined = {
+            sid: d if (t := nearest_tool[i].get(sid)) is None else (1 - w) * d + w * t
+            for sid, d in document[i].items()
+        }
+        lists.append(sorted(combined.items(), key=lambda item: (item[1], item[0]))[: len(ranked)])
+    return lists
+
+
 # Rows the lexical query may match (estimated from its terms' shares): half the catalogue, at most this many, so that
 # ranking them stays a few milliseconds at 100,000 servers.
 MAX_LEXICAL_ROWS = 3000
@@ -471,14 +552,18 @@ def server_search(
     except EmbeddingError:
         # A remote embedding service being down degrades search to lexical + names rather than failing it.
         logger.warning("dense search skipped: embedding provider %s failed", provider.name)
-    whole_dense = [sid for sid, _ in dense_lists[0]] if dense_lists else []
-    aspect_lists = dense_lists[1:]
 
     # 2. lexical list
     terms = _lexical_terms(words, index, max_share=params.max_term_share, max_terms=params.lexical_max_terms)
     lexical = _lexical_list(
         terms, limit=max(params.lexical_candidates, limit), category=category, include_inactive=include_inactive
     )
+    if dense_lists and params.tool_weight > 0:
+        dense_lists = _with_tool_matches(
+            provider, vectors, dense_lists, lexical, params=params, category=category, include_inactive=include_inactive
+        )
+    whole_dense = [sid for sid, _ in dense_lists[0]] if dense_lists else []
+    aspect_lists = dense_lists[1:]
 
     # 3. reciprocal rank fusion of the whole request's lists, normalised so that first in both = 1.0
     k = params.rrf_k

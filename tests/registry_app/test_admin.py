@@ -18,7 +18,10 @@ from registry_app.models import (
     ServerEmbedding,
     ServerSource,
     ServerTool,
+    ToolEmbedding,
 )
+from registry_app.embeddings import get_provider
+from registry_app.search_index import build_tool_document, document_hash, server_embeddings_refresh, stale_tool_ids
 
 pytestmark = pytest.mark.django_db
 CHANGELIST = reverse("admin:registry_app_mcpserver_changelist")
@@ -268,6 +271,27 @@ def test_reembed_action(admin_client, admin_user):
         server.refresh_from_db()
         assert server.content_hash and rows.get(server=server).content_hash == server.content_hash
     assert CurationEdit.objects.filter(action="reembed", user=admin_user).count() == 3
+
+
+def test_tool_edit_in_the_admin_makes_its_vector_stale_and_reembed_refreshes_it(admin_client):
+    server = make_server(name="Mail", description="Reads mail.", tools=3)
+    model = get_provider().name
+    server_embeddings_refresh(provider=get_provider(), server_ids=[server.pk], use_cache=False)
+    assert ToolEmbedding.objects.filter(tool__server=server, model=model).count() == 3
+    url = reverse("admin:registry_app_mcpserver_change", args=[server.pk])
+    data = _form_data(admin_client.get(url))
+    index = next(i for i in range(3) if data[f"tools-{i}-name"] == "tool_1")
+    data[f"tools-{index}-description"] = "Move a message to the trash."
+    assert admin_client.post(url, data).status_code == 302
+    tool = ServerTool.objects.get(server=server, name="tool_1")
+    assert stale_tool_ids(model=model) == [tool.pk]
+
+    response = _post_action(admin_client, "reembed", [server], follow=True)
+    assert "1 server(s) and their 3 tool(s) re-embedded" in response.content.decode()
+    assert stale_tool_ids(model=model) == []
+    stored = ToolEmbedding.objects.get(tool=tool, model=model)
+    assert stored.content_hash == document_hash(build_tool_document(tool_name="tool_1",
+                                                                    description="Move a message to the trash."))
 
 
 # ------------------------------------------------------------------------------------------------ merging

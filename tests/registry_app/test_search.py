@@ -5,6 +5,7 @@ real bundled catalogue (config/servers.json, loaded once per session through the
 """
 
 import json
+from dataclasses import replace
 from io import StringIO
 
 import numpy as np
@@ -14,20 +15,34 @@ from django.db import connection, transaction
 
 from mcpagent.errors import ApplicationError
 from registry_app.embeddings import get_provider
-from registry_app.models import CredentialRequirement, LaunchRecipe, McpServer, ServerEmbedding, ServerTool
+from registry_app.curation import server_children_save
+from registry_app.models import (
+    CredentialRequirement,
+    LaunchRecipe,
+    McpServer,
+    ServerEmbedding,
+    ServerTool,
+    ToolEmbedding,
+)
 from registry_app.search_index import (
+    TOOLS,
     build_document,
+    build_tool_document,
     cache_export,
     cache_load,
+    cache_path,
+    document_hash,
     embedding_expression,
     embedding_index_name,
     refresh_search_fields,
     server_embeddings_refresh,
     stale_server_ids,
+    stale_tool_ids,
+    tool_cache_export,
     vector_literal,
     vector_type,
 )
-from registry_app.selectors import implied_needs, query_clauses, server_search
+from registry_app.selectors import DEFAULT_PARAMS, implied_needs, query_clauses, server_search
 from tests.fakes.openai import FakeOpenAI
 
 pytestmark = pytest.mark.django_db
@@ -390,6 +405,169 @@ def test_embed_servers_command(catalogue):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Tool embeddings: one vector per tool, stale detection, cache, HNSW index, tool-level matching in the ranking
+
+
+def _tool_vector(tool: ServerTool, model: str) -> np.ndarray:
+    return np.array(ToolEmbedding.objects.get(tool=tool, model=model).embedding, dtype=np.float32)
+
+
+def test_every_tool_gets_a_vector_of_its_own_text(catalogue):
+    provider = get_provider()
+    tools = list(ServerTool.objects.all())
+    assert len(tools) > 10
+    assert ToolEmbedding.objects.filter(model=provider.name, dims=384).count() == len(tools)
+    assert stale_tool_ids(model=provider.name) == []
+    tool = ServerTool.objects.get(server=catalogue["slack_official"], name="slack_post_message")
+    document = build_tool_document(tool_name=tool.name, description=tool.description)
+    assert document == "slack post message: Post a new message to a Slack channel"
+    stored = ToolEmbedding.objects.get(tool=tool, model=provider.name)
+    assert stored.content_hash == document_hash(document)
+    assert float(_tool_vector(tool, provider.name) @ provider.embed([document])[0]) > 0.9999
+
+
+def test_staff_tool_edits_make_the_tool_vector_stale_and_embed_servers_refreshes_it(catalogue):
+    provider = get_provider()
+    server = catalogue["github"]
+    tool = ServerTool.objects.get(server=server, name="create_pull_request")
+    other_tools = set(ServerTool.objects.exclude(pk=tool.pk).values_list("pk", flat=True))
+    before = _tool_vector(tool, provider.name)
+    tool.description = "Archive a repository so that it becomes read-only."
+    server_children_save(server=server, user=None, relation="tools", changed=[(tool, ["description"])])
+    assert stale_tool_ids(model=provider.name) == [tool.pk]
+    assert stale_server_ids(model=provider.name) == []  # the server's document names tools, not their descriptions
+    added = ServerTool(name="fork_repository", description="Fork a repository into your account.")
+    server_children_save(server=server, user=None, relation="tools", created=[added])
+    assert stale_tool_ids(model=provider.name) == [tool.pk, added.pk]
+
+    out = StringIO()
+    call_command("embed_servers", "--stale", stdout=out, stderr=StringIO())
+    assert "2 tools embedded (0 from the cache, 2 computed)" in out.getvalue()
+    assert stale_tool_ids(model=provider.name) == []
+    after = _tool_vector(tool, provider.name)
+    expected = provider.embed(["create pull request: Archive a repository so that it becomes read-only."])[0]
+    assert float(after @ expected) > 0.9999 and float(after @ before) < 0.99
+    # Other tools were not touched; a deleted tool takes its vector with it.
+    assert set(ToolEmbedding.objects.exclude(tool__in=[tool, added]).values_list("tool_id", flat=True)) == other_tools
+    server_children_save(server=server, user=None, relation="tools", deleted=[added])
+    assert not ToolEmbedding.objects.filter(tool_id=added.pk).exists()
+
+
+def test_embed_servers_command_computes_exports_and_reuses_tool_vectors(catalogue, settings, tmp_path):
+    settings.EMBEDDING_CACHE_DIR = tmp_path
+    provider = get_provider()
+    tools = ServerTool.objects.count()
+    distinct = len({build_tool_document(tool_name=n, description=d)
+                    for n, d in ServerTool.objects.values_list("name", "description")})
+    out = StringIO()
+    call_command("embed_servers", "--all", "--no-cache", "--export-cache", stdout=out, stderr=StringIO())
+    assert f"{tools} tools embedded (0 from the cache, {tools} computed)" in out.getvalue()
+    assert f"wrote {distinct} tool vectors to {cache_path(provider.name, TOOLS)}" in out.getvalue()
+    cached = cache_load(provider.name, provider.dims, TOOLS)
+    assert len(cached) == distinct
+    assert cache_load(provider.name, provider.dims) != {} and set(cached).isdisjoint(cache_load(provider.name, 384))
+
+    originals = {row.content_hash: np.array(row.embedding, dtype=np.float32) for row in ToolEmbedding.objects.all()}
+    ToolEmbedding.objects.all().delete()
+    out = StringIO()
+    call_command("embed_servers", "--stale", stdout=out, stderr=StringIO())
+    assert "0 servers embedded" in out.getvalue()
+    assert f"{tools} tools embedded ({tools} from the cache, 0 computed)" in out.getvalue()
+    for row in ToolEmbedding.objects.all():
+        assert float(np.array(row.embedding, dtype=np.float32) @ originals[row.content_hash]) > 0.9999
+
+    # A cache file of the other kind, or of another model, is not used.
+    cache_path(provider.name, TOOLS).write_bytes(cache_path(provider.name).read_bytes())
+    assert cache_load(provider.name, provider.dims, TOOLS) == {}
+    assert tool_cache_export(model="another-model") == (cache_path("another-model", TOOLS), 0)
+
+
+def test_tool_vectors_have_their_own_hnsw_index_per_model(catalogue, settings):
+    provider = get_provider()
+    name = embedding_index_name(provider.name, TOOLS)
+    assert name != embedding_index_name(provider.name) and len(name) <= 63
+    vector = provider.embed(["post a message"])[0]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [name])
+        (definition,) = cursor.fetchone()
+        assert "registry_app_toolembedding USING hnsw" in definition
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(
+            f"EXPLAIN SELECT tool_id FROM registry_app_toolembedding te WHERE te.model = %s"
+            f" ORDER BY {embedding_expression(provider.dims, alias='te')} <=> %s::{vector_type(provider.dims)} LIMIT 5",
+            [provider.name, vector_literal(vector)],
+        )
+        assert f"Index Scan using {name}" in "\n".join(row[0] for row in cursor.fetchall())
+
+    with FakeOpenAI():  # a new provider: its tool vectors and index sit beside MiniLM's, no migration
+        settings.EMBEDDING_PROVIDER = "openai"
+        settings.OPENAI_API_KEY = "sk-test"
+        with FakeOpenAI() as fake:
+            settings.OPENAI_BASE_URL = fake.base_url
+            settings.EMBEDDING_MODEL = "text-embedding-3-small"
+            settings.EMBEDDING_DIMS = 0
+            call_command("embed_servers", "--stale", stdout=StringIO(), stderr=StringIO())
+    tools = ServerTool.objects.count()
+    assert ToolEmbedding.objects.filter(model="openai/text-embedding-3-small", dims=1536).count() == tools
+    assert ToolEmbedding.objects.filter(model=provider.name).count() == tools
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'registry_toolemb_hnsw_%%'")
+        assert cursor.fetchone()[0] >= 2
+
+
+OFFICE_TOOLS = [
+    ("create_document", "Create a new word processing document"), ("open_document", "Open an existing document"),
+    ("save_document", "Save the document"), ("add_paragraph", "Add a paragraph of text"),
+    ("add_heading", "Add a heading"), ("add_table", "Insert a table"), ("format_table_cell", "Format a table cell"),
+    ("insert_page_break", "Insert a page break"), ("add_footnote", "Add a footnote"),
+    ("create_spreadsheet", "Create a new spreadsheet workbook"), ("write_cells", "Write values into cells"),
+    ("read_cells", "Read values from cells"), ("add_formula", "Add a formula to a cell"),
+    ("create_pivot_table", "Create a pivot table"), ("add_chart_to_sheet", "Add a chart to a worksheet"),
+    ("create_presentation", "Create a new slide deck"), ("add_slide", "Add a slide"),
+    ("set_slide_layout", "Change the layout of a slide"), ("add_speaker_notes", "Add speaker notes"),
+    ("fx_convert", "Convert an amount of money between two currencies at the latest exchange rate."),  # the 20th
+    ("export_pdf", "Export the file as PDF"), ("track_changes", "Turn change tracking on or off"),
+    ("add_comment", "Add a review comment"), ("protect_document", "Protect the document with a password"),
+    ("mail_merge", "Run a mail merge"),
+]
+
+
+def test_a_server_whose_only_match_is_its_20th_tool_ranks_first(catalogue):
+    office = make_server(
+        "Acme Office Suite",
+        "An all-in-one office automation toolkit for word processing documents, spreadsheets and slide presentations: "
+        "create, open, edit, format, review and export Word, Excel and PowerPoint files with headings, tables, "
+        "footnotes, formulas, pivot tables, charts, layouts, speaker notes, comments and protection. " * 4,
+        slug="acme-office", tools=OFFICE_TOOLS,
+    )
+    refresh_search_fields(server_ids=[office.id])
+    provider = get_provider()
+    result = server_embeddings_refresh(provider=provider, use_cache=False)
+    assert (result.computed, result.tools_computed) == (1, len(OFFICE_TOOLS))
+    office.refresh_from_db()
+    # The model reads the first 256 tokens of the server's document: the 20th tool is past them.
+    document = office.search_document
+    cut = provider.embed([document, document[: document.index("fx convert")]])
+    assert float(cut[0] @ cut[1]) > 0.9999
+
+    query = "how much is 100 US dollars in Japanese yen"  # no word of the tool's text: dense matching only
+    hits = server_search(query=query, limit=5)
+    assert hits[0].server.slug == "acme-office" and hits[0].lexical_rank is None, [h.server.slug for h in hits]
+    without_tools = [h.server.slug for h in server_search(query=query, limit=5,
+                                                           params=replace(DEFAULT_PARAMS, tool_weight=0.0))]
+    assert "acme-office" not in without_tools
+
+
+def test_tool_matching_respects_filters_and_survives_missing_tool_vectors(catalogue):
+    ToolEmbedding.objects.filter(tool__server=catalogue["github"]).delete()
+    assert slugs("list open issues in my GitHub repository")[0] == "github-mcp-server"  # its document still matches
+    assert slugs("send a slack message", category="no-such-category") == []
+    assert "slack-pro" not in slugs("send a slack message", limit=30)  # hidden: never found through its tools either
+    ToolEmbedding.objects.all().delete()
+    assert slugs("send a slack message")[0] == "slack-official"
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Ranking
 
 
@@ -538,6 +716,20 @@ def test_bundled_catalogue_named_services(bundled_catalogue, query, word):
 def test_bundled_catalogue_prefers_official_servers(bundled_catalogue):
     top = server_search(query="list issues in my github repository", limit=3)
     assert any(h.server.official and "github" in h.server.repository_url for h in top), [h.server.slug for h in top]
+
+
+def test_bundled_catalogue_tool_vectors_come_from_the_shipped_cache(bundled_catalogue):
+    provider = get_provider()
+    tools = ServerTool.objects.count()
+    assert tools > 5000
+    assert ToolEmbedding.objects.filter(model=provider.name).count() == tools
+    cached = cache_load(provider.name, provider.dims, TOOLS)
+    covered = sum(
+        document_hash(build_tool_document(tool_name=n, description=d)) in cached
+        for n, d in ServerTool.objects.values_list("name", "description")
+    )
+    # `embed_servers --stale --export-cache` after a change of config/servers.json keeps this at 100%
+    assert covered >= 0.99 * tools, f"{tools - covered} tools missing from {cache_path(provider.name, TOOLS)}"
 
 
 def test_bundled_catalogue_uses_the_hnsw_index_unforced(bundled_catalogue):
