@@ -73,21 +73,26 @@ def _required_keys(server) -> list[str]:
 
 
 def search_servers(query: str, limit: int = 8) -> dict:
-    """Catalogue servers for a need, best first: slug, name, description, repository, score, tool names and
-    the keys of the credentials they require."""
+    """Catalogue servers for a need, best first: slug, name, description, repository, score, tool names, the
+    keys of the credentials they require, and whether they can be started here (agents_app.master.launchability)."""
+    from agents_app.master.launchability import assess
     from registry_app.models import McpServer
     from registry_app.selectors import server_search
 
     limit = max(1, min(int(limit), MAX_LIMIT))
     hits = server_search(query=query, limit=limit)
     ids = [hit.server.pk for hit in hits]
-    servers = McpServer.objects.prefetch_related("tools", "credentials").in_bulk(ids)
+    servers = McpServer.objects.prefetch_related("tools", "credentials", "launch_recipes").in_bulk(ids)
     results = []
     for hit in hits:
         server = servers.get(hit.server.pk)
         if server is None or server.status != McpServer.Status.ACTIVE:
             continue
         tools = [t.name for t in server.tools.all()]
+        launch = assess({r.kind for r in server.launch_recipes.all()},
+                        [{"location": c.location, "description": c.description, "instructions": c.instructions,
+                          "required": c.required, "secret": c.secret, "default": c.default}
+                         for c in server.credentials.all()])
         results.append({
             "slug": server.slug,
             "name": server.name,
@@ -99,6 +104,8 @@ def search_servers(query: str, limit: int = 8) -> dict:
             "tools": tools[:MAX_TOOLS_LISTED],
             "tools_known": bool(tools),
             "required_credentials": _required_keys(server),
+            "runnable_here": launch.runnable_here,
+            **({} if launch.runnable_here else {"not_runnable_because": launch.blocker}),
         })
     return {"query": query, "results": results}
 
@@ -146,7 +153,8 @@ def build_server():
     server.tool(name="search_servers", description=(
         "Search the MCP server catalogue for servers that serve a need (a service such as 'gmail' or a "
         "capability such as 'web search'). Returns the best matches with slug, name, description, repository, "
-        "score, tool names and required credential keys. Call it once per need."
+        "score, tool names, required credential keys and whether it can be started here (runnable_here). Call it "
+        "once per need."
     ))(search_servers)
     server.tool(name="get_server", description=(
         "Details of one catalogue server by slug: its tools with descriptions and its credential requirements."

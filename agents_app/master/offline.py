@@ -8,6 +8,7 @@ workflow steps, each with the server and the catalogue tool that fits its verb b
 
 import re
 
+from agents_app.master.launchability import Launchability, assess
 from agents_app.master.lexicon import ServiceEntry, lexicon
 from agents_app.master.plan import ChosenServer, Need, Plan, WorkflowStep
 
@@ -43,7 +44,8 @@ _TOOL_SYNONYMS = {
     "check": {"search", "list", "get", "read", "fetch", "query"},
     "find": {"search", "find", "query", "list", "get"},
     "search": {"search", "find", "query", "list"},
-    "store": {"create", "add", "insert", "append", "write", "page", "save", "update"},
+    # Storing is writing something new: "update" tools (edit what exists) come from the verb "update".
+    "store": {"create", "add", "insert", "append", "write", "page", "save"},
     "save": {"create", "add", "insert", "append", "write", "save", "upload"},
     "create": {"create", "add", "insert", "new", "page"},
     "add": {"create", "add", "insert", "append"},
@@ -60,6 +62,19 @@ _TOOL_SYNONYMS = {
     "commit": {"commit", "add", "create"},
     "remind": {"create", "event", "task", "reminder"},
 }
+# What a clause's nouns are called in tool names: an e-mail is a "message" in most mail APIs.
+_NOUN_SYNONYMS = {
+    "email": {"message", "mail"},
+    "mail": {"message", "email"},
+    "notification": {"message"},
+}
+# Words that say nothing about which tool fits ("for", "my" are in many tool descriptions).
+_STOPWORDS = {"a", "an", "the", "my", "our", "your", "their", "for", "to", "of", "in", "on", "at", "and", "or",
+              "with", "from", "by", "it", "them", "this", "that", "these", "each", "every", "me", "us", "into",
+              "via", "through", "all", "any", "some"}
+# Watching for things means listing or searching them, not fetching one known item by its ID.
+_PREFERRED = {verb: {"search", "list", "watch", "find", "query"}
+              for verb in ("monitor", "watch", "check", "find", "search")}
 # Verbs that consume data the model then works on: read-type tools serve them.
 for _verb in ("summarize", "summarise", "analyze", "analyse", "review", "extract", "compare", "track", "collect"):
     _TOOL_SYNONYMS[_verb] = {"read", "get", "list", "fetch", "search", "log", "show", "history", "query"}
@@ -151,19 +166,29 @@ def server_matches(entry: ServiceEntry, *, slug: str, name: str, repository_url:
     return False
 
 
-def _pick_tool(clause: str, verb: str | None, tools: list[tuple[str, str]]) -> str | None:
+def _pick_tool(clause: str, verb: str | None, tools: list[tuple[str, str]], *,
+               need: ServiceEntry | None = None) -> str | None:
+    """The tool that fits the clause best: its verb (and the tools that verb stands for), its words, and, with
+    little weight (it breaks ties), what the service is about (the lexicon's query: "gmail email ... messages").
+    The service's own name says nothing about which of its tools fits ("... of a Gmail user")."""
     if not tools:
         return None
-    wanted = _tokens(clause)
+    own_name = set(need.match) if need and need.kind == "service" else set()
+    wanted = _tokens(clause) - _STOPWORDS - own_name
+    for noun in list(wanted):
+        wanted |= _NOUN_SYNONYMS.get(noun, set())
     if verb:
         wanted |= _TOOL_SYNONYMS.get(verb, {verb})
+    context = (_tokens(need.query) - wanted - own_name) if need else set()
     best, best_score = None, 0.0
     for name, description in tools:
         name_tokens = _tokens(name.replace("_", " ").replace("-", " "))
         desc_tokens = _tokens(description[:300])
-        score = 2.0 * len(wanted & name_tokens) + 0.5 * len(wanted & desc_tokens)
+        score = 2.0 * len(wanted & name_tokens) + 0.5 * len(wanted & desc_tokens) + 0.25 * len(context & name_tokens)
         if verb and name_tokens & _TOOL_SYNONYMS.get(verb, {verb}):
             score += 2.0
+        if verb and name_tokens & _PREFERRED.get(verb, set()):
+            score += 1.0
         if score > best_score:
             best, best_score = name, score
     return best
@@ -233,10 +258,13 @@ class OfflineAnalyzer:
                                       repository_url=h.server.repository_url or "")]
         if matching:
             scored = _buildability(matching)
-            # A server we cannot launch cannot become an agent: runnable ones first, then the best score.
-            best, total, facts = max(scored, key=lambda item: ("runnable launch recipe" in item[2], item[1]))
+            # A server we cannot launch here (or only after an OAuth sign-in the user cannot do for us) cannot
+            # become an agent: those that can come first, then the best score.
+            best, total, facts, launch = max(scored, key=lambda item: (item[3].runnable_here, item[1]))
             server = best.server
             confidence = min(0.97, 0.55 + 0.45 * total)
+            if not launch.runnable_here:
+                facts = [*facts, f"but {launch.blocker}"]
             why = "named in the request" if entry.kind == "service" else f"best match for {entry.name.lower()}"
             return ChosenServer(
                 need=entry.key, slug=server.slug, name=server.name, repository_url=server.repository_url or "",
@@ -268,6 +296,7 @@ class OfflineAnalyzer:
             verb = _base_verb(clause.split()[0]) if clause else None
             action = clause[:1].upper() + clause[1:]
             targets = [by_need[e.key] for e in entries if e.key in by_need]
+            need_of = {by_need[e.key].slug: e for e in reversed(entries) if e.key in by_need}
             if not targets:
                 if verb in llm_actions or verb is not None:
                     steps.append(WorkflowStep(step=0, action=action))
@@ -277,20 +306,21 @@ class OfflineAnalyzer:
             for index, server in enumerate(targets):
                 text = action if index == 0 else f"Write the result to {server.name}"
                 steps.append(WorkflowStep(step=0, action=text, server=server.slug,
-                                          tool=_pick_tool(clause, verb, tools.get(server.slug, []))))
+                                          tool=_pick_tool(clause, verb, tools.get(server.slug, []),
+                                                          need=need_of.get(server.slug))))
         for number, step in enumerate(steps, start=1):
             step.step = number
         return steps
 
 
-def _buildability(hits: list) -> list[tuple[object, float, list[str]]]:
+def _buildability(hits: list) -> list[tuple[object, float, list[str], Launchability]]:
     """Score the catalogue servers that match a service for building an agent, 0..1: relevance to the request
     plus what makes a server usable without guesswork — published by the vendor or checked by staff, declared
-    credentials (we can ask for them), known tools (the workflow can name them), and a launch recipe we can run
-    (a package, or a remote that declares how to authenticate; a remote with none needs an interactive OAuth)."""
+    credentials (we can ask for them), known tools (the workflow can name them), and a launch recipe that runs
+    here with credentials the user can get by themselves (see agents_app.master.launchability)."""
     from django.db.models import Count
 
-    from registry_app.models import McpServer
+    from registry_app.models import CredentialRequirement, LaunchRecipe, McpServer
 
     ids = [h.server.id for h in hits]
     stats = {
@@ -300,18 +330,19 @@ def _buildability(hits: list) -> list[tuple[object, float, list[str]]]:
         .values("id", "n_tools", "n_creds")
     }
     kinds: dict[int, set[str]] = {}
-    from registry_app.models import LaunchRecipe
-
     for server_id, kind in LaunchRecipe.objects.filter(server_id__in=ids).values_list("server_id", "kind"):
         kinds.setdefault(server_id, set()).add(kind)
+    credentials: dict[int, list[dict]] = {}
+    for row in CredentialRequirement.objects.filter(server_id__in=ids).values(
+        "server_id", "location", "description", "instructions", "required", "secret", "default"
+    ):
+        credentials.setdefault(row["server_id"], []).append(row)
     scored = []
     # Relevance by rank, not raw score: fused scores jump by name boosts, and a big jump between two servers
     # that are both named for the service says little about which one to build with.
     for rank, hit in enumerate(sorted(hits, key=lambda h: -h.score)):
         server, row = hit.server, stats.get(hit.server.id, {"n_tools": 0, "n_creds": 0})
-        recipe_kinds = kinds.get(server.id, set())
-        packaged = bool(recipe_kinds & {"npm", "pypi", "oci"})
-        remote_with_auth = "remote" in recipe_kinds and row["n_creds"] > 0
+        launch = assess(kinds.get(server.id, set()), credentials.get(server.id, []))
         # The MCP project's own reference servers (time, git, fetch, filesystem...) count as official.
         official = server.official or (server.repository_url or "").startswith(_REFERENCE_REPOSITORIES)
         facts = []
@@ -323,13 +354,13 @@ def _buildability(hits: list) -> list[tuple[object, float, list[str]]]:
             facts.append(f"{row['n_tools']} known tools")
         if row["n_creds"]:
             facts.append("declared credentials")
-        if packaged or remote_with_auth:
+        if launch.runnable_here:
             facts.append("runnable launch recipe")
         quality = (
             0.22 * official + 0.15 * server.verified + 0.25 * min(1.0, server.popularity)
             + 0.15 * min(1.0, row["n_tools"] / 4) + 0.12 * (row["n_creds"] > 0)
-            + 0.12 * (packaged or remote_with_auth)
+            + 0.12 * launch.runnable_here
         )
         relevance = 1.0 / (1.0 + 0.08 * rank)
-        scored.append((hit, min(1.0, 0.3 * relevance + quality), facts))
+        scored.append((hit, min(1.0, 0.3 * relevance + quality), facts, launch))
     return scored

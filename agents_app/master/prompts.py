@@ -15,6 +15,8 @@ or capability as the query (e.g. "gmail email", "notion pages database", "slack 
 Rules:
 - Choose only servers returned by the catalogue tools, by their exact slug. Never invent a slug or a tool name.
 - Prefer a server named for the service, official or verified, whose tools fit the steps.
+- Prefer a server with "runnable_here": true (it can be started here, with credentials the user can get by \
+themselves); choose one with "runnable_here": false only when no other server serves the need.
 - A step the model can do by itself (extract, summarise, classify, format) has "server": null and "tool": null.
 - A step's "tool" is one of that server's catalogue tools, or null when the catalogue lists no tools for it.
 - "confidence" is a number from 0 to 1; "reason" is one short line.
