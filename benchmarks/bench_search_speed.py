@@ -9,7 +9,8 @@ is always included.
 
 The synthetic servers are made from the bundled catalogue: server i copies the name (plus a number), categories and
 tools of catalogue server i mod N and appends half of another server's description; its vector is
-normalise(v[i mod N] + 0.35 v[j] + 0.05 noise), from the real vectors of those two texts. Rows go in with COPY;
+normalise(v[i mod N] + 0.35 v[j] + 0.05 noise), from the real vectors of those two texts, and each tool's is its
+catalogue tool's vector plus noise (searches include tool-level matching). Rows go in with COPY;
 then refresh_search_fields indexes the text, the HNSW index is built and the tables are vacuumed, all timed.
 """
 
@@ -39,8 +40,9 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
 from registry_app.embeddings import get_provider, query_cache  # noqa: E402
-from registry_app.models import McpServer, ServerEmbedding  # noqa: E402
+from registry_app.models import McpServer, ServerEmbedding, ToolEmbedding  # noqa: E402
 from registry_app.search_index import (  # noqa: E402
+    TOOLS,
     embedding_expression,
     ensure_embedding_index,
     refresh_search_fields,
@@ -159,7 +161,16 @@ def bench_catalogue(keep: bool) -> dict:
         McpServer.objects.order_by("id").values_list("id", "name", "description", "categories", "repository_url")
     )
     vectors = dict(ServerEmbedding.objects.filter(model=provider.name).values_list("server_id", "embedding"))
-    return {"rows": rows, "vectors": vectors}
+    tools_of: dict[int, list[tuple[str, str, int]]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT server_id, name, left(description, 200), id FROM registry_app_servertool")
+        for sid, name, description, tool_id in cursor.fetchall():
+            tools_of.setdefault(sid, []).append((name, description, tool_id))
+    tool_vectors = {
+        tool_id: np.asarray(vector, dtype=np.float32)
+        for tool_id, vector in ToolEmbedding.objects.filter(model=provider.name).values_list("tool_id", "embedding")
+    }
+    return {"rows": rows, "vectors": vectors, "tools_of": tools_of, "tool_vectors": tool_vectors}
 
 
 def generate_synthetic(size: int, source: dict) -> None:
@@ -168,11 +179,7 @@ def generate_synthetic(size: int, source: dict) -> None:
     base = np.array([np.asarray(source["vectors"][r[0]], dtype=np.float32) for r in rows])
     rng = random.Random(7)
     noise = np.random.default_rng(7)
-    tools_of: dict[int, list[tuple[str, str]]] = {}
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT server_id, name, left(description, 200) FROM registry_app_servertool")
-        for sid, name, description in cursor.fetchall():
-            tools_of.setdefault(sid, []).append((name, description))
+    tools_of, tool_vectors = source["tools_of"], source["tool_vectors"]
 
     started = time.perf_counter()
     McpServer.objects.all().delete()
@@ -193,10 +200,23 @@ def generate_synthetic(size: int, source: dict) -> None:
                         categories, "", "active", False, False, i < 200, rng.random() * 0.5, [], "", "",
                         "2026-01-01", "2026-01-01", "2026-01-01",
                     ))
-            with cursor.copy("COPY registry_app_servertool (server_id, name, description, source) FROM STDIN") as copy:
+            # Each synthetic tool copies a catalogue tool and gets that tool's vector plus noise.
+            tool_sources: list[int] = []
+            with cursor.copy("COPY registry_app_servertool (id, server_id, name, description, source) FROM STDIN") as copy:
                 for i in range(size):
-                    for name, description in tools_of.get(rows[i % len(rows)][0], []):
-                        copy.write_row((i + 1, name, description, "synthetic"))
+                    for name, description, source_tool in tools_of.get(rows[i % len(rows)][0], []):
+                        tool_sources.append(source_tool)
+                        copy.write_row((len(tool_sources), i + 1, name, description, "synthetic"))
+            with cursor.copy(
+                "COPY registry_app_toolembedding (tool_id, model, dims, embedding, content_hash, created_at) FROM STDIN"
+            ) as copy:
+                for tool_id, source_tool in enumerate(tool_sources, start=1):
+                    vector = tool_vectors.get(source_tool)
+                    if vector is None:
+                        continue
+                    vector = vector + 0.05 * noise.standard_normal(vector.shape).astype(np.float32)
+                    copy.write_row((tool_id, provider.name, provider.dims, vector_literal(vector / np.linalg.norm(vector)),
+                                    "", "2026-01-01"))
             with cursor.copy(
                 "COPY registry_app_serverembedding (server_id, model, dims, embedding, content_hash, created_at)"
                 " FROM STDIN"
@@ -210,7 +230,10 @@ def generate_synthetic(size: int, source: dict) -> None:
                         copy.write_row((int(i) + 1, provider.name, provider.dims, vector_literal(vector), "", "2026-01-01"))
         with connection.cursor() as cursor:
             cursor.execute("SELECT setval(pg_get_serial_sequence('registry_app_mcpserver', 'id'), %s)", [size])
-    print(f"  {size} servers, their tools and vectors written with COPY in {time.perf_counter() - started:.1f} s")
+            cursor.execute("SELECT setval(pg_get_serial_sequence('registry_app_servertool', 'id'), %s)",
+                           [max(1, len(tool_sources))])
+    print(f"  {size} servers, {len(tool_sources)} tools and their vectors written with COPY in "
+          f"{time.perf_counter() - started:.1f} s")
 
     started = time.perf_counter()
     refresh_search_fields()
@@ -225,13 +248,15 @@ def generate_synthetic(size: int, source: dict) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SET maintenance_work_mem = '1GB'")
         ensure_embedding_index(model=provider.name, dims=provider.dims)
-    print(f"  HNSW index built in {time.perf_counter() - started:.1f} s")
+        ensure_embedding_index(model=provider.name, dims=provider.dims, kind=TOOLS)
+    print(f"  HNSW indexes (servers, tools) built in {time.perf_counter() - started:.1f} s")
 
     # refresh_search_fields rewrote every row: without this the searches below would run while autovacuum
     # clears 100,000 dead rows, which measures the hour after a bulk load, not the catalogue people search.
     started = time.perf_counter()
     with connection.cursor() as cursor:
-        for table in ("registry_app_mcpserver", "registry_app_serverembedding", "registry_app_servertool"):
+        for table in ("registry_app_mcpserver", "registry_app_serverembedding", "registry_app_servertool",
+                      "registry_app_toolembedding"):
             cursor.execute(f"VACUUM (ANALYZE) {table}")
         cursor.execute("CHECKPOINT")  # and the gigabyte of WAL written above is flushed now, not during the searches
     print(f"  VACUUM ANALYZE and CHECKPOINT in {time.perf_counter() - started:.1f} s")
