@@ -8,6 +8,7 @@ reads ../shared.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 from registry_app.importers import SourceError, read_catalogue
 from registry_app.importers.common import ServerRecord
 from registry_app.importers.merge import MergePlanner, merge_records, popularity
-from registry_app.importers.native import write
+from registry_app.importers.native import entry_from_record, record_from_entry, write
 
 MIN_SERVERS = 4000
 
@@ -115,6 +116,31 @@ def assign_slugs(servers: list[ServerRecord]) -> None:
         taken.add(slug)
 
 
+def apply_corrections(servers: list[ServerRecord], path: Path) -> int:
+    """Apply config/catalogue_corrections.json (facts the sources get wrong, each with its reason) to the merged
+    servers, so that a rebuild keeps them. A field set to null is removed. Returns how many servers changed."""
+    if not path.exists():
+        return 0
+    corrections = json.loads(path.read_text(encoding="utf-8"))["corrections"]
+    by_slug = {server.slug: i for i, server in enumerate(servers)}
+    missing = sorted(set(corrections) - set(by_slug))
+    if missing:
+        raise CommandError(f"{path.name} corrects servers the snapshots no longer have: {', '.join(missing)}")
+    for slug, fields in corrections.items():
+        i = by_slug[slug]
+        entry = entry_from_record(servers[i])
+        for key, value in fields.items():
+            if key == "why":
+                continue
+            if value is None:
+                entry.pop(key, None)
+            else:
+                entry[key] = value
+        warnings: list[str] = []
+        servers[i] = record_from_entry(entry, f"{path.name}#{slug}", warnings)
+    return len(corrections)
+
+
 def notice_text(counts: dict[str, int], total: int) -> str:
     lines = [
         "# Default catalogue: sources and licences",
@@ -172,6 +198,8 @@ class Command(BaseCommand):
         servers = merge_offline(records)
         assign_slugs(servers)
         servers.sort(key=lambda s: s.slug)
+        corrected = apply_corrections(servers, Path(settings.BASE_DIR) / "config" / "catalogue_corrections.json")
+        self.stdout.write(f"{corrected} servers corrected from config/catalogue_corrections.json")
         out = Path(output)
         out.parent.mkdir(parents=True, exist_ok=True)
         write(out, servers, sources=[{k: v for k, v in s.items() if k not in ("format", "path")} for s in SOURCES])
