@@ -528,9 +528,19 @@ class ImportBatch:
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    first_at: dict[str, str] = field(default_factory=dict, repr=False)  # source id -> location of its first record
+
     @property
     def skipped(self) -> list[Problem]:
         return [p for p in self.problems if p.skipped]
+
+    def add_first(self, record: ServerRecord, location: str, warnings: list[str], *, id_name: str) -> None:
+        """Keep the first record of each source id; a later one is skipped, naming where the first was."""
+        first = self.first_at.setdefault(record.source_id, location)
+        if first != location:
+            self.problems.append(Problem(location, f"duplicate {id_name} {record.source_id!r} (first at {first})"))
+            return
+        self.records.append(finish(record, warnings, self.problems))
 
 
 def read_json(path, *, max_bytes: int = 200 * 1024 * 1024) -> Any:

@@ -23,7 +23,6 @@ from .common import (
     RecordError,
     ServerRecord,
     SourceError,
-    finish,
     long_text,
     make_slug,
     normalise_repository_url,
@@ -56,7 +55,6 @@ def read(path: Path) -> ImportBatch:
     if not files:
         raise SourceError(f"{path}: no servers/*/server.yaml files")
     batch = ImportBatch(source="docker", path=str(path))
-    seen: dict[str, str] = {}
     for file in files:
         location = str(file.relative_to(path))
         warnings: list[str] = []
@@ -66,12 +64,7 @@ def read(path: Path) -> ImportBatch:
         except RecordError as exc:
             batch.problems.append(Problem(location, str(exc)))
             continue
-        if record.source_id in seen:
-            batch.problems.append(Problem(location, f"duplicate server name {record.source_id!r} "
-                                                    f"(first at {seen[record.source_id]})"))
-            continue
-        seen[record.source_id] = location
-        batch.records.append(finish(record, warnings, batch.problems))
+        batch.add_first(record, location, warnings, id_name="server name")
     return batch
 
 

@@ -34,7 +34,6 @@ from .common import (
     ServerRecord,
     SourceError,
     SourceRef,
-    finish,
     long_text,
     make_slug,
     normalise_http_url,
@@ -66,7 +65,6 @@ def read(path: Path) -> ImportBatch:
     if not isinstance(entries, list):
         raise SourceError(f"{path}: 'servers' must be a list")
     batch = ImportBatch(source="native", path=str(path))
-    seen: dict[str, str] = {}
     for index, entry in enumerate(entries):
         location = f"{path.name}#servers[{index}]"
         warnings: list[str] = []
@@ -75,12 +73,7 @@ def read(path: Path) -> ImportBatch:
         except RecordError as exc:
             batch.problems.append(Problem(location, str(exc)))
             continue
-        if record.source_id in seen:
-            batch.problems.append(Problem(location, f"duplicate slug {record.source_id!r} (first at "
-                                                    f"{seen[record.source_id]})"))
-            continue
-        seen[record.source_id] = location
-        batch.records.append(finish(record, warnings, batch.problems))
+        batch.add_first(record, location, warnings, id_name="slug")
     return batch
 
 
