@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine, percentile, setup_django  # noqa: E402
+from common import ROOT, machine, percentile, setup_django, web_service  # noqa: E402
 
 DATABASE = "bench_agents"
 QUEUE = "bench-agents"
@@ -27,35 +27,11 @@ BODY = {"mcp_config": {"mcpServers": {"time": TIME_SERVER}}, "user_prompt": "Tel
         "workflow": "Get the current time", "model": "passthrough"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def creation_latency(runs: int) -> None:
-    import httpx
-
     from mcpagent.services import api_client_create
 
     _, key = api_client_create(name=f"bench-agents-{time.time_ns()}")
-    port = _free_port()
-    env = dict(os.environ, MCPAGENT_DB_NAME=DATABASE, LOG_LEVEL="WARNING")
-    for name in ("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
-        env.pop(name, None)
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gunicorn")), "mcpagent.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--timeout", "120", "--log-level", "warning"], cwd=ROOT, env=env,
-    )
-    try:
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"},
-                              timeout=120)
-        for _ in range(200):
-            try:
-                if client.get("/api/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with web_service(DATABASE, key, timeout=120) as client:
         for _ in range(2):  # one warm-up per gunicorn worker (imports, DB connection)
             assert client.post("/api/agents/create", json=BODY).status_code == 201
         took = []
@@ -74,9 +50,6 @@ def creation_latency(runs: int) -> None:
               f"   max {max(took):.2f} s   (target p95 <= 2 s)")
         print(f"  server start+list:    p50 {percentile(validation, 50):.2f} s"
               f"   p95 {percentile(validation, 95):.2f} s")
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
 
 
 def server_import_reference(times: int = 5) -> None:

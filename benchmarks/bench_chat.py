@@ -2,15 +2,12 @@
 offline chat turn through HTTP (gunicorn, real database, bundled catalogue). Prints figures only."""
 
 import json
-import os
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine, percentile, setup_django  # noqa: E402
+from common import ROOT, machine, percentile, setup_django, web_service  # noqa: E402
 
 DATABASE = "bench_chat"
 
@@ -46,35 +43,12 @@ def selection_quality() -> None:
         print(line)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def chat_latency(turns: int = 60) -> None:
-    import httpx
-
     from mcpagent.services import api_client_create
 
     _, key = api_client_create(name=f"bench-{time.time_ns()}")
-    port = _free_port()
-    env = dict(os.environ, MCPAGENT_DB_NAME=DATABASE, LOG_LEVEL="WARNING")
-    env.pop("REDIS_URL", None)
-    env.pop("CELERY_BROKER_URL", None)
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gunicorn")), "mcpagent.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--log-level", "warning"], cwd=ROOT, env=env,
-    )
-    try:
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"},
-                              timeout=30)
-        for _ in range(100):
-            try:
-                if client.get("/api/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with web_service(DATABASE, key, timeout=30) as client:
         requests = [r["request"] for r in json.loads(
             (ROOT / "benchmarks" / "data" / "workflow_requests.json").read_text())["requests"]]
         for warm in requests[:4]:  # each gunicorn worker loads the embedding model once
@@ -92,9 +66,6 @@ def chat_latency(turns: int = 60) -> None:
         print(f"offline chat turn through HTTP (gunicorn, 2 workers), {turns} sessions:")
         print(f"  first turn (analysis):   p50 {percentile(first, 50):.0f} ms   p95 {percentile(first, 95):.0f} ms")
         print(f"  follow-up turn:          p50 {percentile(follow, 50):.0f} ms   p95 {percentile(follow, 95):.0f} ms")
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 if __name__ == "__main__":

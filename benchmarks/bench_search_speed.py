@@ -51,6 +51,9 @@ from registry_app.search_index import (  # noqa: E402
 )
 from registry_app.selectors import name_index, server_search  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import percentile  # noqa: E402
+
 QUERIES = [
     "send a slack message", "read my gmail", "create a notion page", "list open issues in my github repository",
     "query my postgres database", "what's the weather in Paris tomorrow", "search the web for recent news",
@@ -69,11 +72,6 @@ QUERIES = [
     "read messages from discord", "list files in my google drive", "shorten a url", "check domain whois",
     "generate a chart from data", "fetch a web page and summarise it", "run python code in a sandbox",
 ]
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
 
 
 def timed_searches(rounds: int = 3) -> list[float]:

@@ -2,8 +2,12 @@
 the service's data or a running test's), Django initialised against it, the bundled catalogue loaded."""
 
 import os
+import socket
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +43,37 @@ def setup_django(database: str, *, load_catalogue: bool = True, fresh: bool = Fa
         took = time.perf_counter() - started
         if took > 1:
             print(f"(loaded the bundled catalogue into {database} in {took:.1f} s)")
+
+
+@contextmanager
+def web_service(database: str, api_key: str, *, timeout: float) -> Iterator["httpx.Client"]:
+    """The service as `make run` serves it (gunicorn, 2 workers) on a free port, on `database`, with no broker
+    (tasks run in the request); yields an authenticated client once /api/health answers, stops it afterwards."""
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, MCPAGENT_DB_NAME=database, LOG_LEVEL="WARNING")
+    for name in ("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+        env.pop(name, None)
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("gunicorn")), "mcpagent.wsgi", "--bind", f"127.0.0.1:{port}",
+         "--workers", "2", "--timeout", str(int(timeout)), "--log-level", "warning"], cwd=ROOT, env=env,
+    )
+    try:
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {api_key}"},
+                              timeout=timeout)
+        for _ in range(200):
+            try:
+                if client.get("/api/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield client
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
 
 
 def percentile(values: list[float], q: float) -> float:
