@@ -18,11 +18,12 @@ import os
 import re
 import socket
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from agents_app import safety
+from agents_app.master.requirements import counts_as_required
 
 DOCKER_PING_TIMEOUT_SECONDS = 0.5
 DOCKER_CLI_TIMEOUT_SECONDS = 3.0
@@ -117,7 +118,6 @@ def needs_sign_in(*, description: str, instructions: list | None = None) -> bool
 class Launchability:
     """What a server's recipes and credentials say about building an agent with it here."""
 
-    recipe_kinds: set[str] = field(default_factory=set)
     runnable_here: bool = False
     # Why it is not runnable here (shown to the user in the choice's reason), or "".
     blocker: str = ""
@@ -128,14 +128,14 @@ def _signed_in(credential: dict) -> bool:
 
 
 def _required(credential: dict) -> bool:
-    # As agents_app.master.requirements: a secret with no default cannot work unset.
-    return bool(credential.get("required") or (credential.get("secret") and not credential.get("default")))
+    return counts_as_required(required=credential.get("required"), secret=credential.get("secret"),
+                              default=credential.get("default"))
 
 
 def assess(recipe_kinds: set[str], credentials: list[dict]) -> Launchability:
     """`credentials`: the server's CredentialRequirements as dicts (location, description, instructions, required,
     secret, default)."""
-    facts = Launchability(recipe_kinds=set(recipe_kinds))
+    facts = Launchability()
     if any(launcher_available(kind) for kind in recipe_kinds & set(_LAUNCHERS)):
         facts.runnable_here = True
         return facts

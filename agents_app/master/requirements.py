@@ -32,9 +32,13 @@ def _instructions(req: CredentialRequirement, curated: dict | None) -> list[str]
     return steps
 
 
+def counts_as_required(*, required: bool, secret: bool, default: str | None) -> bool:
+    """Sources rarely flag everything; a secret with no default cannot work unset, so it counts as required."""
+    return bool(required or (secret and not default))
+
+
 def _is_required(req: CredentialRequirement) -> bool:
-    # Sources rarely flag everything; a secret with no default cannot work unset, so it counts as required.
-    return req.required or (req.secret and not req.default)
+    return counts_as_required(required=req.required, secret=req.secret, default=req.default)
 
 
 def plan_requirements(server_slugs: list[str], *, collected: dict[str, set[str]] | None = None,
