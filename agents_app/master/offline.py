@@ -323,12 +323,9 @@ def _buildability(hits: list) -> list[tuple[object, float, list[str], Launchabil
     from registry_app.models import CredentialRequirement, LaunchRecipe, McpServer
 
     ids = [h.server.id for h in hits]
-    stats = {
-        row["id"]: row
-        for row in McpServer.objects.filter(id__in=ids)
-        .annotate(n_tools=Count("tools", distinct=True), n_creds=Count("credentials", distinct=True))
-        .values("id", "n_tools", "n_creds")
-    }
+    n_tools = dict(
+        McpServer.objects.filter(id__in=ids).annotate(n=Count("tools")).values_list("id", "n")
+    )
     kinds: dict[int, set[str]] = {}
     for server_id, kind in LaunchRecipe.objects.filter(server_id__in=ids).values_list("server_id", "kind"):
         kinds.setdefault(server_id, set()).add(kind)
@@ -341,7 +338,8 @@ def _buildability(hits: list) -> list[tuple[object, float, list[str], Launchabil
     # Relevance by rank, not raw score: fused scores jump by name boosts, and a big jump between two servers
     # that are both named for the service says little about which one to build with.
     for rank, hit in enumerate(sorted(hits, key=lambda h: -h.score)):
-        server, row = hit.server, stats.get(hit.server.id, {"n_tools": 0, "n_creds": 0})
+        server = hit.server
+        tools, creds = n_tools.get(server.id, 0), len(credentials.get(server.id, []))
         launch = assess(kinds.get(server.id, set()), credentials.get(server.id, []))
         # The MCP project's own reference servers (time, git, fetch, filesystem...) count as official.
         official = server.official or (server.repository_url or "").startswith(_REFERENCE_REPOSITORIES)
@@ -350,15 +348,15 @@ def _buildability(hits: list) -> list[tuple[object, float, list[str], Launchabil
             facts.append("official")
         if server.verified:
             facts.append("verified")
-        if row["n_tools"]:
-            facts.append(f"{row['n_tools']} known tools")
-        if row["n_creds"]:
+        if tools:
+            facts.append(f"{tools} known tools")
+        if creds:
             facts.append("declared credentials")
         if launch.runnable_here:
             facts.append("runnable launch recipe")
         quality = (
             0.22 * official + 0.15 * server.verified + 0.25 * min(1.0, server.popularity)
-            + 0.15 * min(1.0, row["n_tools"] / 4) + 0.12 * (row["n_creds"] > 0)
+            + 0.15 * min(1.0, tools / 4) + 0.12 * (creds > 0)
             + 0.12 * launch.runnable_here
         )
         relevance = 1.0 / (1.0 + 0.08 * rank)
