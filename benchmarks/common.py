@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
 
 
 def setup_django(database: str, *, load_catalogue: bool = True, fresh: bool = False) -> None:

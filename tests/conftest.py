@@ -15,7 +15,6 @@ from rest_framework.test import APIClient
 from mcpagent.services import api_client_create
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 

@@ -12,9 +12,10 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from registry_app.models import CredentialRequirement, LaunchRecipe, McpServer, ServerSource, ServerTool
+from tests.shared import SHARED
 
 ROOT = Path(__file__).resolve().parents[2]
-CATALOGUE = ROOT.parent / "shared" / "catalogue"
+CATALOGUE = SHARED / "catalogue"
 OFFICIAL = CATALOGUE / "official-registry" / "production_servers.json"
 DOCKER = CATALOGUE / "docker-mcp-registry"
 TOOLSDK = CATALOGUE / "toolsdk-mcp-registry"

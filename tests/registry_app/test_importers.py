@@ -2,7 +2,6 @@
 merging rules and bad input. No database here: importers are pure."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -20,8 +19,9 @@ from registry_app.importers.common import (
 from registry_app.importers.merge import MergePlanner, merge_records, popularity
 from registry_app.importers.native import entry_from_record, record_from_entry
 from registry_app.importers.registry_api import parse_timestamp
+from tests.shared import SHARED
 
-CATALOGUE = Path(__file__).resolve().parents[2].parent / "shared" / "catalogue"
+CATALOGUE = SHARED / "catalogue"
 needs_shared = pytest.mark.skipif(not CATALOGUE.is_dir(), reason=f"shared catalogue snapshots not at {CATALOGUE}")
 
 

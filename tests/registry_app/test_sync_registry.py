@@ -3,7 +3,6 @@ snapshot: paging, updated_since, retries with backoff, resuming after an interru
 
 import io
 import re
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -12,8 +11,8 @@ from django.db import connection
 
 from registry_app.models import McpServer, ServerSource, SyncState
 from tests.fakes.registry import FakeRegistry, load_snapshot
+from tests.shared import SHARED
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 SNAPSHOT = SHARED / "catalogue" / "official-registry" / "production_servers.json"
 pytestmark = pytest.mark.skipif(not SNAPSHOT.is_file(), reason=f"shared registry snapshot not at {SNAPSHOT}")
 LATEST = 461
