@@ -113,13 +113,15 @@ class MiniLMProvider:
         self._load()
         out = np.empty((len(texts), self.dims), dtype=np.float32)
         session = self._query_session if len(texts) <= SMALL_BATCH and self._query_session else self._session
-        # Batches of similar length waste little time on padding.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), MINILM_BATCH):
-            idx = order[start : start + MINILM_BATCH]
-            encodings = self._tokenizer.encode_batch([texts[i] for i in idx])
-            ids = np.array([e.ids for e in encodings], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        # Tokenise once, then run batches of similar token counts: a batch is padded to its longest text, and a
+        # 256-token request padding its five 20-token clauses cost 5x more than running them apart (measured).
+        encodings = self._tokenizer.encode_batch(texts)
+        lengths = [sum(e.attention_mask) for e in encodings]
+        for idx in _length_batches(lengths, MINILM_BATCH):
+            ids = np.array([encodings[i].ids for i in idx], dtype=np.int64)
+            mask = np.array([encodings[i].attention_mask for i in idx], dtype=np.int64)
+            width = max(lengths[i] for i in idx)  # padding is trailing: cut it to this batch's longest
+            ids, mask = ids[:, :width], mask[:, :width]
             hidden = session.run(
                 ["last_hidden_state"],
                 {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
@@ -128,6 +130,18 @@ class MiniLMProvider:
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
             out[idx] = pooled
         return _normalise(out)
+
+
+def _length_batches(lengths: list[int], size: int) -> list[list[int]]:
+    """Indexes grouped into batches of at most `size`, shortest first, a new batch starting when a text is over
+    1.25x (+8 tokens) the batch's shortest: padding then wastes at most about a fifth of a batch's work."""
+    batches: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if batches and len(batches[-1]) < size and lengths[i] <= 1.25 * lengths[batches[-1][0]] + 8:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 _KNOWN_OPENAI_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}

@@ -28,6 +28,16 @@ def test_minilm_vectors_are_normalised_float32_and_deterministic(minilm):
     np.testing.assert_allclose(alone[0], first[1], atol=1e-5)
 
 
+def test_minilm_texts_of_very_different_lengths_batch_apart_with_the_same_vectors(minilm):
+    # A long request and its short clauses: run in batches of similar length (padding is cut to each batch's
+    # longest), every vector equals the text's vector embedded alone.
+    texts = ["weather " * 300, "post to slack", "read my gmail inbox and label the invoices", "", "notion " * 40]
+    batched = minilm.embed(texts)
+    for i, text in enumerate(texts):
+        np.testing.assert_allclose(batched[i], minilm.embed([text])[0], atol=1e-5)
+    assert embeddings._length_batches([256, 5, 6, 40, 7, 250], size=2) == [[1, 2], [4], [3], [5, 0]]
+
+
 def test_minilm_similarity_follows_meaning(minilm):
     query, near, far = minilm.embed(
         ["post a message in a Slack channel", "Slack integration: send messages and read channels", "bake sourdough bread"]
