@@ -157,7 +157,7 @@ IMPLICIT_NEEDS: tuple[tuple[re.Pattern, str], ...] = (
     (
         re.compile(
             rf"\b(?:today|tomorrow|yesterday|tonight|this (?:week|weekend|month|year)|next (?:week|month|year|{_WEEKDAYS})"
-            r"|(?:last|past) (?:\d+|few|two|three|four|five|seven|several) (?:days|weeks|months|hours)"
+            r"|(?:last|past) (?:\d+|few|two|three|four|five|seven|several) ?(?:days?|weeks?|months?|years?|hours?|hrs?|h|d)"
             r"|current (?:date|time)|what time|what day)\b",
             re.I,
         ),

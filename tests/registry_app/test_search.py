@@ -623,8 +623,13 @@ def test_query_clauses_and_implied_needs():
         "Find trending repos on GitHub", "post them to Slack", "save a report"
     ]
     assert implied_needs("write it to ~/notes/today.md")[0].startswith("read and write files")
-    assert implied_needs("what happened yesterday") == ["get the current date and time; convert between time zones"]
+    now = ["get the current date and time; convert between time zones"]
+    assert implied_needs("what happened yesterday") == now
+    # a time window relative to now, written out or abbreviated
+    for text in ("BTC over the past 3 days", "the last 24h of BTC", "errors in the last 2 hrs", "sales of the past 5 years"):
+        assert implied_needs(text) == now, text
     assert implied_needs("send a slack message") == []
+    assert implied_needs("the last 10 items of the list") == []
 
 
 def test_category_filter_and_inactive_servers(catalogue):
