@@ -36,12 +36,13 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("MCPAGENT_SHARED_DIR", ROOT.parent / "shared"))
-LIVEMCP = SHARED / "benchmark" / "livemcpbench"
-MCPBENCH = SHARED / "benchmark" / "mcp-bench"
 DB_NAME = "bench_search_quality"
 
 sys.path.insert(0, str(ROOT))
+from tests.shared import SHARED  # noqa: E402  (MCPAGENT_SHARED_DIR, or ../shared found as the tests find it)
+
+LIVEMCP = SHARED / "benchmark" / "livemcpbench"
+MCPBENCH = SHARED / "benchmark" / "mcp-bench"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mcpagent.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
