@@ -1,7 +1,11 @@
 """Staff admin for curating the catalogue (4,000+ servers).
 
 Every write goes through registry_app.curation, so each staff change is recorded as a CurationEdit and survives
-imports. The server list stays a fixed handful of queries whatever the page size: counts and source names are
+imports. Deleting an imported tool / credential / launch recipe leaves a tombstone (SuppressedRow) that imports
+honour; the server's change page restores such rows and releases pinned fields, and so do the "Restore" action of
+the suppressed-rows list and the "Release pinned fields" action of the server list.
+
+The server list stays a fixed handful of queries whatever the page size: counts and source names are
 correlated subqueries on the page's rows, filters use EXISTS, and the full result count is not computed.
 """
 
@@ -27,8 +31,10 @@ from registry_app.curation import (
     server_update_curated,
     servers_merge,
     servers_reembed,
+    servers_release_curated,
     servers_set_status,
     servers_set_verified,
+    suppressions_restore,
 )
 from registry_app.models import (
     CredentialRequirement,
@@ -37,10 +43,12 @@ from registry_app.models import (
     McpServer,
     ServerSource,
     ServerTool,
+    SuppressedRow,
 )
 
 MERGE_LIMIT = 20  # a merge of more servers than this is almost certainly a mis-selection
 REEMBED_LIMIT = 500  # about 5 s of embedding; beyond that use `manage.py embed_servers` (a request would time out)
+RELEASE_LIMIT = 500  # the confirmation page lists every selected server
 _RELATIONS = {ServerTool: "tools", CredentialRequirement: "credentials", LaunchRecipe: "launch_recipes"}
 
 
@@ -189,6 +197,52 @@ class CurationEditInline(_ReadOnlyInline):
 # ------------------------------------------------------------------------------------------------ servers
 
 
+class _OptionalMultipleChoiceField(forms.MultipleChoiceField):
+    """Blank entries choose nothing (a form re-posted as shown sends "" for an untouched box)."""
+
+    def to_python(self, value):
+        return [item for item in super().to_python(value) if item]
+
+
+class McpServerForm(forms.ModelForm):
+    """The server's fields plus two curation controls of the change page (choices set per server)."""
+
+    release_curated = _OptionalMultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Release pinned fields",
+        help_text="Ticked fields are un-pinned: they take the value the server's sources give now, and later "
+                  "imports update them again.",
+    )
+    restore_suppressed = _OptionalMultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Restore deleted imported rows",
+        help_text="Rows staff deleted although a source lists them: imports keep them out. Ticked rows come back "
+                  "from the server's sources, and later imports update them again.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        server = self.instance
+        choices = {
+            "release_curated": [(name, name) for name in server.curated_fields],
+            "restore_suppressed": [
+                (str(row.pk), f"{row} (deleted by {row.user or 'unknown'} on {row.at:%Y-%m-%d %H:%M})")
+                for row in SuppressedRow.objects.filter(server=server.pk).select_related("user")
+            ] if server.pk else [],
+        }
+        for name, options in choices.items():
+            # Only where there is something to release / restore (McpServerAdmin.get_fieldsets shows the same).
+            if options:
+                self.fields[name].choices = options
+            else:
+                del self.fields[name]
+
+    def clean(self):
+        cleaned = super().clean()
+        both = sorted(set(cleaned.get("release_curated") or ()) & set(self.changed_data))
+        if both:
+            self.add_error("release_curated", f"Either edit or release {', '.join(both)}, not both at once.")
+        return cleaned
+
+
 @admin.register(McpServer)
 class McpServerAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "status", "verified", "official", "featured", "popularity", "tools_count",
@@ -199,8 +253,9 @@ class McpServerAdmin(admin.ModelAdmin):
     list_per_page = 100
     list_max_show_all = 500
     show_full_result_count = False  # the filtered count is enough; the unfiltered one is another full scan
+    form = McpServerForm
     actions = ["mark_verified", "mark_unverified", "mark_active", "mark_deprecated", "mark_hidden", "reembed",
-               "merge_selected", "merge_into_most_popular"]
+               "merge_selected", "merge_into_most_popular", "release_pinned"]
     inlines = [ServerToolInline, CredentialRequirementInline, LaunchRecipeInline, ServerSourceInline,
                CurationEditInline]
     fieldsets = [
@@ -220,6 +275,18 @@ class McpServerAdmin(admin.ModelAdmin):
             credentials_count=_count_of(CredentialRequirement),
             source_names=ArraySubquery(sources),
         )
+
+    def get_fieldsets(self, request, obj=None):
+        # The release / restore controls only where there is something to release or restore.
+        extra = []
+        if obj is not None and obj.curated_fields:
+            extra.append("release_curated")
+        if obj is not None and SuppressedRow.objects.filter(server=obj).exists():
+            extra.append("restore_suppressed")
+        if not extra:
+            return self.fieldsets
+        return [(name, {**options, "fields": [*options["fields"], *extra]}) if name == "Curation" else (name, options)
+                for name, options in self.fieldsets]
 
     def get_readonly_fields(self, request, obj=None):
         # The slug is the server's identity in sessions and agents: set once, on creation.
@@ -247,6 +314,16 @@ class McpServerAdmin(admin.ModelAdmin):
         if change:
             changes = {name: form.cleaned_data[name] for name in form.changed_data if name in CURATABLE_FIELDS}
             saved = server_update_curated(server=obj, user=request.user, changes=changes)
+            released = form.cleaned_data.get("release_curated")
+            if released:
+                servers_release_curated(server_ids=[obj.pk], fields=released, user=request.user)
+                saved = McpServer.objects.get(pk=obj.pk)
+                for name in released:
+                    setattr(obj, name, getattr(saved, name))
+            restore = form.cleaned_data.get("restore_suppressed")
+            if restore:
+                # The choices are this server's own tombstones: nothing else can be posted.
+                suppressions_restore(suppression_ids=[int(pk) for pk in restore], user=request.user)
         else:
             data = {name: value for name, value in form.cleaned_data.items() if name in CURATABLE_FIELDS or name == "slug"}
             saved = server_create_curated(user=request.user, data=data)
@@ -365,6 +442,85 @@ class McpServerAdmin(admin.ModelAdmin):
         servers = self._merge_candidates(request, queryset)
         if servers is not None:
             self._merge(request, servers[0], servers[1:])
+
+    @admin.action(description="Release pinned fields of selected servers (choose which)…", permissions=["change"])
+    def release_pinned(self, request, queryset):
+        servers = list(queryset.order_by("name", "pk")[: RELEASE_LIMIT + 1])
+        if len(servers) > RELEASE_LIMIT:
+            self.message_user(request, f"Release pinned fields of at most {RELEASE_LIMIT} servers at a time.",
+                              messages.WARNING)
+            return None
+        pinned: dict[str, int] = {}
+        for server in servers:
+            for name in server.curated_fields:
+                pinned[name] = pinned.get(name, 0) + 1
+        if not pinned:
+            self.message_user(request, "None of the selected servers has pinned fields.", messages.WARNING)
+            return None
+        if request.POST.get("post") == "yes":
+            fields = [name for name in request.POST.getlist("fields") if name]
+            if fields:
+                try:
+                    count = servers_release_curated(server_ids=[s.pk for s in servers], fields=fields,
+                                                    user=request.user)
+                except ApplicationError as exc:
+                    self.message_user(request, f"Release failed: {exc.message}", messages.ERROR)
+                    return None
+                self.message_user(
+                    request, f"Released {', '.join(sorted(fields))} on {count} server(s): they follow their sources "
+                    "again.", messages.SUCCESS,
+                )
+                return None
+            self.message_user(request, "Choose at least one field to release.", messages.ERROR)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Release pinned fields",
+            "subtitle": None,
+            "servers": servers,
+            "pinned": sorted(pinned.items()),
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "action": "release_pinned",
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/registry_app/mcpserver/release_confirmation.html", context)
+
+
+# ------------------------------------------------------------------------------------------------ suppressed rows
+
+
+@admin.register(SuppressedRow)
+class SuppressedRowAdmin(admin.ModelAdmin):
+    """Imported rows staff deleted (tombstones imports honour): listed, restorable, never edited or deleted by
+    hand (a restore goes through curation, which records it and puts the row back)."""
+
+    list_display = ["server", "relation", "label", "user", "at"]
+    list_filter = ["relation"]
+    list_select_related = ["server", "user"]
+    search_fields = ["server__name", "server__slug", "label"]
+    list_per_page = 100
+    show_full_result_count = False
+    actions = ["restore_selected"]
+    fields = ["server", "relation", "label", "row", "user", "at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_restore_permission(self, request) -> bool:
+        # Restoring a row edits its server.
+        return request.user.has_perm("registry_app.change_mcpserver")
+
+    @admin.action(description="Restore selected rows (from the servers' sources)", permissions=["restore"])
+    def restore_selected(self, request, queryset):
+        count = suppressions_restore(suppression_ids=list(queryset.values_list("pk", flat=True)), user=request.user)
+        self.message_user(request, f"{count} row(s) restored; imports update them again.", messages.SUCCESS)
 
 
 # ------------------------------------------------------------------------------------------------ curation log

@@ -3,7 +3,13 @@ CurationEdit (who, when, {field: [old, new]}) so the catalogue's hand-made state
 
 How edits survive imports (registry_app.services.catalogue_import): server fields a curator changes are added
 to McpServer.curated_fields, which imports never write; tool, credential and launch-recipe rows a curator
-creates or edits get source="staff", which imports never touch.
+creates or edits get source="staff", which imports never touch; a row a source provides that a curator deletes
+(or renames) leaves a SuppressedRow tombstone, and imports never re-create a suppressed row.
+
+Both are reversible, and the reversal is recorded like any edit: releasing a pinned field (servers_release_curated)
+gives it back to the sources, restoring a suppressed row (suppressions_restore) brings it back. Either takes
+effect at once, from the server's stored source records (what the next import of an unchanged source would
+write), not only when the source next changes.
 
 Merging duplicates hides the duplicates instead of deleting them: sessions and stored credentials refer to
 servers by slug (plain text, not a foreign key), so a deleted slug would leave them dangling, while a hidden one
@@ -12,7 +18,9 @@ still resolves and never shows in search. The hidden shell keeps no sources, so 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
+from functools import cache
+from itertools import groupby
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -30,9 +38,10 @@ from registry_app.models import (
     ServerEmbedding,
     ServerSource,
     ServerTool,
+    SuppressedRow,
 )
 from registry_app.search_index import EmbedResult, refresh_search_fields, server_embeddings_refresh
-from registry_app.services import STAFF
+from registry_app.services import STAFF, natural_key, servers_imported_state
 
 # Server fields staff may edit; each edit pins the field against imports.
 CURATABLE_FIELDS = (
@@ -69,9 +78,23 @@ def _child_label(relation: str, row: models.Model) -> str:
     return f"{row.kind}:{row.identifier or row.url}"
 
 
-def _recipe_key(row: LaunchRecipe) -> tuple:
-    # The importer's identity of a recipe (services._recipe_key): same kind, package / URL and transport.
-    return row.kind, row.identifier.lower(), row.url, row.transport
+def _row_values(relation: str, row: models.Model) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in _CHILDREN[relation][1]}
+
+
+def _suppress(*, server: McpServer, relation: str, row: models.Model, user: User,
+              imported_keys: Callable[[], set[str]]) -> bool:
+    """Leave a tombstone for `row` (as it was before the edit) if a source provides it, so no import brings it
+    back: an imported row, or a staff-edited one whose key the server's sources still list. A row only staff
+    ever had needs none. True when a tombstone was written."""
+    key = natural_key(relation, row)
+    if row.source == STAFF and key not in imported_keys():
+        return False
+    _, created = SuppressedRow.objects.get_or_create(
+        server=server, relation=relation, key=key,
+        defaults={"label": _child_label(relation, row)[:500], "row": _row_values(relation, row), "user": user},
+    )
+    return created
 
 
 @transaction.atomic
@@ -173,11 +196,20 @@ def server_children_save(
     formset yields them). Created and edited rows become source="staff" so imports leave them alone; one
     CurationEdit records every row's changes as {"tools.<name>.<field>": [old, new]}.
 
-    A deleted imported row comes back when its source next changes: the importer has no tombstone for it."""
+    Deleting a row a source provides leaves a SuppressedRow so that no import re-creates it; so does renaming
+    one (changing its identity: tool name, credential key, recipe kind / package / URL / transport), or the
+    import would bring the old row back beside the renamed one. Each tombstone is recorded in the same
+    CurationEdit as {"tools.<name>.suppressed": [False, True]}."""
     if relation not in _CHILDREN:
         raise _invalid(f"Unknown relation {relation!r}.", {"allowed": sorted(_CHILDREN)})
     model, fields = _CHILDREN[relation]
     diff: dict[str, list] = {}
+
+    @cache
+    def imported_keys() -> set[str]:
+        state = servers_imported_state(servers=[server])[server.pk]
+        return set(state.children[relation]) if state else set()
+
     old_rows = model.objects.select_for_update().in_bulk([row.pk for row, _ in changed if row.pk])
     for row, names in changed:
         old = old_rows.get(row.pk)
@@ -191,6 +223,9 @@ def server_children_save(
         }
         if row_diff:
             diff.update(row_diff)
+            if natural_key(relation, old) != natural_key(relation, row) and _suppress(
+                    server=server, relation=relation, row=old, user=user, imported_keys=imported_keys):
+                diff[f"{relation}.{old_label}.suppressed"] = [False, True]
             row.source = STAFF
             row.save()
     for row in created:
@@ -201,7 +236,10 @@ def server_children_save(
     for row in deleted:
         if row.server_id != server.pk:
             raise _invalid(f"That {relation} row does not belong to this server.")
-        diff[f"{relation}.{_child_label(relation, row)}"] = [{name: getattr(row, name) for name in fields}, None]
+        label = _child_label(relation, row)
+        diff[f"{relation}.{label}"] = [_row_values(relation, row), None]
+        if _suppress(server=server, relation=relation, row=row, user=user, imported_keys=imported_keys):
+            diff[f"{relation}.{label}.suppressed"] = [False, True]
         row.delete()
     if not diff:
         return None
@@ -212,10 +250,87 @@ def server_children_save(
 
 
 @transaction.atomic
+def suppressions_restore(*, suppression_ids: Iterable[int], user: User) -> int:
+    """Undo staff deletions of imported rows: delete the tombstones and put each row back as the server's stored
+    source records give it (what the next import writes), unless the server already has a row with that key
+    (staff added their own) or no source lists it any more. Later imports update the restored row as usual.
+    One CurationEdit per server (action "restore"): {"tools.<name>.suppressed": [True, False]} and, for a row
+    put back, {"tools.<name>": [None, {its values}]}. Returns how many tombstones were removed."""
+    tombstones = list(
+        SuppressedRow.objects.select_for_update().filter(pk__in=list(suppression_ids)).select_related("server")
+        .order_by("server_id", "relation", "label")
+    )
+    if not tombstones:
+        return 0
+    servers = {t.server_id: t.server for t in tombstones}
+    states = servers_imported_state(servers=list(servers.values()))
+    reindex = []
+    for server_id, group in groupby(tombstones, key=lambda t: t.server_id):
+        server, diff = servers[server_id], {}
+        for tombstone in group:
+            relation = tombstone.relation
+            diff[f"{relation}.{tombstone.label}.suppressed"] = [True, False]
+            state = states[server_id]
+            values = state.children[relation].get(tombstone.key) if state else None
+            model = _CHILDREN[relation][0]
+            if values is None or any(natural_key(relation, row) == tombstone.key
+                                     for row in model.objects.filter(server=server)):
+                continue
+            row = model.objects.create(server=server, **values)
+            diff[f"{relation}.{tombstone.label}"] = [None, _row_values(relation, row)]
+            if relation != "launch_recipes":
+                reindex.append(server_id)
+        CurationEdit.objects.create(server=server, user=user, action="restore", changes=diff)
+    SuppressedRow.objects.filter(pk__in=[t.pk for t in tombstones]).delete()
+    if reindex:
+        refresh_search_fields(server_ids=reindex)
+    return len(tombstones)
+
+
+def servers_release_curated(*, server_ids: Iterable[int], fields: Collection[str], user: User) -> int:
+    """Un-pin curated fields of servers, so imports write them again. A released field takes at once the value
+    the server's stored source records give it (what the next import of an unchanged source writes; for status
+    the sources' status, also back to active), and every later import updates it. verified and featured are
+    never imported: releasing them only removes the pin; so does releasing a field of a server no source
+    describes. Servers that have none of `fields` pinned are left alone. One CurationEdit per changed server
+    (action "release"): {"curated_fields": [old, new], field: [old, new] for each value that changed}.
+    Returns how many servers changed."""
+    fields = set(fields)
+    unknown = fields - set(CURATABLE_FIELDS)
+    if unknown:
+        raise _invalid("These fields cannot be released.", sorted(unknown))
+    if not fields:
+        raise _invalid("Choose at least one pinned field to release.")
+    with transaction.atomic():
+        servers = [s for s in McpServer.objects.select_for_update().filter(pk__in=list(server_ids)).order_by("pk")
+                   if fields & set(s.curated_fields)]
+        states = servers_imported_state(servers=servers)
+        now, reindex = timezone.now(), []
+        for server in servers:
+            released = fields & set(server.curated_fields)
+            pinned = sorted(set(server.curated_fields) - released)
+            diff: dict[str, list] = {"curated_fields": [server.curated_fields, pinned]}
+            state = states[server.pk]
+            for name in sorted(released):
+                if state is not None and name in state.fields and getattr(server, name) != state.fields[name]:
+                    diff[name] = [getattr(server, name), state.fields[name]]
+                    setattr(server, name, state.fields[name])
+            server.curated_fields, server.updated_at = pinned, now
+            server.save(update_fields=sorted({*diff, "updated_at"}))
+            CurationEdit.objects.create(server=server, user=user, action="release", changes=diff)
+            if _INDEXED_FIELDS & set(diff):
+                reindex.append(server.pk)
+        if reindex:
+            refresh_search_fields(server_ids=reindex)
+    return len(servers)
+
+
+@transaction.atomic
 def servers_merge(*, target: McpServer, duplicates: Sequence[McpServer], user: User) -> McpServer:
     """Fold duplicate servers into `target`: their sources (so later imports of those records update the target),
-    the tools / credentials / launch recipes the target lacks, and their categories. The duplicates are hidden
-    (see the module docstring for why not deleted) and keep a CurationEdit naming the target."""
+    the tools / credentials / launch recipes the target lacks and has not suppressed, their tombstones (rows
+    staff deleted stay deleted), and their categories. The duplicates are hidden (see the module docstring for
+    why not deleted) and keep a CurationEdit naming the target."""
     dup_ids = [d.pk for d in duplicates if d.pk != target.pk]
     if not dup_ids:
         raise _invalid("Choose at least one duplicate other than the target.")
@@ -225,10 +340,16 @@ def servers_merge(*, target: McpServer, duplicates: Sequence[McpServer], user: U
     target = locked[target.pk]
     dups = [locked[pk] for pk in dict.fromkeys(dup_ids)]
 
+    # Keys the target takes no row for: its own rows, and the rows staff deleted from it (its tombstones).
+    suppressed = set(SuppressedRow.objects.filter(server=target).values_list("relation", "key"))
     tool_names = set(ServerTool.objects.filter(server=target).values_list("name", flat=True))
+    tool_names |= {key for relation, key in suppressed if relation == "tools"}
     cred_keys = set(CredentialRequirement.objects.filter(server=target).values_list("key", flat=True))
-    recipe_keys = {_recipe_key(r) for r in LaunchRecipe.objects.filter(server=target)}
-    moved: dict[str, list] = {"sources": [], "tools": [], "credentials": [], "launch_recipes": []}
+    cred_keys |= {key for relation, key in suppressed if relation == "credentials"}
+    recipe_keys = {natural_key("launch_recipes", r) for r in LaunchRecipe.objects.filter(server=target)}
+    recipe_keys |= {key for relation, key in suppressed if relation == "launch_recipes"}
+    taken = {"tools": tool_names, "credentials": cred_keys, "launch_recipes": recipe_keys}
+    moved: dict[str, list] = {"sources": [], "tools": [], "credentials": [], "launch_recipes": [], "suppressed": []}
     categories = list(target.categories)
     now = timezone.now()
     for dup in dups:
@@ -246,11 +367,20 @@ def servers_merge(*, target: McpServer, duplicates: Sequence[McpServer], user: U
         moved["credentials"] += keys
         recipe_ids = []
         for recipe in LaunchRecipe.objects.filter(server=dup).order_by("priority", "id"):
-            if _recipe_key(recipe) not in recipe_keys:
-                recipe_keys.add(_recipe_key(recipe))
+            if natural_key("launch_recipes", recipe) not in recipe_keys:
+                recipe_keys.add(natural_key("launch_recipes", recipe))
                 recipe_ids.append(recipe.pk)
                 moved["launch_recipes"].append(_child_label("launch_recipes", recipe))
         LaunchRecipe.objects.filter(pk__in=recipe_ids).update(server=target)
+        # The duplicate's sources now feed the target: its tombstones go along, so what staff deleted from it
+        # stays deleted; except where the target has that row itself (the tombstone would remove the target's).
+        tombstone_ids = []
+        for tombstone in SuppressedRow.objects.filter(server=dup).order_by("relation", "label"):
+            if tombstone.key not in taken[tombstone.relation]:
+                taken[tombstone.relation].add(tombstone.key)
+                tombstone_ids.append(tombstone.pk)
+                moved["suppressed"].append(f"{tombstone.relation}.{tombstone.label}")
+        SuppressedRow.objects.filter(pk__in=tombstone_ids).update(server=target)
         categories += [c for c in dup.categories if c not in categories]
         ServerEmbedding.objects.filter(server=dup).delete()  # hidden servers are never searched
         CurationEdit.objects.create(

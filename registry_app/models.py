@@ -231,3 +231,37 @@ class CurationEdit(models.Model):
 
     class Meta:
         ordering = ["-at"]
+
+
+class SuppressedRow(models.Model):
+    """A tombstone: an imported tool, credential requirement or launch recipe that staff deleted from a server.
+
+    Imports never re-create a suppressed row (services._diff_children), so a staff deletion survives every later
+    import of the same source. `key` is the row's identity as the importer computes it (services.natural_key):
+    the tool name, the credential key, or a launch recipe's [kind, identifier, url, transport]. Restoring (the
+    admin; curation.suppressions_restore) deletes the tombstone and brings the row back from the server's stored
+    source records. The row itself is deleted, so nothing that reads tools / credentials / recipes (the API,
+    search, agent creation) has to know about suppression."""
+
+    class Relation(models.TextChoices):
+        TOOLS = "tools", "tool"
+        CREDENTIALS = "credentials", "credential requirement"
+        LAUNCH_RECIPES = "launch_recipes", "launch recipe"
+
+    server = models.ForeignKey(McpServer, on_delete=models.CASCADE, related_name="suppressed_rows")
+    relation = models.CharField(max_length=20, choices=Relation.choices)
+    key = models.TextField(help_text="The row's identity as imports compute it.")
+    label = models.CharField(max_length=500, help_text="How the curation log names the row.")
+    row = models.JSONField(default=dict, blank=True, help_text="The deleted row's values.")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "suppressed imported row"
+        ordering = ["server", "relation", "label"]
+        constraints = [
+            models.UniqueConstraint(fields=["server", "relation", "key"], name="registry_suppressed_row_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_relation_display()} {self.label}"

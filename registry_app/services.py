@@ -10,17 +10,18 @@ default catalogue). Its guarantees:
   input twice reports 0 created, 0 updated.
 - A server's fields are recomputed from all of its sources' records (importers.merge), so a newer snapshot
   of one source updates what that source changed and nothing else.
-- Staff edits survive: fields named in McpServer.curated_fields are never written, tools and credential
-  requirements with source="staff" are never touched, and an import never sets a hidden/deprecated server
-  back to active (only a source saying deprecated/deleted changes the status). verified/featured/slug are
-  never written after creation.
+- Staff edits survive: fields named in McpServer.curated_fields are never written, tools, credential
+  requirements and launch recipes with source="staff" are never touched, rows staff deleted (SuppressedRow
+  tombstones) are never re-created, and an import never sets a hidden/deprecated server back to active (only a
+  source saying deprecated/deleted changes the status). verified/featured/slug are never written after creation.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Callable, Iterable, Sequence
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,7 +39,15 @@ from registry_app.importers.common import (
     make_slug,
 )
 from registry_app.importers.merge import SLUG_ORDER, MergePlanner, merge_records, popularity
-from registry_app.models import CredentialRequirement, LaunchRecipe, McpServer, ServerSource, ServerTool, SyncState
+from registry_app.models import (
+    CredentialRequirement,
+    LaunchRecipe,
+    McpServer,
+    ServerSource,
+    ServerTool,
+    SuppressedRow,
+    SyncState,
+)
 
 # Bump when the importers' normalisation changes, so the next import rewrites every record once.
 IMPORT_LOGIC_VERSION = "1"
@@ -177,8 +186,36 @@ def _recipe_values(recipe: LaunchRecord, priority: int) -> dict[str, object]:
     }
 
 
-def _recipe_key(values: dict) -> tuple[str, str, str, str]:
-    return values["kind"], values["identifier"].lower(), values["url"], values["transport"]
+def natural_key(relation: str, row: Mapping | models.Model) -> str:
+    """The identity an import gives a tool / credential requirement / launch recipe of one server (a model row
+    or its values), as text: the tool name, the credential key, or a recipe's [kind, identifier (any case), url,
+    transport] as JSON. SuppressedRow.key stores it."""
+    get = row.get if isinstance(row, Mapping) else row.__getattribute__
+    if relation == "tools":
+        return get("name")
+    if relation == "credentials":
+        return get("key")
+    if relation == "launch_recipes":
+        return json.dumps([get("kind"), get("identifier").lower(), get("url"), get("transport")])
+    raise ValueError(f"unknown relation {relation!r}")
+
+
+def _wanted_children(merged: ServerRecord) -> dict[str, dict[str, dict[str, object]]]:
+    """{relation: {natural key: row values}}: the tool, credential and launch-recipe rows a merged record makes."""
+    recipes: dict[str, dict[str, object]] = {}
+    for i, recipe in enumerate(merged.launch):
+        values = _recipe_values(recipe, (i + 1) * 10)
+        recipes.setdefault(natural_key("launch_recipes", values), values)
+    return {
+        "tools": {t.name[:300]: {"name": t.name[:300], **_tool_values(t)} for t in merged.tools},
+        "credentials": {c.key[:200]: {"key": c.key[:200], **_cred_values(c)} for c in merged.credentials},
+        "launch_recipes": recipes,
+    }
+
+
+_CHILD_MODELS: dict[str, type[models.Model]] = {
+    "tools": ServerTool, "credentials": CredentialRequirement, "launch_recipes": LaunchRecipe,
+}
 
 
 class _NewServer:
@@ -355,6 +392,50 @@ def _create_servers(new_servers: list[_NewServer], *, taken: set[str], match: Ma
     _copy_create(LaunchRecipe, recipes)
 
 
+def _stored_records(ids: list[int]) -> dict[int, dict[tuple[str, str], ServerRecord]]:
+    """Each server's records as its sources last gave them (ServerSource.data)."""
+    records: dict[int, dict[tuple[str, str], ServerRecord]] = {i: {} for i in ids}
+    for server_id, source, source_id, data in ServerSource.objects.filter(server_id__in=ids).values_list(
+            "server_id", "source", "source_id", "data"):
+        records[server_id][(source, source_id)] = ServerRecord.from_dict(data)
+    return records
+
+
+@dataclass
+class ImportedState:
+    """What imports make of one server from its stored source records: the values of the fields an import
+    writes (IMPORTED_FIELDS and status) and {relation: {natural key: row values}} of its child rows."""
+
+    fields: dict[str, object]
+    children: dict[str, dict[str, dict[str, object]]]
+
+
+def servers_imported_state(*, servers: Sequence[McpServer]) -> dict[int, ImportedState | None]:
+    """Each server as an import of its unchanged sources would write it, ignoring staff pins and tombstones;
+    None for a server no source describes (added by hand, or a merged-away duplicate). Curation uses it to put
+    a released field or a restored row back at once, without waiting for the source to change."""
+    records = _stored_records([server.pk for server in servers])
+    match, _ = _credinfo_matcher()
+    states: dict[int, ImportedState | None] = {}
+    for server in servers:
+        if not records[server.pk]:
+            states[server.pk] = None
+            continue
+        merged = merge_records(_sorted_records(list(records[server.pk].values())))
+        _enrich_credentials(merged, slug=server.slug, match=match)
+        states[server.pk] = ImportedState(fields={**_server_values(merged), "status": merged.status},
+                                          children=_wanted_children(merged))
+    return states
+
+
+def _suppressed_keys(ids: list[int]) -> dict[tuple[int, str], set[str]]:
+    grouped: dict[tuple[int, str], set[str]] = {}
+    for server_id, relation, key in SuppressedRow.objects.filter(server_id__in=ids).values_list(
+            "server_id", "relation", "key"):
+        grouped.setdefault((server_id, relation), set()).add(key)
+    return grouped
+
+
 def _update_servers(changed: dict[int, dict[tuple[str, str], ServerRecord]], *, match: Matcher | None,
                     now: datetime) -> None:
     """Recompute each changed server from all its sources' records and write only what differs."""
@@ -362,15 +443,11 @@ def _update_servers(changed: dict[int, dict[tuple[str, str], ServerRecord]], *, 
         return
     ids = list(changed)
     servers = McpServer.objects.in_bulk(ids)
-    records: dict[int, dict[tuple[str, str], ServerRecord]] = {i: {} for i in ids}
-    for server_id, source, source_id, data in ServerSource.objects.filter(server_id__in=ids).values_list(
-            "server_id", "source", "source_id", "data"):
-        records[server_id][(source, source_id)] = ServerRecord.from_dict(data)
+    records = _stored_records(ids)
     for server_id, new in changed.items():
         records[server_id].update(new)
-    tools = _rows_by_server(ServerTool, ids)
-    creds = _rows_by_server(CredentialRequirement, ids)
-    recipes = _rows_by_server(LaunchRecipe, ids)
+    existing_rows = {relation: _rows_by_server(model, ids) for relation, model in _CHILD_MODELS.items()}
+    suppressed = _suppressed_keys(ids)
     server_fields: set[str] = {"last_seen"}
     dirty_servers: list[McpServer] = []
     creates: dict[type, list] = {ServerTool: [], CredentialRequirement: [], LaunchRecipe: []}
@@ -392,24 +469,13 @@ def _update_servers(changed: dict[int, dict[tuple[str, str], ServerRecord]], *, 
             server_fields.add("status")
         server.last_seen = now
         dirty_servers.append(server)
-        _diff_children(
-            ServerTool, tools.get(server_id, []), key=lambda row: row.name,
-            wanted={t.name[:300]: {"name": t.name[:300], **_tool_values(t)} for t in merged.tools},
-            server_id=server_id, creates=creates, updates=updates, deletes=deletes,
-        )
-        _diff_children(
-            CredentialRequirement, creds.get(server_id, []), key=lambda row: row.key,
-            wanted={c.key[:200]: {"key": c.key[:200], **_cred_values(c)} for c in merged.credentials},
-            server_id=server_id, creates=creates, updates=updates, deletes=deletes,
-        )
-        wanted_recipes: dict[tuple, dict] = {}
-        for i, recipe in enumerate(merged.launch):
-            values = _recipe_values(recipe, (i + 1) * 10)
-            wanted_recipes.setdefault(_recipe_key(values), values)
-        _diff_children(
-            LaunchRecipe, recipes.get(server_id, []), key=lambda row: _recipe_key(row.__dict__),
-            wanted=wanted_recipes, server_id=server_id, creates=creates, updates=updates, deletes=deletes,
-        )
+        for relation, wanted in _wanted_children(merged).items():
+            _diff_children(
+                _CHILD_MODELS[relation], existing_rows[relation].get(server_id, []),
+                key=lambda row, relation=relation: natural_key(relation, row), wanted=wanted,
+                suppressed=suppressed.get((server_id, relation), set()), server_id=server_id, creates=creates,
+                updates=updates, deletes=deletes,
+            )
     McpServer.objects.bulk_update(dirty_servers, sorted(server_fields), batch_size=BATCH)
     for model in (ServerTool, CredentialRequirement, LaunchRecipe):
         if deletes[model]:
@@ -426,14 +492,15 @@ def _rows_by_server(model: type[models.Model], ids: list[int]) -> dict[int, list
     return grouped
 
 
-def _diff_children(model: type[models.Model], rows: list, *, key: Callable, wanted: dict, server_id: int,
-                   creates: dict, updates: dict, deletes: dict) -> None:
+def _diff_children(model: type[models.Model], rows: list, *, key: Callable, wanted: dict, suppressed: set[str],
+                   server_id: int, creates: dict, updates: dict, deletes: dict) -> None:
     """Bring one server's tool/credential/recipe rows to `wanted`; rows staff own (source="staff") stay as
-    they are and win over an imported row with the same key."""
+    they are and win over an imported row with the same key; keys staff deleted (`suppressed`, the server's
+    SuppressedRow keys) are never created, and an imported row with such a key is removed."""
     staff_keys = {key(row) for row in rows if row.source == STAFF}
     existing = {key(row): row for row in rows if row.source != STAFF}
     for wanted_key, values in wanted.items():
-        if wanted_key in staff_keys:
+        if wanted_key in staff_keys or wanted_key in suppressed:
             continue
         row = existing.pop(wanted_key, None)
         if row is None:
