@@ -7,9 +7,11 @@ built from). `server` is the credential scope: the catalogue slug for catalogue 
 named like a catalogue server is not checked against that server's catalogue requirements).
 """
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from mcpagent.errors import ApplicationError
+from mcpagent.errors import ApplicationError, NotFound
 from sessions_app import credentials
 
 
@@ -38,6 +40,32 @@ def secrets_for_use(*, agent: Any, scope: str, actor: Any, reason: str) -> dict[
     return credentials.credential_values_for_use(
         client=agent.client, session=agent.session, agent=agent, server=scope, actor=actor, reason=reason,
     )
+
+
+@contextmanager
+def secrets_files_for_use(*, agent: Any, server_name: str, scope: str, keys: list[str], actor: Any,
+                          reason: str) -> Iterator[dict[str, str]]:
+    """{key: path} of the stored files `keys` of one server of `agent`, written decrypted into a private folder
+    (0700, files 0600) for the duration of the block and removed when it ends, also on error (audited as
+    read_for_use). Keys without a live file are left out: the launch then says which one is missing."""
+    ids = credentials.file_ids_for_use(client=agent.client, session=agent.session, agent=agent, server=scope,
+                                       keys=list(keys))
+    if not ids:
+        yield {}
+        return
+    with ExitStack() as stack:
+        try:
+            paths = stack.enter_context(credentials.file_materialize(
+                client=agent.client, session=agent.session, agent=agent, file_ids=list(ids.values()), actor=actor,
+                reason=reason,
+            ))
+        except NotFound:  # deleted between the look-up and the read
+            raise ApplicationError(
+                f"MCP server '{server_name}' needs a file that was deleted while the server was being started.",
+                code="credential_missing", status=409,
+                details={"server": server_name, "hint": "Upload it again and retry."},
+            ) from None
+        yield {key: str(paths[key]) for key in ids if key in paths}
 
 
 def secrets_adopt(*, agent: Any, actor: Any) -> None:

@@ -5,6 +5,8 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -16,6 +18,7 @@ from agents_app.models import Agent, AgentRun
 from agents_app.secrets import (
     credential_scope,
     secrets_adopt,
+    secrets_files_for_use,
     secrets_for_use,
     secrets_record_validation,
     secrets_store,
@@ -149,7 +152,7 @@ def agent_create(*, client: ApiClient, servers: dict[str, dict], user_prompt: st
     model = _check_model(model)
     playback = _check_playback(playback)
     catalogue = catalogue_slugs or {}
-    normalised = safety.check_servers(servers)
+    normalised = _check_servers(servers)
     stored: dict[str, dict] = {}
     values_by_server: dict[str, dict[str, str]] = {}
     for server_name, entry in normalised.items():
@@ -175,19 +178,44 @@ def agent_create(*, client: ApiClient, servers: dict[str, dict], user_prompt: st
     return agent
 
 
+def _check_servers(servers: Any) -> dict[str, dict]:
+    """safety.check_servers, with each credential argument ({"$credential": KEY}) checked as the stand-in
+    "{KEY}" (so a reference where the launcher expects its package or options is refused) and kept as the
+    reference in the result."""
+    if not isinstance(servers, dict):
+        return safety.check_servers(servers)
+    references: dict[str, list] = {}
+    checked: dict[Any, Any] = {}
+    for name, entry in servers.items():
+        args = entry.get("args") if isinstance(entry, dict) else None
+        if isinstance(args, list) and any(mcp_config.is_reference(a) for a in args):
+            references[name] = list(args)
+            entry = {**entry, "args": [mcp_config.arg_placeholder(a) if mcp_config.is_reference(a) else a
+                                       for a in args]}
+        checked[name] = entry
+    normalised = safety.check_servers(checked)
+    for name, args in references.items():
+        normalised[name]["args"] = args
+    return normalised
+
+
 def agent_create_for_catalogue_servers(*, client: ApiClient, session: Any, server_slugs: list[str], user_prompt: str,
                                        workflow: Any, model: str | None = None, server_info: dict | None = None,
                                        name: str = "", actor: Any = None) -> Agent:
     """Create an agent for catalogue servers (the chat flow). Launch recipes come from the catalogue, never
-    from the user; env/header values are references to the credentials collected in `session` for each
-    server (only keys that were collected; the credentials service resolves them at start time)."""
+    from the user; env/header values and credential arguments are references to the credentials collected in
+    `session` for each server, and files uploaded for a file requirement are file references (only keys that
+    were collected; the credentials service resolves them, and writes the files, at start time)."""
+    from agents_app.master.requirements import counts_as_required
     from registry_app.models import CredentialRequirement, McpServer
-    from sessions_app.selectors import collected_credential_keys
+    from sessions_app.selectors import collected_credential_keys, collected_file_keys
 
     if not server_slugs:
         raise ApplicationError("No MCP servers were chosen for the agent.", code="invalid_input",
                                details={"field": "server_slugs"})
     collected = collected_credential_keys(session=session) if session is not None else {}
+    collected_files = collected_file_keys(session=session) if session is not None else set()
+    location = CredentialRequirement.Location
     found = {s.slug: s for s in McpServer.objects.filter(slug__in=server_slugs).prefetch_related("launch_recipes")}
     servers: dict[str, dict] = {}
     defaults: dict[str, dict[str, str]] = {}
@@ -199,15 +227,25 @@ def agent_create_for_catalogue_servers(*, client: ApiClient, session: Any, serve
             raise ApplicationError(f"The catalogue has no server '{slug}'.", code="unknown_server", status=404,
                                    details={"server": slug})
         keys = collected.get(slug, set())
-        requirements = CredentialRequirement.objects.filter(server=server, key__in=keys)
-        env_keys = sorted(r.key for r in requirements if r.location == CredentialRequirement.Location.ENV)
-        header_keys = sorted(r.key for r in requirements if r.location == CredentialRequirement.Location.HEADER)
+        env_keys, header_keys, arg_keys, file_keys, omit_keys = [], [], [], [], []
+        arg_defaults: dict[str, str] = {}
+        for req in CredentialRequirement.objects.filter(server=server).order_by("key"):
+            is_file = req.location == location.FILE or req.kind == CredentialRequirement.Kind.FILE_PATH
+            if is_file and (req.key in collected_files or f"{slug}:{req.key}" in collected_files):
+                file_keys.append(req.key)  # uploaded (sessions_app files): the server gets its path
+            elif req.key in keys and req.location != location.FILE:
+                {location.HEADER: header_keys, location.ARG: arg_keys}.get(req.location, env_keys).append(req.key)
+            elif req.location == location.ARG and req.default:
+                arg_defaults[req.key] = req.default
+            elif not counts_as_required(required=req.required, secret=req.secret, default=req.default):
+                omit_keys.append(req.key)
         recipe = pick_recipe(list(server.launch_recipes.all()))
         if recipe is None:
             raise ApplicationError(f"The catalogue does not say how to start {server.name}.", code="recipe_unusable",
                                    details={"server": slug})
         server_name = server_name_for(slug, taken=servers)
-        entry = mcp_config.entry_from_recipe(recipe, env_keys=env_keys, header_keys=header_keys)
+        entry = mcp_config.entry_from_recipe(recipe, env_keys=env_keys, header_keys=header_keys, arg_keys=arg_keys,
+                                             file_keys=file_keys, arg_defaults=arg_defaults, omit_keys=omit_keys)
         if "defaults" in entry:
             defaults[server_name] = entry.pop("defaults")
         servers[server_name] = entry
@@ -254,20 +292,39 @@ def _append_progress(agent_id: Any, entry: dict, **fields: Any) -> None:
         agent.save()
 
 
-def launch_specs(agent: Agent, *, reason: str, actor: Any = None) -> list[mcp_config.LaunchSpec]:
-    """Each server of the agent with its credentials resolved (in memory only, for one start)."""
+def launch_specs(agent: Agent, *, reason: str, actor: Any = None,
+                 files: dict[str, dict[str, str]] | None = None) -> list[mcp_config.LaunchSpec]:
+    """Each server of the agent with its credentials resolved (in memory only, for one start). `files`:
+    {server name: {key: path}} of the files materialized for this start (see agent_launch)."""
     labels = {}
     for item in agent.server_info.get("servers", []) if isinstance(agent.server_info, dict) else []:
         if isinstance(item, dict) and item.get("name"):
             labels[str(item.get("slug") or item["name"])] = str(item["name"])
     specs = []
     for server_name, entry in agent.mcp_config.get("mcpServers", {}).items():
-        needs = [mcp_config.is_reference(v) for section in ("env", "headers") for v in entry.get(section, {}).values()]
         values = (secrets_for_use(agent=agent, scope=credential_scope(server_name, entry), actor=actor or agent.client,
-                                  reason=reason) if any(needs) else {})
+                                  reason=reason) if mcp_config.value_keys(entry) else {})
         label = labels.get(entry.get("catalogue", "")) or labels.get(server_name) or server_name
-        specs.append(mcp_config.launch_spec(name=server_name, entry=entry, values=values, label=label))
+        specs.append(mcp_config.launch_spec(name=server_name, entry=entry, values=values,
+                                            files=(files or {}).get(server_name), label=label))
     return specs
+
+
+@contextmanager
+def agent_launch(agent: Agent, *, reason: str, actor: Any = None) -> Iterator[list[mcp_config.LaunchSpec]]:
+    """launch_specs with the servers' stored files written (decrypted) into private folders for exactly the
+    block: start, use and stop the servers inside it. The files are removed when it ends, also on error or
+    timeout. A missing credential or file raises ApplicationError 409 credential_missing on entry."""
+    with ExitStack() as stack:
+        files: dict[str, dict[str, str]] = {}
+        for server_name, entry in agent.mcp_config.get("mcpServers", {}).items():
+            keys = mcp_config.file_keys(entry)
+            if keys:
+                files[server_name] = stack.enter_context(secrets_files_for_use(
+                    agent=agent, server_name=server_name, scope=credential_scope(server_name, entry), keys=keys,
+                    actor=actor or agent.client, reason=reason,
+                ))
+        yield launch_specs(agent, reason=reason, actor=actor, files=files)
 
 
 def agent_validate(*, agent_id: Any) -> Agent:
@@ -278,17 +335,18 @@ def agent_validate(*, agent_id: Any) -> Agent:
     if agent.status in (Agent.Status.READY, Agent.Status.FAILED):
         return agent
     _append_progress(agent.id, _progress("validating", "starting MCP servers"), status=Agent.Status.VALIDATING)
-    try:
-        specs = launch_specs(agent, reason="agent_validate")
-    except ApplicationError as exc:
-        error = {"server": (exc.details or {}).get("server"), "code": exc.code, "message": exc.message,
-                 "hint": (exc.details or {}).get("hint", "")}
-        _append_progress(agent.id, _progress("failed", exc.message), status=Agent.Status.FAILED, error=error)
-        return _finished(agent.id)
     from agents_app.runtime import validate_servers
 
     started = time.monotonic()
-    results = validate_servers(specs)
+    with ExitStack() as stack:
+        try:
+            specs = stack.enter_context(agent_launch(agent, reason="agent_validate"))
+        except ApplicationError as exc:
+            error = {"server": (exc.details or {}).get("server"), "code": exc.code, "message": exc.message,
+                     "hint": (exc.details or {}).get("hint", "")}
+            _append_progress(agent.id, _progress("failed", exc.message), status=Agent.Status.FAILED, error=error)
+            return _finished(agent.id)
+        results = validate_servers(specs)  # every server is stopped when it returns; then the files go
     tools = {name: result.tools for name, result in results.items() if result.ok}
     failures = [result.error for result in results.values() if not result.ok]
     entries = agent.mcp_config.get("mcpServers", {})
@@ -408,16 +466,19 @@ def agent_run_execute(*, run_id: Any) -> AgentRun:
         run.started_at = timezone.now()
         run.save(update_fields=["status", "started_at"])
     agent = run.agent
-    try:
-        specs = launch_specs(agent, reason="agent_run")
-    except ApplicationError as exc:
-        return _run_failed(run, {"server": (exc.details or {}).get("server"), "code": exc.code, "message": exc.message,
-                                 "hint": (exc.details or {}).get("hint", "")})
     from agents_app.runtime import run_agent
 
     playback = agent.metadata.get("playback") if run.model == "playback" else None
-    outcome = run_agent(specs=specs, instruction=agent.instruction, model=run.model, message=run.message,
-                        history=[] if playback else _history(agent, run), playback=playback)
+    history = [] if playback else _history(agent, run)
+    with ExitStack() as stack:
+        try:
+            specs = stack.enter_context(agent_launch(agent, reason="agent_run"))
+        except ApplicationError as exc:
+            return _run_failed(run, {"server": (exc.details or {}).get("server"), "code": exc.code,
+                                     "message": exc.message, "hint": (exc.details or {}).get("hint", "")})
+        # run_agent stops every server process (also on failure or its run timeout) before it returns.
+        outcome = run_agent(specs=specs, instruction=agent.instruction, model=run.model, message=run.message,
+                            history=history, playback=playback)
     with transaction.atomic():
         for turn in outcome.turns:
             Conversation.objects.create(agent=agent, role=turn["role"], message=turn["message"],

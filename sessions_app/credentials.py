@@ -649,6 +649,22 @@ def file_delete(*, client: ApiClient, file_id, actor: ActorLike, reason: str) ->
     row.delete()
 
 
+def file_ids_for_use(
+    *, client: ApiClient, session: Session | None = None, agent=None, server: str, keys: list[str]
+) -> dict[str, str]:
+    """{key: file id} of the live file that stands for each of `keys` of one server (names and ids only, for
+    file_materialize): the one uploaded for this server and key, else one uploaded with the key alone, else one
+    with the key for another of the owner's servers (a key with no server satisfies any server's requirement, as in
+    files_collected). Keys without a live file are left out."""
+    _check_owner(client=client, session=session, agent=agent)
+    rows = _scope(StoredFile, client=client, session=session, agent=agent).filter(key__in=keys).defer("content")
+    chosen: dict[str, str] = {}
+    for row in sorted(_preferred(rows, agent), key=lambda r: (0 if r.server == server else 1 if not r.server else 2,
+                                                              -r.updated_at.timestamp())):
+        chosen.setdefault(row.key, str(row.pk))
+    return chosen
+
+
 def _materialize_root() -> str:
     configured = settings.FILES_MATERIALIZE_DIR
     if configured:
