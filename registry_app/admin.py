@@ -164,9 +164,8 @@ class LaunchRecipeInline(admin.TabularInline):
     readonly_fields = ["source"]
 
 
-class _ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
+class _ReadOnly:
+    """No adding, editing or deleting through the admin (logs and records kept by the code)."""
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -176,6 +175,11 @@ class _ReadOnlyInline(admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class _ReadOnlyInline(_ReadOnly, admin.TabularInline):
+    extra = 0
+    can_delete = False
 
 
 class ServerSourceInline(_ReadOnlyInline):
@@ -490,7 +494,7 @@ class McpServerAdmin(admin.ModelAdmin):
 
 
 @admin.register(SuppressedRow)
-class SuppressedRowAdmin(admin.ModelAdmin):
+class SuppressedRowAdmin(_ReadOnly, admin.ModelAdmin):
     """Imported rows staff deleted (tombstones imports honour): listed, restorable, never edited or deleted by
     hand (a restore goes through curation, which records it and puts the row back)."""
 
@@ -503,15 +507,6 @@ class SuppressedRowAdmin(admin.ModelAdmin):
     actions = ["restore_selected"]
     fields = ["server", "relation", "label", "row", "user", "at"]
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_restore_permission(self, request) -> bool:
         # Restoring a row edits its server.
@@ -527,7 +522,7 @@ class SuppressedRowAdmin(admin.ModelAdmin):
 
 
 @admin.register(CurationEdit)
-class CurationEditAdmin(admin.ModelAdmin):
+class CurationEditAdmin(_ReadOnly, admin.ModelAdmin):
     """The audit log: readable by staff, never editable."""
 
     list_display = ["at", "server", "user", "action", "changed_fields"]
@@ -552,12 +547,3 @@ class CurationEditAdmin(admin.ModelAdmin):
               repr(pair[1] if isinstance(pair, list) and len(pair) == 2 else ""))
              for name, pair in obj.changes.items()),
         )
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
