@@ -653,8 +653,11 @@ def _diversify(base: dict[int, float], aspects: list[tuple[float, dict[int, floa
 
 
 def _with_summary(queryset: QuerySet[McpServer]) -> QuerySet[McpServer]:
-    """Adds tools_count and the credential requirements (prefetched) that list and search results show."""
-    return queryset.annotate(tools_count=Count("tools", distinct=True)).prefetch_related(
+    """Adds tools_count and the credential requirements (prefetched) that list and search results show. The
+    search columns (a document of up to 12,000 characters and its tsvector) are not read: nothing shown uses them."""
+    return queryset.defer("search_document", "search_vector").annotate(
+        tools_count=Count("tools", distinct=True)
+    ).prefetch_related(
         Prefetch("credentials", queryset=CredentialRequirement.objects.order_by("-required", "key"))
     )
 
