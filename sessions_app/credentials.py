@@ -674,6 +674,36 @@ def _materialize_root() -> str:
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else tempfile.gettempdir()
 
 
+_MATERIALIZE_PREFIX = "mcpagent-files-"
+
+
+def materialized_files_sweep() -> int:
+    """Remove decrypted-file folders left behind by processes that died inside file_materialize (SIGKILL, a
+    worker's hard time limit, a power cut leaves nothing in /dev/shm). A folder whose owner is alive is left
+    alone. Returns how many were removed."""
+    root = Path(_materialize_root())
+    removed = 0
+    for folder in root.glob(f"{_MATERIALIZE_PREFIX}*"):
+        pid = folder.name[len(_MATERIALIZE_PREFIX):].split("-", 1)[0]
+        if not folder.is_dir() or folder.is_symlink() or not pid.isdigit() or _process_alive(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += not folder.exists()
+    if removed:
+        logger.warning("removed %d decrypted-file folder(s) left behind by dead processes in %s", removed, root)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user
+    return True
+
+
 @contextmanager
 def file_materialize(
     *,
@@ -698,7 +728,9 @@ def file_materialize(
         if rows:
             StoredFile.objects.filter(pk__in=[row.pk for row in rows]).update(last_used_at=timezone.now())
             AuditEvent.objects.bulk_create([_event(row, AuditEvent.Action.READ_FOR_USE, actor, reason) for row in rows])
-    folder = Path(tempfile.mkdtemp(prefix="mcpagent-files-", dir=_materialize_root()))
+    # The owner's pid is in the name, so that materialized_files_sweep can tell a folder whose process died
+    # without cleaning up (a worker killed at its hard time limit) from one in use.
+    folder = Path(tempfile.mkdtemp(prefix=f"{_MATERIALIZE_PREFIX}{os.getpid()}-", dir=_materialize_root()))
     try:
         os.chmod(folder, 0o700)
         paths: dict[str, Path] = {}

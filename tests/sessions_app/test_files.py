@@ -10,6 +10,8 @@ import lzma
 import os
 import secrets
 import stat
+import subprocess
+import sys
 import tarfile
 import zipfile
 
@@ -18,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mcpagent.errors import ApplicationError
-from sessions_app.credentials import file_materialize, files_collected, files_store
+from sessions_app.credentials import file_materialize, files_collected, files_store, materialized_files_sweep
 from sessions_app.models import AuditEvent, StoredFile
 
 
@@ -305,6 +307,28 @@ def test_materialize_writes_private_files_and_removes_them(api, session_x, tmp_p
             folder = next(iter(paths.values())).parent.parent
             raise RuntimeError("the server crashed")
     assert not folder.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_sweep_removes_folders_of_dead_processes_only(api, session_x, tmp_path, settings):
+    # A worker killed at its hard time limit cannot clean up: the purge task and worker start-up sweep its folder.
+    settings.FILES_MATERIALIZE_DIR = str(tmp_path)
+    upload(api, session_x, "a.txt", b"x=1\n", key="A_FILE")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = tmp_path / f"mcpagent-files-{dead.pid}-k1ll3d"
+    (left / "1").mkdir(mode=0o700, parents=True)
+    (left / "1" / "sa.json").write_text('{"private_key": "..."}')
+    other = tmp_path / "someone-elses"
+    other.mkdir()
+    (tmp_path / f"mcpagent-files-{dead.pid}-link").symlink_to(other)
+    with file_materialize(client=api.client_obj, session=session_x, actor=api.client_obj, reason="x") as paths:
+        live = paths["A_FILE"].parent.parent
+        assert live.name.startswith(f"mcpagent-files-{os.getpid()}-")
+        assert materialized_files_sweep() == 1
+        assert not left.exists()
+        assert paths["A_FILE"].read_bytes() == b"x=1\n"  # its owner is alive: untouched
+        assert other.is_dir()
+    assert not live.exists() and materialized_files_sweep() == 0
 
 
 def test_materialize_defaults_to_memory_backed_storage(api, session_x, settings):
