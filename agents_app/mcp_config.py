@@ -7,11 +7,17 @@ time. A reference may carry a "template" ("Bearer ${KEY}", "--repository=${KEY}"
 "file": true when the credential is a stored file: the server then gets the path of the file, written (decrypted)
 into a private folder only while the server runs (sessions_app.credentials.file_materialize). `args` items are
 plain strings or such references.
+
+A remote server's URL may be a template ("https://${tenant}.example.com/mcp", from the official registry's
+`remotes[].url` variables): "url_vars" maps each variable to its reference, and the URL is filled at start, each
+value encoded for the part of the URL it goes into (a host label, a port, a path segment, a query value) and
+refused when it would change the URL's structure; the filled URL then passes the same checks as any remote URL.
 """
 
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import SplitResult, quote, urlsplit
 
 import yaml
 
@@ -20,6 +26,8 @@ from mcpagent.errors import ApplicationError
 REFERENCE = "$credential"
 TEMPLATE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
 ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
+URL_VARS = "url_vars"
+HOST_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 def reference(key: str, template: str | None = None, *, file: bool = False) -> dict[str, Any]:
@@ -43,9 +51,15 @@ def is_file_reference(value: Any) -> bool:
     return is_reference(value) and value.get("file") is True
 
 
+def _url_refs(entry: dict) -> dict[str, dict]:
+    """{template variable: reference} of a remote entry whose URL is a template."""
+    url_vars = entry.get(URL_VARS)
+    return {var: ref for var, ref in url_vars.items() if is_reference(ref)} if isinstance(url_vars, dict) else {}
+
+
 def _references(entry: dict) -> list[dict]:
     refs = [v for section in ("env", "headers") for v in (entry.get(section) or {}).values() if is_reference(v)]
-    return refs + [a for a in entry.get("args") or [] if is_reference(a)]
+    return refs + [a for a in entry.get("args") or [] if is_reference(a)] + list(_url_refs(entry).values())
 
 
 def value_keys(entry: dict) -> list[str]:
@@ -86,7 +100,153 @@ def split_secrets(entry: dict) -> tuple[dict, dict[str, str]]:
 
 def secret_keys(entry: dict) -> list[str]:
     return [*(key for section in ("env", "headers") for key in entry.get(section, {})),
-            *(a[REFERENCE] for a in entry.get("args") or [] if is_reference(a))]
+            *(a[REFERENCE] for a in entry.get("args") or [] if is_reference(a)),
+            *(ref[REFERENCE] for ref in _url_refs(entry).values())]
+
+
+# --- URL templates ---------------------------------------------------------------------------------------
+
+_PART_RULES = {
+    "host": "must be a host name: letters, digits, '-' and '.' (no '/', '@', ':', '?', '#' or spaces)",
+    "label": "must be one part of a host name: letters, digits and '-' (no '.', '/', '@', ':', '?', '#' or spaces)",
+    "port": "must be a port number (1-65535)",
+    "path": "must not be '.' or '..'",
+    "query": "",
+    "fragment": "",
+}
+
+
+def _marked(template: str, variables: list[str]) -> tuple[str, dict[str, str]]:
+    """The template with each "${VAR}" replaced by a stand-in that fits in any part of a URL (a host label)."""
+    marks: dict[str, str] = {}
+    for n, var in enumerate(variables):
+        mark = f"mcpvar{n}x"
+        while mark in template:
+            mark += "x"
+        marks[var] = mark
+        template = template.replace("${%s}" % var, mark)
+    return template, marks
+
+
+def _split_netloc(netloc: str) -> tuple[str, str, str]:
+    userinfo, _, hostport = netloc.rpartition("@")
+    if hostport.startswith("["):
+        host, _, rest = hostport.partition("]")
+        return userinfo, host + "]", rest.removeprefix(":")
+    host, _, port = hostport.partition(":")
+    return userinfo, host, port
+
+
+def url_variable_parts(template: str, variables: Any) -> dict[str, str]:
+    """{VAR: the part of the URL "${VAR}" is in}: "host" (the whole host name), "label" (part of the host name),
+    "port", "path", "query" or "fragment". ValueError for a variable in the scheme or the user:password part
+    (a value must never choose the protocol or smuggle credentials) or one the template does not have."""
+    variables = list(dict.fromkeys(variables))
+    marked, marks = _marked(template, variables)
+    try:
+        parts = urlsplit(marked)
+    except ValueError:
+        raise ValueError("the URL is not a valid URL") from None
+    userinfo, host, port = _split_netloc(parts.netloc)
+    found: dict[str, str] = {}
+    for var, mark in marks.items():
+        if mark in parts.scheme or mark in userinfo:
+            raise ValueError(f"{var} is in the URL's scheme or user part; only the host, port, path and query "
+                             "may come from a setting")
+        if mark in host:
+            found[var] = "host" if host.lower() == mark else "label"
+        elif mark in port:
+            found[var] = "port"
+        else:
+            part = next((name for name in ("path", "query", "fragment") if mark in getattr(parts, name)), None)
+            if part is None:
+                raise ValueError(f"the URL has no ${{{var}}}")
+            found[var] = part
+    return found
+
+
+def url_part_value(part: str, value: str) -> str | None:
+    """`value` encoded for its part of a URL, or None when it cannot go there without changing the URL's
+    structure. Host names are IDNA-encoded and checked label by label (a variable that is only part of the
+    host is one label: no '.', so "${tenant}.example.com" stays under example.com); path segments, query
+    and fragment values are percent-encoded, '/', '?', '#', '%' and '&' included."""
+    value = str(value)
+    if part in ("host", "label"):
+        try:
+            encoded = value.encode("idna").decode("ascii").lower()
+        except UnicodeError:
+            return None
+        labels = encoded.split(".") if part == "host" else [encoded]
+        if len(encoded) > 253 or not all(HOST_LABEL_RE.match(label) for label in labels):
+            return None
+        return encoded
+    if part == "port":
+        return str(int(value)) if re.fullmatch(r"[0-9]{1,5}", value) and 0 < int(value) < 65536 else None
+    if part == "path" and value in (".", ".."):
+        return None
+    return quote(value, safe="")
+
+
+def _same_structure(template: str, marks: dict[str, str], encoded: dict[str, str], filled: str) -> bool:
+    """The filled URL splits into exactly the template's parts with the values in place: no value moved a
+    boundary (scheme, user part, host, port, path, query, fragment)."""
+    def put(text: str) -> str:
+        for var, mark in marks.items():
+            if var in encoded:
+                text = text.replace(mark, encoded[var])
+        return text
+
+    expected = urlsplit(template)
+    expected = SplitResult(*(put(getattr(expected, name)) for name in expected._fields))
+    try:
+        actual = urlsplit(filled)
+        actual.port  # noqa: B018 -- raises on a malformed port
+    except ValueError:
+        return False
+    return actual == expected
+
+
+def fill_url(*, name: str, template: str, values: dict[str, str]) -> tuple[str, list[str]]:
+    """(the URL with each "${VAR}" in `values` filled, the forms of the values as they appear in it). A value that
+    cannot go where its variable is, or a filled URL a remote server may not have (see safety.url_problem), is a
+    409 credential_invalid naming the setting, never its value."""
+    from agents_app import safety  # safety imports this module
+
+    variables = list(values)
+    try:
+        parts = url_variable_parts(template, variables)
+    except ValueError as exc:
+        raise ApplicationError(f"MCP server '{name}' has a URL that cannot be filled: {exc}.",
+                               code="recipe_unusable", details={"server": name}) from None
+    encoded: dict[str, str] = {}
+    for var in variables:
+        value = url_part_value(parts[var], values[var])
+        if value is None:
+            raise ApplicationError(
+                f"MCP server '{name}': the value of {var} cannot go into its URL (the {parts[var]} part): it "
+                f"{_PART_RULES[parts[var]]}.",
+                code="credential_invalid", status=409,
+                details={"server": name, "credential": var, "url_part": parts[var],
+                         "hint": f"Provide a correct value for {var} and retry."},
+            )
+        encoded[var] = value
+    marked, marks = _marked(template, variables)
+    filled = template
+    for var, value in encoded.items():
+        filled = filled.replace("${%s}" % var, value)
+    problem = None if _same_structure(marked, marks, encoded, filled) else "changes the URL's structure"
+    problem = problem or safety.filled_url_problem(filled)
+    if problem:
+        keys = ", ".join(variables)
+        raise ApplicationError(
+            f"MCP server '{name}': the URL filled with {keys} is not allowed: it {problem}.",
+            code="credential_invalid", status=409,
+            details={"server": name, "credential": variables[0], "credentials": variables, "problem": problem,
+                     "hint": f"Provide a correct value for {keys} and retry."},
+        )
+    shown = [str(values[var]) for var in variables]
+    shown += [form for var in variables for form in (encoded[var], str(values[var]).lower())]
+    return filled, list(dict.fromkeys(shown))
 
 
 @dataclass
@@ -104,14 +264,18 @@ class LaunchSpec:
     # Credential keys passed as arguments, and the values (or file paths) put into those arguments.
     arg_keys: list[str] = field(default_factory=list)
     arg_values: list[str] = field(default_factory=list)
+    # Credential keys filled into the URL, and the values as given and as encoded in it.
+    url_keys: list[str] = field(default_factory=list)
+    url_values: list[str] = field(default_factory=list)
 
     @property
     def secret_keys(self) -> list[str]:
-        return [*self.env, *self.headers, *self.arg_keys]
+        return [*self.env, *self.headers, *self.arg_keys, *self.url_keys]
 
     @property
     def secret_values(self) -> list[str]:
-        return [v for v in (*self.env.values(), *self.headers.values(), *self.arg_values) if len(v) >= 4]
+        return [v for v in (*self.env.values(), *self.headers.values(), *self.arg_values, *self.url_values)
+                if len(v) >= 4]
 
     def redact(self, text: str) -> str:
         """Remove this server's secret values from text (stderr, exception messages) before anyone sees it."""
@@ -126,7 +290,7 @@ def launch_spec(*, name: str, entry: dict, values: dict[str, str], files: dict[s
     ({key: path} of the files materialized for this start)."""
     files = files or {}
 
-    def value_of(ref: dict) -> str:
+    def raw_value(ref: dict) -> str:
         key = ref[REFERENCE]
         source = files if ref.get("file") else values
         if key not in source:
@@ -137,7 +301,10 @@ def launch_spec(*, name: str, entry: dict, values: dict[str, str], files: dict[s
                 code="credential_missing", status=409,
                 details={"server": name, "credential": key, "hint": hint},
             )
-        value = str(source[key])
+        return str(source[key])
+
+    def value_of(ref: dict) -> str:
+        key, value = ref[REFERENCE], raw_value(ref)
         template = ref.get("template")
         return template.replace("${%s}" % key, value) if template else value
 
@@ -150,18 +317,32 @@ def launch_spec(*, name: str, entry: dict, values: dict[str, str], files: dict[s
     arg_values: list[str] = []
     for item in entry.get("args", []):
         if is_reference(item):
-            args.append(value_of(item))
+            value = value_of(item)
+            if not item.get("template") and not item.get("file") and value.startswith("-"):
+                # A whole argument: the server's command line would read the value as an option of its own.
+                raise ApplicationError(
+                    f"The setting {item[REFERENCE]} of MCP server '{name}' cannot start with '-'.",
+                    code="credential_invalid", status=409,
+                    details={"server": name, "credential": item[REFERENCE], "hint": "Provide it again and retry."},
+                )
+            args.append(value)
             arg_keys.append(item[REFERENCE])
             source = files if item.get("file") else values
             arg_values.append(str(source[item[REFERENCE]]))
         else:
             args.append(item)
+    url, url_keys, url_values = entry.get("url", ""), [], []
+    url_refs = _url_refs(entry)
+    if url_refs:
+        url_keys = list(dict.fromkeys(ref[REFERENCE] for ref in url_refs.values()))
+        url, url_values = fill_url(name=name, template=url,
+                                   values={var: raw_value(ref) for var, ref in url_refs.items()})
     return LaunchSpec(
         name=name, label=label or name, transport=entry.get("transport", "stdio"),
         command=entry.get("command", ""), args=args,
         env={**entry.get("defaults", {}), **resolve("env")},
-        url=entry.get("url", ""), headers=resolve("headers"),
-        arg_keys=list(dict.fromkeys(arg_keys)), arg_values=arg_values,
+        url=url, headers=resolve("headers"),
+        arg_keys=list(dict.fromkeys(arg_keys)), arg_values=arg_values, url_keys=url_keys, url_values=url_values,
     )
 
 
@@ -240,8 +421,14 @@ def entry_from_recipe(recipe: Any, *, env_keys: list[str], header_keys: list[str
             raise ApplicationError(f"The catalogue has no URL for {recipe.server}.", code="recipe_unusable")
         transport = "sse" if recipe.transport == "sse" else "http"
         header_refs, _ = templated(getattr(recipe, "headers", {}))
-        headers = {k: reference(k) for k in header_keys if k not in header_refs}
-        return {"transport": transport, "url": recipe.url, "headers": {**headers, **header_refs}}
+        # A key a header template already carries (Authorization: Bearer ${API_KEY}) is not sent again as a header
+        # of its own name.
+        headers = {k: reference(k) for k in header_keys if k not in header_refs and k not in used}
+        url, url_vars = _url_template(recipe, values=values, defaults=defaults_for_args)
+        entry = {"transport": transport, "url": url, "headers": {**headers, **header_refs}}
+        if url_vars:
+            entry[URL_VARS] = url_vars
+        return entry
     env_refs, defaults = templated(getattr(recipe, "env", {}))
     recipe_args = templated_args([a for a in (recipe.args or []) if isinstance(a, str)])
     # A file no argument or env template places goes to the env var named by its key (e.g. a Google OAuth client
@@ -273,6 +460,33 @@ def entry_from_recipe(recipe: Any, *, env_keys: list[str], header_keys: list[str
     return entry
 
 
+def _url_template(recipe: Any, *, values: set[str], defaults: dict[str, str]) -> tuple[str, dict[str, dict]]:
+    """(URL, {VAR: reference}) for a remote recipe whose URL has "${VAR}" variables: a collected setting is a
+    reference filled at start; an uncollected one with a default takes the default (encoded for its place);
+    any other stays a reference, so starting says which setting is missing (a URL has no optional parts)."""
+    url = recipe.url
+    variables = list(dict.fromkeys(TEMPLATE_RE.findall(url)))
+    if not variables:
+        return url, {}
+    try:
+        parts = url_variable_parts(url, variables)
+    except ValueError as exc:
+        raise ApplicationError(f"The catalogue's URL for {recipe.server} cannot be used: {exc}.",
+                               code="recipe_unusable") from None
+    url_vars: dict[str, dict] = {}
+    for var in variables:
+        if var not in values and var in defaults:
+            value = url_part_value(parts[var], defaults[var])
+            if value is None:
+                raise ApplicationError(
+                    f"The catalogue's default for {var} of {recipe.server} cannot go into its URL.",
+                    code="recipe_unusable")
+            url = url.replace("${%s}" % var, value)
+        else:
+            url_vars[var] = reference(var)
+    return url, url_vars
+
+
 # --- Export as a fast-agent project with ${VAR} placeholders. ---
 
 def _arg_refs(entry: dict) -> list[dict]:
@@ -288,7 +502,8 @@ def placeholder_names(servers: dict[str, dict]) -> dict[tuple[str, str, str], st
     share it (then SERVER_KEY); header names become SERVER_HEADER (e.g. GITHUB_AUTHORIZATION)."""
     owners: dict[str, int] = {}
     for entry in servers.values():
-        for var in {*entry.get("env", {}), *(_var(ref[REFERENCE]) for ref in _arg_refs(entry))}:
+        for var in {*entry.get("env", {}), *(_var(ref[REFERENCE]) for ref in [*_arg_refs(entry),
+                                                                             *_url_refs(entry).values()])}:
             owners[var] = owners.get(var, 0) + 1
     names = {}
     for server, entry in servers.items():
@@ -298,6 +513,9 @@ def placeholder_names(servers: dict[str, dict]) -> dict[tuple[str, str, str], st
         for ref in _arg_refs(entry):
             var = _var(ref[REFERENCE])
             names[(server, "args", ref[REFERENCE])] = var if owners[var] == 1 else f"{prefix}_{var}"
+        for ref in _url_refs(entry).values():
+            var = _var(ref[REFERENCE])
+            names[(server, "url", ref[REFERENCE])] = var if owners[var] == 1 else f"{prefix}_{var}"
         for key in entry.get("headers", {}):
             names[(server, "headers", key)] = f"{prefix}_{re.sub(r'[^A-Z0-9]+', '_', key.upper())}"
     return names
@@ -309,6 +527,7 @@ def export_project(*, name: str, instruction: str, model: str, servers: dict[str
     names = placeholder_names(servers)
     config_servers: dict[str, dict] = {}
     file_vars: set[str] = set()
+    url_vars: set[str] = set()
     for server, entry in servers.items():
         out: dict[str, Any] = {"transport": entry.get("transport", "stdio")}
         if out["transport"] == "stdio":
@@ -331,6 +550,10 @@ def export_project(*, name: str, instruction: str, model: str, servers: dict[str
                         file_vars.add(var)
         else:
             out["url"] = entry["url"]
+            for template_var, ref in _url_refs(entry).items():
+                var = names[(server, "url", ref[REFERENCE])]
+                out["url"] = out["url"].replace("${%s}" % template_var, "${%s}" % var)
+                url_vars.add(var)
             if entry.get("headers"):
                 out["headers"] = {key: "${%s}" % names[(server, "headers", key)] for key in entry["headers"]}
         config_servers[server] = out
@@ -342,7 +565,9 @@ def export_project(*, name: str, instruction: str, model: str, servers: dict[str
         app_name=repr(name or "mcpagent"), instruction=repr(instruction), servers=repr(list(servers)), model=repr(model)
     )
     variables = sorted(set(names.values()))
-    env_example = "".join(("# the path of your copy of this file\n" if var in file_vars else "") + f"{var}=\n"
+    env_example = "".join(("# the path of your copy of this file\n" if var in file_vars else "")
+                          + ("# part of the server's URL, put in as is: URL-encode it if it has / ? # % or spaces\n"
+                             if var in url_vars else "") + f"{var}=\n"
                           for var in variables)
     files = {"fastagent.config.yaml": config_text, "agent.py": agent_py}
     if variables:

@@ -326,6 +326,14 @@ def _check_remote(check: _Check, entry: dict, transport: str) -> dict | None:
     return {"transport": transport, "url": url, "headers": dict(headers)}
 
 
+def filled_url_problem(url: str) -> str | None:
+    """Why a remote URL filled from a template with the user's settings (mcp_config.fill_url) may not be used,
+    or None: the rules of a URL given whole (_check_remote), checked again on the URL as it will be used."""
+    if len(url) > MAX_URL_CHARS or any(c in url for c in "\r\n\x00 "):
+        return f"must be a single URL of at most {MAX_URL_CHARS} characters"
+    return url_problem(url)
+
+
 def url_problem(url: str) -> str | None:
     """Why a remote server URL is not allowed, or None. https only; http only to loopback in development."""
     try:

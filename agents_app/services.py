@@ -181,10 +181,13 @@ def agent_create(*, client: ApiClient, servers: dict[str, dict], user_prompt: st
 def _check_servers(servers: Any) -> dict[str, dict]:
     """safety.check_servers, with each credential argument ({"$credential": KEY}) checked as the stand-in
     "{KEY}" (so a reference where the launcher expects its package or options is refused) and kept as the
-    reference in the result."""
+    reference in the result. A remote URL template's "url_vars" ({VAR: reference}) are checked here: only
+    references, only variables of the URL, none in its scheme or user part (the URL itself is checked as
+    usual, and again once filled at start)."""
     if not isinstance(servers, dict):
         return safety.check_servers(servers)
     references: dict[str, list] = {}
+    url_vars: dict[str, Any] = {}
     checked: dict[Any, Any] = {}
     for name, entry in servers.items():
         args = entry.get("args") if isinstance(entry, dict) else None
@@ -192,11 +195,40 @@ def _check_servers(servers: Any) -> dict[str, dict]:
             references[name] = list(args)
             entry = {**entry, "args": [mcp_config.arg_placeholder(a) if mcp_config.is_reference(a) else a
                                        for a in args]}
+        if isinstance(entry, dict) and mcp_config.URL_VARS in entry:
+            url_vars[name] = entry[mcp_config.URL_VARS]
+            entry = {k: v for k, v in entry.items() if k != mcp_config.URL_VARS}
         checked[name] = entry
     normalised = safety.check_servers(checked)
     for name, args in references.items():
         normalised[name]["args"] = args
+    violations = []
+    for name, variables in url_vars.items():
+        problem = _url_vars_problem(normalised[name], variables)
+        if problem:
+            violations.append({"server": str(name)[:80], "field": mcp_config.URL_VARS, "problem": problem})
+        else:
+            normalised[name][mcp_config.URL_VARS] = dict(variables)
+    if violations:
+        first = violations[0]
+        raise ApplicationError(f"MCP server '{first['server']}' is not allowed: {first['field']}: {first['problem']}",
+                               code="unsafe_mcp_config", details={"violations": violations})
     return normalised
+
+
+def _url_vars_problem(entry: dict, variables: Any) -> str | None:
+    if entry.get("transport") == "stdio":
+        return "only a remote server's URL has variables"
+    if not isinstance(variables, dict) or not variables or len(variables) > 16:
+        return "must be an object of 1-16 {VAR: {\"$credential\": KEY}}"
+    if not all(mcp_config.is_reference(ref) and not ref.get("file") and not ref.get("template")
+               for ref in variables.values()):
+        return "each variable must be a credential reference {\"$credential\": KEY}"
+    try:
+        mcp_config.url_variable_parts(entry["url"], [str(var) for var in variables])
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def agent_create_for_catalogue_servers(*, client: ApiClient, session: Any, server_slugs: list[str], user_prompt: str,
@@ -479,6 +511,10 @@ def agent_run_execute(*, run_id: Any) -> AgentRun:
         # run_agent stops every server process (also on failure or its run timeout) before it returns.
         outcome = run_agent(specs=specs, instruction=agent.instruction, model=run.model, message=run.message,
                             history=history, playback=playback)
+    if outcome.error:
+        # A failure can name the server's host or URL, which may carry a setting filled into it.
+        outcome.error = {k: _redact(specs, v) if k in ("message", "hint") and isinstance(v, str) else v
+                         for k, v in outcome.error.items()}
     with transaction.atomic():
         for turn in outcome.turns:
             Conversation.objects.create(agent=agent, role=turn["role"], message=turn["message"],
@@ -498,6 +534,12 @@ def agent_run_execute(*, run_id: Any) -> AgentRun:
     logger.info("agent %s run %s: %s in %.2f s, %d tool call(s)", agent.id, run.id, run.status, outcome.seconds,
                 run.metadata["tool_calls"])
     return run
+
+
+def _redact(specs: list[mcp_config.LaunchSpec], text: str) -> str:
+    for spec in specs:
+        text = spec.redact(text)
+    return text
 
 
 def _run_failed(run: AgentRun, error: dict) -> AgentRun:

@@ -318,6 +318,23 @@ def test_recipe_arguments_become_references_defaults_or_nothing():
     with pytest.raises(ApplicationError) as caught:
         mcp_config.launch_spec(name="x", entry=entry, values={"TOKEN": "t"}, files={"CONFIG_FILE": "/f"})
     assert caught.value.code == "credential_missing" and caught.value.details["credential"] == "REGION"
+    # A whole-argument value that starts with "-" would be read as an option of the server's own: refused, unnamed.
+    with pytest.raises(ApplicationError) as caught:
+        mcp_config.launch_spec(name="x", entry=entry, values={"TOKEN": "t", "REGION": "--allow-all"},
+                               files={"CONFIG_FILE": "/f"})
+    assert caught.value.code == "credential_invalid" and caught.value.details["credential"] == "REGION"
+    assert "--allow-all" not in str(caught.value.message) + json.dumps(caught.value.details)
+    # Inside a template ("--token=${TOKEN}") the value cannot become an option of its own.
+    spec = mcp_config.launch_spec(name="x", entry=entry, values={"TOKEN": "-t", "REGION": "eu"}, files={"CONFIG_FILE": "/f"})
+    assert "--token=-t" in spec.args
+
+
+def test_a_header_template_key_is_not_sent_again_under_its_own_name():
+    recipe = LaunchRecipe(server=McpServer(slug="x", name="X"), kind="remote", url="https://mcp.example.com/mcp",
+                          transport="streamable-http", headers={"Authorization": "Bearer ${API_KEY}"})
+    entry = mcp_config.entry_from_recipe(recipe, env_keys=[], header_keys=["API_KEY", "X-Workspace"])
+    assert entry["headers"] == {"Authorization": {"$credential": "API_KEY", "template": "Bearer ${API_KEY}"},
+                                "X-Workspace": {"$credential": "X-Workspace"}}
 
 
 @pytest.mark.parametrize("args", [
