@@ -203,13 +203,18 @@ def _add(credentials: dict[str, CredentialRecord], cred: CredentialRecord) -> No
         credentials[cred.key] = cred
 
 
-def _resolve_value(value: str, spec: dict, credentials: dict[str, CredentialRecord], location: str) -> str:
-    """A value with `{var}` placeholders: each variable becomes a credential; returns the "${var}" template."""
+def _resolve_value(value: str, spec: dict, credentials: dict[str, CredentialRecord], location: str,
+                   *, needed: bool = False) -> str:
+    """A value with `{var}` placeholders: each variable becomes a credential; returns the "${var}" template.
+    `needed`: the value cannot be built without its variables (a remote's URL), so one with no default counts
+    as required whatever the source says."""
     variables = spec.get("variables") if isinstance(spec.get("variables"), dict) else {}
     for var in template_vars(value):
         var_spec = variables.get(var) if isinstance(variables.get(var), dict) else {}
         description = var_spec.get("description") or spec.get("description")
         cred = _input_credential(var, {**var_spec, "description": description}, location)
+        if needed and not cred.default:
+            cred.required = True
         _add(credentials, cred)
     return to_template(value)
 
@@ -320,5 +325,5 @@ def _remote_recipe(remote: dict, credentials: dict[str, CredentialRecord]) -> La
             headers[name] = value
     url = text(remote.get("url"), 1000)
     # "https://{tenant}.example.com/mcp": each URL variable is a setting the user provides.
-    url = _resolve_value(url, remote, credentials, "arg") if template_vars(url) else url
+    url = _resolve_value(url, remote, credentials, "arg", needed=True) if template_vars(url) else url
     return remote_recipe(url, text(remote.get("type") or remote.get("transport_type"), 20), headers)

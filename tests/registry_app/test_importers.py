@@ -18,6 +18,7 @@ from registry_app.importers.common import (
 )
 from registry_app.importers.merge import MergePlanner, merge_records, popularity
 from registry_app.importers.native import entry_from_record, record_from_entry
+from registry_app.importers.official import record_from_server_json
 from registry_app.importers.registry_api import parse_timestamp
 from tests.shared import SHARED
 
@@ -81,6 +82,22 @@ def test_official_notion_is_a_vendor_remote(official):
     ]
     assert notion.location.startswith("production_servers.json#servers[")
     assert "mcpreg:com.notion/mcp" in notion.merge_keys()
+
+
+def test_official_remote_url_variables_are_settings_and_needed_unless_defaulted():
+    server = {"name": "io.example/acme", "description": "Acme", "remotes": [{
+        "type": "streamable-http", "url": "https://{tenant}.acme.example/mcp/{region}",
+        "variables": {"tenant": {"description": "Your Acme tenant", "isRequired": False},
+                      "region": {"description": "Data region", "default": "eu"}},
+    }]}
+    record = record_from_server_json(server, {}, source="official", location="t", warnings=[])
+    (recipe,) = record.launch
+    assert recipe.url == "https://${tenant}.acme.example/mcp/${region}"
+    creds = {c.key: c for c in record.credentials}
+    assert creds["tenant"].location == "arg" and creds["region"].location == "arg"
+    # The URL cannot be built without a value: no default means required, whatever isRequired says.
+    assert creds["tenant"].required is True
+    assert creds["region"].required is None and creds["region"].default == "eu"
 
 
 @needs_shared
