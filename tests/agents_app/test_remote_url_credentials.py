@@ -5,12 +5,8 @@ the filled URL passes the same checks as any remote URL, values are redacted, an
 placeholders. End to end against a real streamable-HTTP MCP server on 127.0.0.1 mounted at /acme-corp/mcp."""
 
 import json
-import socket
-import threading
-import time
 
 import pytest
-import uvicorn
 import yaml
 from mcp.server.mcpserver import MCPServer
 
@@ -23,6 +19,7 @@ from registry_app.models import CredentialRequirement, LaunchRecipe, McpServer
 from registry_app.services import catalogue_import
 from sessions_app.credentials import credential_delete, credentials_store
 from sessions_app.models import Credential, Session
+from tests.agents_app.servers.remote import RemoteServer
 
 TENANT = "acme-corp"
 
@@ -249,23 +246,15 @@ class TenantServer:
                 self.paths.append(scope["raw_path"].decode())
             await inner(scope, receive, send)
 
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error",
-                                                     lifespan="on"))
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._remote = RemoteServer(app)
+        self.port = self._remote.port
 
     def __enter__(self) -> "TenantServer":
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
+        self._remote.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
+        self._remote.__exit__(*exc)
 
 
 @pytest.fixture

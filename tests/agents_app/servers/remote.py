@@ -35,12 +35,14 @@ def _app():
 
 
 class RemoteServer:
-    def __init__(self) -> None:
+    """Serves `app` (by default the token-checking server above) on a free port of 127.0.0.1 while in a with block."""
+
+    def __init__(self, app=None) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(_app(), host="127.0.0.1", port=self.port, log_level="error",
-                                                     lifespan="on"))
+        self._server = uvicorn.Server(uvicorn.Config(app or _app(), host="127.0.0.1", port=self.port,
+                                                     log_level="error", lifespan="on"))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     @property
