@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from registry_app.importers import SourceError, read_catalogue
 from registry_app.importers.common import ServerRecord
+from registry_app.management.commands.check_catalogue_packages import normalise as normalise_pypi
 from registry_app.importers.merge import MergePlanner, merge_records, popularity
 from registry_app.importers.native import entry_from_record, record_from_entry, write
 
@@ -141,6 +142,20 @@ def apply_corrections(servers: list[ServerRecord], path: Path) -> int:
     return len(corrections)
 
 
+def drop_missing_packages(servers: list[ServerRecord], path: Path) -> int:
+    """Remove the launch recipes whose PyPI package does not exist (config/package_checks.json, written by
+    check_catalogue_packages). Returns how many recipes were removed."""
+    if not path.exists():
+        return 0
+    missing = set(json.loads(path.read_text(encoding="utf-8")).get("pypi_missing", []))
+    dropped = 0
+    for server in servers:
+        kept = [r for r in server.launch if not (r.kind == "pypi" and normalise_pypi(r.identifier) in missing)]
+        dropped += len(server.launch) - len(kept)
+        server.launch = kept
+    return dropped
+
+
 def notice_text(counts: dict[str, int], total: int) -> str:
     lines = [
         "# Default catalogue: sources and licences",
@@ -198,6 +213,9 @@ class Command(BaseCommand):
         servers = merge_offline(records)
         assign_slugs(servers)
         servers.sort(key=lambda s: s.slug)
+        dropped = drop_missing_packages(servers, Path(settings.BASE_DIR) / "config" / "package_checks.json")
+        self.stdout.write(f"{dropped} launch recipes dropped: their PyPI package does not exist "
+                          "(config/package_checks.json)")
         corrected = apply_corrections(servers, Path(settings.BASE_DIR) / "config" / "catalogue_corrections.json")
         self.stdout.write(f"{corrected} servers corrected from config/catalogue_corrections.json")
         out = Path(output)
