@@ -313,6 +313,9 @@ def test_merge_with_confirmation_page(admin_client, admin_user):
     confirm = _post_action(admin_client, "merge_selected", [dup, target])
     assert confirm.status_code == 200
     assert "admin/registry_app/mcpserver/merge_confirmation.html" in [t.name for t in confirm.templates]
+    page = confirm.content.decode()
+    assert 'value="Merge into the chosen server"' in page and 'name="post" value="yes"' in page
+    assert 'value="merge_selected"' in page and "merge-confirmation" in page
     assert confirm.context["default_target"] == target.pk  # the most popular is proposed
     assert McpServer.objects.get(pk=dup.pk).status == "active"  # nothing happens before confirming
 
