@@ -12,6 +12,21 @@ import pytest
 from agents_app import runtime
 
 SERVERS = Path(__file__).resolve().parent / "servers"
+
+
+def assert_credential_missing(agent, key: str) -> None:
+    """Validation fails naming `key`, and starting the agent's servers is a 409 credential_missing."""
+    from agents_app.models import Agent
+    from agents_app.services import agent_launch, agent_validate
+    from mcpagent.errors import ApplicationError
+
+    agent = agent_validate(agent_id=agent.id)
+    assert agent.status == Agent.Status.FAILED
+    assert agent.error["code"] == "credential_missing" and key in agent.error["message"]
+    with pytest.raises(ApplicationError) as caught:
+        with agent_launch(agent, reason="agent_run"):
+            pass
+    assert (caught.value.status, caught.value.code) == (409, "credential_missing")
 TIME_SERVER = {"command": "python", "args": ["-m", "mcp_server_time"]}
 
 

@@ -21,7 +21,7 @@ from mcpagent.errors import ApplicationError
 from registry_app.models import CredentialRequirement, LaunchRecipe, McpServer
 from sessions_app.credentials import credential_delete, credentials_store, file_delete
 from sessions_app.models import AuditEvent, Credential, Session, StoredFile
-from tests.agents_app.conftest import SERVERS
+from tests.agents_app.conftest import SERVERS, assert_credential_missing
 
 GIT_RECIPE_ARGS = ["mcp-server-git", "--repository", "${GIT_REPOSITORY}"]  # as registry_app.importers write it
 
@@ -286,13 +286,7 @@ def test_without_the_argument_credential_the_server_does_not_start_blind(api, gi
                                                user_prompt="x", workflow="y", model="passthrough")
     credential = Credential.objects.get(key="GIT_REPOSITORY")
     credential_delete(client=api.client_obj, credential_id=credential.pk, actor=api.client_obj, reason="test")
-    agent = agent_validate(agent_id=agent.id)
-    assert agent.status == Agent.Status.FAILED
-    assert agent.error["code"] == "credential_missing" and "GIT_REPOSITORY" in agent.error["message"]
-    with pytest.raises(ApplicationError) as caught:
-        with agent_launch(agent, reason="agent_run"):
-            pass
-    assert (caught.value.status, caught.value.code) == (409, "credential_missing")
+    assert_credential_missing(agent, "GIT_REPOSITORY")
 
 
 def test_recipe_arguments_become_references_defaults_or_nothing():

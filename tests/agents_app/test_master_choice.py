@@ -11,6 +11,7 @@ import stat
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,8 +30,10 @@ class _Engine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
 
+@contextmanager
 def _engine(path: str, reply: bytes | None):
-    """A Docker engine on a unix socket answering GET /_ping with `reply` (None: accept, then never answer)."""
+    """A Docker engine on a unix socket answering GET /_ping with `reply` (None: accept, then never answer),
+    serving while in the with block."""
 
     class Handler(socketserver.BaseRequestHandler):
         def handle(self):
@@ -42,7 +45,11 @@ def _engine(path: str, reply: bytes | None):
 
     server = _Engine(path, Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture
@@ -81,13 +88,9 @@ def test_no_docker_daemon_when_nothing_listens(docker_host, launchers):
 
 
 def test_a_docker_engine_that_answers_its_ping_is_found(docker_host, launchers):
-    engine = _engine(docker_host, b"HTTP/1.1 200 OK\r\nApi-Version: 1.47\r\nContent-Length: 2\r\n\r\nOK")
-    try:
+    with _engine(docker_host, b"HTTP/1.1 200 OK\r\nApi-Version: 1.47\r\nContent-Length: 2\r\n\r\nOK"):
         assert docker_available() is True
         assert launcher_available("oci") is True
-    finally:
-        engine.shutdown()
-        engine.server_close()
     # Checked once per process: the answer stays until the cache is cleared.
     assert docker_available() is True
     docker_available.cache_clear()
@@ -95,32 +98,20 @@ def test_a_docker_engine_that_answers_its_ping_is_found(docker_host, launchers):
 
 
 def test_an_engine_that_fails_or_hangs_is_not_docker_and_the_check_is_quick(docker_host, launchers):
-    engine = _engine(docker_host, b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
-    try:
+    with _engine(docker_host, b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"):
         assert docker_available() is False
-    finally:
-        engine.shutdown()
-        engine.server_close()
     os.unlink(docker_host)
     docker_available.cache_clear()
-    engine = _engine(docker_host, None)
-    try:
+    with _engine(docker_host, None):
         started = time.monotonic()
         assert docker_available() is False
         assert time.monotonic() - started < 2.0
-    finally:
-        engine.shutdown()
-        engine.server_close()
 
 
 def test_docker_not_allowed_means_no_docker_even_with_an_engine(docker_host, launchers, settings):
     settings.AGENT_ALLOWED_COMMANDS = ["npx", "uvx"]
-    engine = _engine(docker_host, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")
-    try:
+    with _engine(docker_host, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK"):
         assert docker_available() is False
-    finally:
-        engine.shutdown()
-        engine.server_close()
 
 
 def test_a_package_launcher_must_be_allowed_and_installed(launchers, settings):
@@ -246,12 +237,8 @@ def test_without_docker_a_package_beats_a_better_known_docker_image(small_catalo
 
 
 def test_with_a_docker_engine_the_better_known_docker_image_wins(small_catalogue, docker_host, launchers):
-    engine = _engine(docker_host, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")
-    try:
+    with _engine(docker_host, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK"):
         chosen = _chosen("Add a card to Trello for every new task")["trello"]
-    finally:
-        engine.shutdown()
-        engine.server_close()
     assert chosen.slug == "trello-docker"
     assert "official" in chosen.reason and "runnable launch recipe" in chosen.reason
 

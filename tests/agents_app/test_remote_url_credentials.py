@@ -12,13 +12,14 @@ from mcp.server.mcpserver import MCPServer
 
 from agents_app import mcp_config
 from agents_app.models import Agent
-from agents_app.services import agent_create, agent_create_for_catalogue_servers, agent_launch, agent_validate
+from agents_app.services import agent_create, agent_create_for_catalogue_servers, agent_validate
 from mcpagent.errors import ApplicationError
 from registry_app.importers import official
 from registry_app.models import CredentialRequirement, LaunchRecipe, McpServer
 from registry_app.services import catalogue_import
 from sessions_app.credentials import credential_delete, credentials_store
 from sessions_app.models import Credential, Session
+from tests.agents_app.conftest import assert_credential_missing
 from tests.agents_app.servers.remote import RemoteServer
 
 TENANT = "acme-corp"
@@ -358,13 +359,7 @@ def test_a_missing_url_setting_is_a_credential_missing(api, tenant_server, tmp_p
     agent = agent_for(api, server, TENANT)
     credential_delete(client=api.client_obj, credential_id=Credential.objects.get(key="tenant").pk,
                       actor=api.client_obj, reason="test")
-    agent = agent_validate(agent_id=agent.id)
-    assert agent.status == Agent.Status.FAILED
-    assert agent.error["code"] == "credential_missing" and "tenant" in agent.error["message"]
-    with pytest.raises(ApplicationError) as caught:
-        with agent_launch(agent, reason="agent_run"):
-            pass
-    assert (caught.value.status, caught.value.code) == (409, "credential_missing")
+    assert_credential_missing(agent, "tenant")
     assert tenant_server.paths == []
 
 
