@@ -187,11 +187,11 @@ class SyncState(models.Model):
         return self.url
 
 
-class ServerEmbedding(models.Model):
-    """One embedding per server per embedding model. The vector has no fixed dimension in the schema, so a
-    new provider needs no migration; each model gets its own partial HNSW index on `embedding::vector(dims)`."""
+class _Embedding(models.Model):
+    """One vector of one embedding model. The vector has no fixed dimension in the schema, so a new provider
+    needs no migration; each model gets its own partial HNSW index on `embedding::vector(dims)`. `content_hash`
+    is the hash of the embedded text: a row whose text changed since is stale."""
 
-    server = models.ForeignKey(McpServer, on_delete=models.CASCADE, related_name="embeddings")
     model = models.CharField(max_length=100)
     dims = models.PositiveIntegerField()
     embedding = VectorField()
@@ -199,22 +199,24 @@ class ServerEmbedding(models.Model):
     created_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        abstract = True
+
+
+class ServerEmbedding(_Embedding):
+    """One embedding per server per embedding model, of its search document."""
+
+    server = models.ForeignKey(McpServer, on_delete=models.CASCADE, related_name="embeddings")
+
+    class Meta:
         constraints = [models.UniqueConstraint(fields=["server", "model"], name="registry_embedding_unique")]
 
 
-class ToolEmbedding(models.Model):
+class ToolEmbedding(_Embedding):
     """One embedding per tool per embedding model, of the tool's own text (search_index.build_tool_document).
     A server's single embedding reads only its first 256 tokens, so most tools of a large server are invisible to
-    it; search also compares the request with each tool (selectors.server_search). Like ServerEmbedding, the
-    vector has no fixed dimension (a new provider needs no migration) and each model gets its own HNSW index.
-    `content_hash` is the hash of the tool's text: a tool edited since (by an import or staff) is stale."""
+    it; search also compares the request with each tool (selectors.server_search)."""
 
     tool = models.ForeignKey(ServerTool, on_delete=models.CASCADE, related_name="embeddings")
-    model = models.CharField(max_length=100)
-    dims = models.PositiveIntegerField()
-    embedding = VectorField()
-    content_hash = models.CharField(max_length=64)
-    created_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tool", "model"], name="registry_tool_embedding_unique")]

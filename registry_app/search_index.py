@@ -237,13 +237,23 @@ def stale_server_ids(*, model: str, server_ids: list[int] | None = None) -> list
         return [row[0] for row in cursor.fetchall()]
 
 
-def _store_embeddings(*, model: str, dims: int, ids: list[int], hashes: list[str], vectors: np.ndarray) -> None:
+# Per kind of vector: its table, the column naming what it embeds, and a join that skips tools deleted while their
+# vectors were computed (imports replace tools often; a server deleted meanwhile stays an error).
+_EMBEDDING_TABLES = {
+    SERVERS: ("registry_app_serverembedding", "server_id", ""),
+    TOOLS: ("registry_app_toolembedding", "tool_id", " JOIN registry_app_servertool t ON t.id = d.id"),
+}
+
+
+def _store_embeddings(*, kind: str, model: str, dims: int, ids: list[int], hashes: list[str],
+                      vectors: np.ndarray) -> None:
+    table, owner, join = _EMBEDDING_TABLES[kind]
     with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO registry_app_serverembedding (server_id, model, dims, embedding, content_hash, created_at)"
+            f"INSERT INTO {table} ({owner}, model, dims, embedding, content_hash, created_at)"
             " SELECT d.id, %s, %s, d.v::vector, d.h, now()"
-            " FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS d(id, v, h)"
-            " ON CONFLICT (server_id, model) DO UPDATE SET"
+            f" FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS d(id, v, h){join}"
+            f" ON CONFLICT ({owner}, model) DO UPDATE SET"
             " dims = EXCLUDED.dims, embedding = EXCLUDED.embedding, content_hash = EXCLUDED.content_hash,"
             " created_at = EXCLUDED.created_at",
             [model, dims, ids, [vector_literal(v) for v in vectors], hashes],
@@ -362,20 +372,6 @@ def stale_tool_ids(*, model: str, server_ids: list[int] | None = None) -> list[i
             if stored != document_hash(document)]
 
 
-def _store_tool_embeddings(*, model: str, dims: int, ids: list[int], hashes: list[str], vectors: np.ndarray) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO registry_app_toolembedding (tool_id, model, dims, embedding, content_hash, created_at)"
-            " SELECT d.id, %s, %s, d.v::vector, d.h, now()"
-            " FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS d(id, v, h)"
-            " JOIN registry_app_servertool t ON t.id = d.id"  # a tool deleted meanwhile is skipped
-            " ON CONFLICT (tool_id, model) DO UPDATE SET"
-            " dims = EXCLUDED.dims, embedding = EXCLUDED.embedding, content_hash = EXCLUDED.content_hash,"
-            " created_at = EXCLUDED.created_at",
-            [model, dims, ids, [vector_literal(v) for v in vectors], hashes],
-        )
-
-
 def tool_embeddings_refresh(
     *,
     provider: EmbeddingProvider,
@@ -406,8 +402,8 @@ def tool_embeddings_refresh(
         if texts:
             vectors.update(zip(texts, provider.embed(list(texts.values()))))
         with transaction.atomic():
-            _store_tool_embeddings(
-                model=provider.name, dims=provider.dims, ids=[tid for tid, _, _ in chunk],
+            _store_embeddings(
+                kind=TOOLS, model=provider.name, dims=provider.dims, ids=[tid for tid, _, _ in chunk],
                 hashes=[digest for _, _, digest in chunk], vectors=np.array([vectors[d] for _, _, d in chunk]),
             )
         computed = sum(1 for _, _, digest in chunk if digest in texts)
@@ -464,8 +460,8 @@ def server_embeddings_refresh(
             vectors[to_compute] = provider.embed([rows[i][1] or " " for i in to_compute])
         with transaction.atomic():
             _store_embeddings(
-                model=provider.name, dims=provider.dims, ids=[r[0] for r in rows], hashes=[r[2] for r in rows],
-                vectors=vectors,
+                kind=SERVERS, model=provider.name, dims=provider.dims, ids=[r[0] for r in rows],
+                hashes=[r[2] for r in rows], vectors=vectors,
             )
         result.from_cache += len(rows) - len(to_compute)
         result.computed += len(to_compute)
