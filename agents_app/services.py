@@ -342,6 +342,12 @@ def launch_specs(agent: Agent, *, reason: str, actor: Any = None,
     return specs
 
 
+def _launch_error(exc: ApplicationError) -> dict:
+    """An agent's or run's stored error for a server that could not be prepared (a credential missing, ...)."""
+    details = exc.details or {}
+    return {"server": details.get("server"), "code": exc.code, "message": exc.message, "hint": details.get("hint", "")}
+
+
 @contextmanager
 def agent_launch(agent: Agent, *, reason: str, actor: Any = None) -> Iterator[list[mcp_config.LaunchSpec]]:
     """launch_specs with the servers' stored files written (decrypted) into private folders for exactly the
@@ -374,8 +380,7 @@ def agent_validate(*, agent_id: Any) -> Agent:
         try:
             specs = stack.enter_context(agent_launch(agent, reason="agent_validate"))
         except ApplicationError as exc:
-            error = {"server": (exc.details or {}).get("server"), "code": exc.code, "message": exc.message,
-                     "hint": (exc.details or {}).get("hint", "")}
+            error = _launch_error(exc)
             _append_progress(agent.id, _progress("failed", exc.message), status=Agent.Status.FAILED, error=error)
             return _finished(agent.id)
         results = validate_servers(specs)  # every server is stopped when it returns; then the files go
@@ -506,8 +511,7 @@ def agent_run_execute(*, run_id: Any) -> AgentRun:
         try:
             specs = stack.enter_context(agent_launch(agent, reason="agent_run"))
         except ApplicationError as exc:
-            return _run_failed(run, {"server": (exc.details or {}).get("server"), "code": exc.code,
-                                     "message": exc.message, "hint": (exc.details or {}).get("hint", "")})
+            return _run_failed(run, _launch_error(exc))
         # run_agent stops every server process (also on failure or its run timeout) before it returns.
         outcome = run_agent(specs=specs, instruction=agent.instruction, model=run.model, message=run.message,
                             history=history, playback=playback)
