@@ -39,7 +39,7 @@ MAX_TOOL_DESCRIPTION_CHARS = 300
 MAX_TOOLS = 200
 MAX_DOCUMENT_CHARS = 12000
 CHUNK = 2000
-ANALYZE_AFTER = 500  # embeddings written in one run
+TIDY_AFTER = 500  # rows written in one run (servers imported, vectors stored) that call for tidy_tables()
 
 _generation = 0
 SERVERS, TOOLS = "servers", "tools"  # kinds of vectors: one per server document, one per tool
@@ -412,9 +412,6 @@ def tool_embeddings_refresh(
         if progress:
             progress(len(chunk), len(todo))
     result.tool_index = ensure_embedding_index(model=provider.name, dims=provider.dims, kind=TOOLS)
-    if len(todo) >= ANALYZE_AFTER:
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE registry_app_toolembedding")
     return result
 
 
@@ -468,14 +465,35 @@ def server_embeddings_refresh(
         if progress:
             progress(len(rows))
     result.index = ensure_embedding_index(model=provider.name, dims=provider.dims)
-    if result.considered >= ANALYZE_AFTER:
-        # Fresh statistics, or the planner (thinking the tables empty) keeps using plain scans instead of the HNSW
-        # index until autovacuum gets round to them.
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE registry_app_serverembedding")
-            cursor.execute("ANALYZE registry_app_mcpserver")
     tool_embeddings_refresh(
         provider=provider, only_stale=only_stale, server_ids=server_ids, use_cache=use_cache,
         progress=tool_progress, result=result,
     )
+    if result.considered + result.tools_considered >= TIDY_AFTER:
+        tidy_tables()
     return result
+
+
+CATALOGUE_TABLES = (
+    "registry_app_mcpserver", "registry_app_servertool", "registry_app_credentialrequirement",
+    "registry_app_launchrecipe", "registry_app_serverembedding", "registry_app_toolembedding",
+)
+GIN_INDEXES = ("registry_server_fts", "registry_server_categories")
+
+
+def tidy_tables() -> None:
+    """After a bulk write (an import, a load, embedding hundreds of servers), do now what autovacuum does some
+    minutes later, since searches in between pay for it (measured on the 6,000-server catalogue, just loaded):
+    - PostgreSQL puts new full-text entries in the GIN index's pending list, which every full-text query scans in
+      full until a vacuum folds it in: the lexical query took 5.5 ms instead of 0.6 ms;
+    - the planner keeps the statistics of the empty tables: it did not use the HNSW indexes, and it read every
+      tool, recipe and credential row for the quality prior (5 ms instead of 1.5 ms).
+    Outside a transaction this is VACUUM (ANALYZE) of the catalogue tables; inside one (a caller's atomic block,
+    a test), where VACUUM cannot run, it folds the pending list (gin_clean_pending_list) and runs ANALYZE."""
+    tables = ", ".join(CATALOGUE_TABLES)
+    with connection.cursor() as cursor:
+        if connection.in_atomic_block:
+            cursor.execute("SELECT gin_clean_pending_list(i::regclass) FROM unnest(%s::text[]) AS i", [list(GIN_INDEXES)])
+            cursor.execute(f"ANALYZE {tables}")
+        else:
+            cursor.execute(f"VACUUM (ANALYZE) {tables}")

@@ -269,6 +269,13 @@ def test_default_catalogue_loads_and_is_idempotent(empty_catalogue):
     assert len(pypi) > 500 and not pypi & missing
     assert CredentialRequirement.objects.filter(secret=True).count() > 1000
     assert McpServer.objects.filter(search_document="").count() == 0
+    # Tidied as a vacuum would (search_index.tidy_tables): no full-text entries left in the GIN index's pending list,
+    # which every search would scan, and the planner's statistics count the rows just written.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT gin_clean_pending_list('registry_server_fts'::regclass)")
+        assert cursor.fetchone()[0] == 0
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'registry_app_servertool'")
+        assert cursor.fetchone()[0] == ServerTool.objects.count() > 5000
     github = McpServer.objects.get(sources__source="native", sources__data__provenance__contains=[
         {"source": "official", "source_id": "io.github.github/github-mcp-server"}])
     assert {p["source"] for p in github.sources.get().data["provenance"]} >= {"official", "docker"}

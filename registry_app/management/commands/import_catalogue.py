@@ -14,6 +14,7 @@ from django.db import DatabaseError, transaction
 from tqdm import tqdm
 
 from registry_app.importers import FORMATS, SourceError, read_catalogue
+from registry_app.search_index import TIDY_AFTER, tidy_tables
 from registry_app.services import ImportResult, catalogue_import
 
 
@@ -50,6 +51,8 @@ def run_import(path: Path, fmt: str, *, stdout: OutputWrapper, stderr: OutputWra
             pass
         except (DatabaseError, ImproperlyConfigured) as exc:
             raise CommandError(f"import failed and was rolled back, nothing was written: {exc}") from None
+    if not dry_run and len(result.server_ids) >= TIDY_AFTER:
+        tidy_tables()
     result.skipped += len(batch.skipped)
     problems = [*batch.problems, *result.problems]
     for problem in problems:

@@ -23,6 +23,7 @@ from registry_app.importers.registry_api import (
     parse_timestamp,
 )
 from registry_app.management.commands.import_catalogue import embed_stale, progress_enabled
+from registry_app.search_index import TIDY_AFTER, tidy_tables
 from registry_app.services import (
     ImportResult,
     sync_page_import,
@@ -99,6 +100,8 @@ class Command(BaseCommand):
             raise CommandError(f"import failed (the current page was rolled back; earlier pages kept): {exc}") from None
         finally:
             client.close()
+        if len(set(totals.server_ids)) >= TIDY_AFTER:
+            tidy_tables()
         if state.cursor:
             self.stdout.write(f"stopped after {pages} pages (--max-pages); run again to continue")
         else:
