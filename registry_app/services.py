@@ -72,12 +72,14 @@ class ImportResult:
     updated: int = 0  # records whose content changed since the last import
     unchanged: int = 0
     skipped: int = 0
+    kept_out: int = 0  # tools, credentials and recipes the sources still list but staff deleted (SuppressedRow)
     server_ids: list[int] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"{self.created} created, {self.updated} updated, {self.merged} merged, "
-                f"{self.unchanged} unchanged, {self.skipped} skipped")
+                f"{self.unchanged} unchanged, {self.skipped} skipped"
+                + (f"; {self.kept_out} rows staff deleted kept out" if self.kept_out else ""))
 
 
 Matcher = Callable[..., dict | None]
@@ -300,7 +302,7 @@ def catalogue_import(
 
         taken = set(McpServer.objects.values_list("slug", flat=True))
         _create_servers(new_servers, taken=taken, match=match, now=now)
-        _update_servers(changed_records, match=match, now=now)
+        result.kept_out += _update_servers(changed_records, match=match, now=now)
 
         _copy_create(
             ServerSource,
@@ -437,10 +439,11 @@ def _suppressed_keys(ids: list[int]) -> dict[tuple[int, str], set[str]]:
 
 
 def _update_servers(changed: dict[int, dict[tuple[str, str], ServerRecord]], *, match: Matcher | None,
-                    now: datetime) -> None:
-    """Recompute each changed server from all its sources' records and write only what differs."""
+                    now: datetime) -> int:
+    """Recompute each changed server from all its sources' records and write only what differs. Returns how many
+    rows the sources list that staff deleted (kept out)."""
     if not changed:
-        return
+        return 0
     ids = list(changed)
     servers = McpServer.objects.in_bulk(ids)
     records = _stored_records(ids)
@@ -453,6 +456,7 @@ def _update_servers(changed: dict[int, dict[tuple[str, str], ServerRecord]], *, 
     creates: dict[type, list] = {ServerTool: [], CredentialRequirement: [], LaunchRecipe: []}
     updates: dict[type, list] = {ServerTool: [], CredentialRequirement: [], LaunchRecipe: []}
     deletes: dict[type, list[int]] = {ServerTool: [], CredentialRequirement: [], LaunchRecipe: []}
+    kept_out = 0
     for server_id in ids:
         server = servers[server_id]
         merged = merge_records(_sorted_records(list(records[server_id].values())))
@@ -470,7 +474,7 @@ def _update_servers(changed: dict[int, dict[tuple[str, str], ServerRecord]], *, 
         server.last_seen = now
         dirty_servers.append(server)
         for relation, wanted in _wanted_children(merged).items():
-            _diff_children(
+            kept_out += _diff_children(
                 _CHILD_MODELS[relation], existing_rows[relation].get(server_id, []),
                 key=lambda row, relation=relation: natural_key(relation, row), wanted=wanted,
                 suppressed=suppressed.get((server_id, relation), set()), server_id=server_id, creates=creates,
@@ -483,6 +487,7 @@ def _update_servers(changed: dict[int, dict[tuple[str, str], ServerRecord]], *, 
         _copy_create(model, creates[model])
         for fields, rows in itertools.groupby(sorted(updates[model], key=lambda x: x[0]), key=lambda x: x[0]):
             model.objects.bulk_update([row for _, row in rows], list(fields), batch_size=BATCH)
+    return kept_out
 
 
 def _rows_by_server(model: type[models.Model], ids: list[int]) -> dict[int, list]:
@@ -493,14 +498,19 @@ def _rows_by_server(model: type[models.Model], ids: list[int]) -> dict[int, list
 
 
 def _diff_children(model: type[models.Model], rows: list, *, key: Callable, wanted: dict, suppressed: set[str],
-                   server_id: int, creates: dict, updates: dict, deletes: dict) -> None:
+                   server_id: int, creates: dict, updates: dict, deletes: dict) -> int:
     """Bring one server's tool/credential/recipe rows to `wanted`; rows staff own (source="staff") stay as
     they are and win over an imported row with the same key; keys staff deleted (`suppressed`, the server's
-    SuppressedRow keys) are never created, and an imported row with such a key is removed."""
+    SuppressedRow keys) are never created, and an imported row with such a key is removed. Returns how many
+    wanted rows were kept out as suppressed."""
     staff_keys = {key(row) for row in rows if row.source == STAFF}
     existing = {key(row): row for row in rows if row.source != STAFF}
+    kept_out = 0
     for wanted_key, values in wanted.items():
-        if wanted_key in staff_keys or wanted_key in suppressed:
+        if wanted_key in suppressed:
+            kept_out += 1
+            continue
+        if wanted_key in staff_keys:
             continue
         row = existing.pop(wanted_key, None)
         if row is None:
@@ -512,6 +522,7 @@ def _diff_children(model: type[models.Model], rows: list, *, key: Callable, want
                 setattr(row, name, values[name])
             updates[model].append((changed, row))
     deletes[model] += [row.pk for row in existing.values()]
+    return kept_out
 
 
 # --- registry sync checkpoint ----------------------------------------------------------------------------------

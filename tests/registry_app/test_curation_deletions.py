@@ -191,12 +191,14 @@ def test_deleted_rows_stay_gone_after_reimport_and_the_deletion_is_recorded(admi
     # A newer snapshot changes every row and adds a tool: the source is re-read, the deleted rows stay out.
     output = run_import(write_native(tmp_path / "v2.json", entry(version="v2", extra_tools=("reopen_ticket",))))
     assert "1 updated" in output
+    assert "; 3 rows staff deleted kept out" in output
     assert tool_names(server) == {"search_tickets", "close_ticket", "reopen_ticket"}
     assert ServerTool.objects.get(server=server, name="close_ticket").description == "Close a ticket (v2)."
     assert cred_keys(server) == {"ACME_API_KEY"}
     assert recipe_kinds(server) == ["other"]
     # The same file again: nothing changes, nothing comes back.
-    assert "0 updated" in run_import(tmp_path / "v2.json")
+    again = run_import(tmp_path / "v2.json")
+    assert "0 updated" in again and "kept out" not in again
     assert tool_names(server) == {"search_tickets", "close_ticket", "reopen_ticket"}
     assert SuppressedRow.objects.filter(server=server).count() == 3
     # Imports write no curation history.

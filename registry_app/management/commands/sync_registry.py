@@ -121,4 +121,5 @@ def _add(totals: ImportResult, result: ImportResult, *, skipped: int) -> None:
     totals.merged += result.merged
     totals.unchanged += result.unchanged
     totals.skipped += result.skipped + skipped
+    totals.kept_out += result.kept_out
     totals.server_ids += result.server_ids
