@@ -37,11 +37,10 @@ def setup_django(database: str, *, load_catalogue: bool = True, fresh: bool = Fa
 
     call_command("migrate", interactive=False, verbosity=0)
     if load_catalogue:
+        # Always imported (idempotent): a database kept from an earlier run gets the current catalogue's changes.
         started = time.perf_counter()
-        call_command("load_default_catalogue", if_empty=True, verbosity=0)
-        took = time.perf_counter() - started
-        if took > 1:
-            print(f"(loaded the bundled catalogue into {database} in {took:.1f} s)")
+        call_command("load_default_catalogue", verbosity=0)
+        print(f"(bundled catalogue imported into {database} in {time.perf_counter() - started:.1f} s)")
 
 
 @contextmanager
