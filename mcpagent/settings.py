@@ -98,7 +98,7 @@ CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 if CELERY_TASK_ALWAYS_EAGER:
     # Celery's own default broker is amqp://localhost: with eager tasks nothing may ever reach a RabbitMQ that
     # happens to run on the host. The in-memory transport keeps every Celery call inside this process.
-    CELERY_BROKER_URL = "memory://"
+    CELERY_BROKER_URL = "memory://localhost/"  # with a host: kombu warns on every connection without one
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
