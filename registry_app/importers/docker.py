@@ -7,6 +7,7 @@ blocks. All of them become credential requirements; the container recipe passes 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from .common import (
 )
 
 MAX_YAML_BYTES = 1024 * 1024
+ARCHIVED_TITLE = re.compile(r"\(archived\)\s*$", re.I)
 # libyaml's safe loader when PyYAML was built with it (ten times faster), else the pure-Python one.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -132,6 +134,9 @@ def _record(data: dict, file: Path, location: str, warnings: list[str]) -> Serve
     if repo_url and source.get("directory"):
         subfolder = text(source.get("directory"), 200).strip("/").lower()
     official = name.endswith("-official") or bool(OFFICIAL_WORDING.search(f"{title}. {description[:300]}"))
+    # The catalog marks servers whose upstream code was archived in the title ("Slack (Archived)"): no longer
+    # maintained, so deprecated (out of search; agents that already use one keep working).
+    archived = bool(ARCHIVED_TITLE.search(title))
     return ServerRecord(
         source="docker",
         source_id=name,
@@ -147,6 +152,7 @@ def _record(data: dict, file: Path, location: str, warnings: list[str]) -> Serve
         tools=tools,
         credentials=list(credentials.values()),
         signals={"docker": True},
+        status="deprecated" if archived else "active",
     )
 
 

@@ -137,6 +137,11 @@ def test_docker_catalog_secrets_oauth_and_container_recipe(docker):
     assert recipe.command == "docker"
     assert recipe.args == [
         "run", "-i", "--rm", "-e", "GITHUB_PERSONAL_ACCESS_TOKEN", "ghcr.io/github/github-mcp-server"]
+    # Entries the catalog titles "(Archived)" (upstream code no longer maintained) are deprecated, the rest active.
+    deprecated = sorted(r.source_id for r in docker.records if r.status == "deprecated")
+    assert deprecated == ["SQLite", "aws-kb-retrieval-server", "everart", "github", "gitlab", "google-maps",
+                          "puppeteer", "sentry", "slack"]
+    assert all(r.name.endswith("(Archived)") == (r.status == "deprecated") for r in docker.records)
 
 
 @needs_shared
