@@ -18,6 +18,19 @@ ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Stop the embedded PostgreSQL when this test run started it; one already running (`make run`, a shell that
+    ran `embedded_db start`) is left alone."""
+    from mcpagent import embedded_db
+
+    if embedded_db.started_here:
+        from django.conf import settings
+        from django.db import connections
+
+        connections.close_all()
+        embedded_db.stop(Path(settings.DATABASES["default"]["HOST"]))
+
+
 def _api(name: str) -> APIClient:
     client, key = api_client_create(name=name)
     api = APIClient()
