@@ -51,6 +51,16 @@ def is_file_reference(value: Any) -> bool:
     return is_reference(value) and value.get("file") is True
 
 
+def _filled(ref: dict, value: str) -> str:
+    """The reference's template ("Bearer ${KEY}"; "${KEY}" when it has none) with `value` in place of "${KEY}"."""
+    key = ref[REFERENCE]
+    return (ref.get("template") or "${%s}" % key).replace("${%s}" % key, value)
+
+
+def _arg_refs(entry: dict) -> list[dict]:
+    return [a for a in entry.get("args") or [] if is_reference(a)]
+
+
 def _url_refs(entry: dict) -> dict[str, dict]:
     """{template variable: reference} of a remote entry whose URL is a template."""
     url_vars = entry.get(URL_VARS)
@@ -59,7 +69,7 @@ def _url_refs(entry: dict) -> dict[str, dict]:
 
 def _references(entry: dict) -> list[dict]:
     refs = [v for section in ("env", "headers") for v in (entry.get(section) or {}).values() if is_reference(v)]
-    return refs + [a for a in entry.get("args") or [] if is_reference(a)] + list(_url_refs(entry).values())
+    return refs + _arg_refs(entry) + list(_url_refs(entry).values())
 
 
 def value_keys(entry: dict) -> list[str]:
@@ -75,8 +85,7 @@ def file_keys(entry: dict) -> list[str]:
 def arg_placeholder(ref: dict) -> str:
     """A stand-in for a reference argument in the safety check: "{KEY}" (in its template) is no package, module
     or image name, so a reference in a launcher's own position is refused; after the package it is the server's."""
-    key = ref[REFERENCE]
-    return (ref.get("template") or "${%s}" % key).replace("${%s}" % key, "{%s}" % key)
+    return _filled(ref, "{%s}" % ref[REFERENCE])
 
 
 def split_secrets(entry: dict) -> tuple[dict, dict[str, str]]:
@@ -100,7 +109,7 @@ def split_secrets(entry: dict) -> tuple[dict, dict[str, str]]:
 
 def secret_keys(entry: dict) -> list[str]:
     return [*(key for section in ("env", "headers") for key in entry.get(section, {})),
-            *(a[REFERENCE] for a in entry.get("args") or [] if is_reference(a)),
+            *(a[REFERENCE] for a in _arg_refs(entry)),
             *(ref[REFERENCE] for ref in _url_refs(entry).values())]
 
 
@@ -303,13 +312,8 @@ def launch_spec(*, name: str, entry: dict, values: dict[str, str], files: dict[s
             )
         return str(source[key])
 
-    def value_of(ref: dict) -> str:
-        key, value = ref[REFERENCE], raw_value(ref)
-        template = ref.get("template")
-        return template.replace("${%s}" % key, value) if template else value
-
     def resolve(section: str) -> dict[str, str]:
-        return {key: value_of(value) if is_reference(value) else value
+        return {key: _filled(value, raw_value(value)) if is_reference(value) else value
                 for key, value in entry.get(section, {}).items()}
 
     args: list[str] = []
@@ -317,7 +321,8 @@ def launch_spec(*, name: str, entry: dict, values: dict[str, str], files: dict[s
     arg_values: list[str] = []
     for item in entry.get("args", []):
         if is_reference(item):
-            value = value_of(item)
+            raw = raw_value(item)
+            value = _filled(item, raw)
             if not item.get("template") and not item.get("file") and value.startswith("-"):
                 # A whole argument: the server's command line would read the value as an option of its own.
                 raise ApplicationError(
@@ -327,8 +332,7 @@ def launch_spec(*, name: str, entry: dict, values: dict[str, str], files: dict[s
                 )
             args.append(value)
             arg_keys.append(item[REFERENCE])
-            source = files if item.get("file") else values
-            arg_values.append(str(source[item[REFERENCE]]))
+            arg_values.append(raw)
         else:
             args.append(item)
     url, url_keys, url_values = entry.get("url", ""), [], []
@@ -347,9 +351,7 @@ def launch_spec(*, name: str, entry: dict, values: dict[str, str], files: dict[s
 
 
 def _shown_arg(item: Any) -> Any:
-    if is_reference(item):
-        return item.get("template") or "${%s}" % item[REFERENCE]
-    return item
+    return _filled(item, "${%s}" % item[REFERENCE]) if is_reference(item) else item
 
 
 def public_entry(entry: dict) -> dict:
@@ -489,10 +491,6 @@ def _url_template(recipe: Any, *, values: set[str], defaults: dict[str, str]) ->
 
 # --- Export as a fast-agent project with ${VAR} placeholders. ---
 
-def _arg_refs(entry: dict) -> list[dict]:
-    return [a for a in entry.get("args") or [] if is_reference(a)]
-
-
 def _var(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]+", "_", key)
 
@@ -535,8 +533,8 @@ def export_project(*, name: str, instruction: str, model: str, servers: dict[str
             out["args"] = []
             for item in entry.get("args", []):
                 if is_reference(item):
-                    key, var = item[REFERENCE], names[(server, "args", item[REFERENCE])]
-                    out["args"].append((item.get("template") or "${%s}" % key).replace("${%s}" % key, "${%s}" % var))
+                    var = names[(server, "args", item[REFERENCE])]
+                    out["args"].append(_filled(item, "${%s}" % var))
                     if item.get("file"):
                         file_vars.add(var)
                 else:
