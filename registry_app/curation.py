@@ -341,14 +341,11 @@ def servers_merge(*, target: McpServer, duplicates: Sequence[McpServer], user: U
     dups = [locked[pk] for pk in dict.fromkeys(dup_ids)]
 
     # Keys the target takes no row for: its own rows, and the rows staff deleted from it (its tombstones).
-    suppressed = set(SuppressedRow.objects.filter(server=target).values_list("relation", "key"))
-    tool_names = set(ServerTool.objects.filter(server=target).values_list("name", flat=True))
-    tool_names |= {key for relation, key in suppressed if relation == "tools"}
-    cred_keys = set(CredentialRequirement.objects.filter(server=target).values_list("key", flat=True))
-    cred_keys |= {key for relation, key in suppressed if relation == "credentials"}
-    recipe_keys = {natural_key("launch_recipes", r) for r in LaunchRecipe.objects.filter(server=target)}
-    recipe_keys |= {key for relation, key in suppressed if relation == "launch_recipes"}
-    taken = {"tools": tool_names, "credentials": cred_keys, "launch_recipes": recipe_keys}
+    taken = {relation: {natural_key(relation, row) for row in model.objects.filter(server=target)}
+             for relation, (model, _) in _CHILDREN.items()}
+    for relation, key in SuppressedRow.objects.filter(server=target).values_list("relation", "key"):
+        taken[relation].add(key)
+    tool_names, cred_keys, recipe_keys = taken["tools"], taken["credentials"], taken["launch_recipes"]
     moved: dict[str, list] = {"sources": [], "tools": [], "credentials": [], "launch_recipes": [], "suppressed": []}
     categories = list(target.categories)
     now = timezone.now()
@@ -367,8 +364,9 @@ def servers_merge(*, target: McpServer, duplicates: Sequence[McpServer], user: U
         moved["credentials"] += keys
         recipe_ids = []
         for recipe in LaunchRecipe.objects.filter(server=dup).order_by("priority", "id"):
-            if natural_key("launch_recipes", recipe) not in recipe_keys:
-                recipe_keys.add(natural_key("launch_recipes", recipe))
+            key = natural_key("launch_recipes", recipe)
+            if key not in recipe_keys:
+                recipe_keys.add(key)
                 recipe_ids.append(recipe.pk)
                 moved["launch_recipes"].append(_child_label("launch_recipes", recipe))
         LaunchRecipe.objects.filter(pk__in=recipe_ids).update(server=target)

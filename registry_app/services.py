@@ -475,8 +475,7 @@ def _update_servers(changed: dict[int, dict[tuple[str, str], ServerRecord]], *, 
         dirty_servers.append(server)
         for relation, wanted in _wanted_children(merged).items():
             kept_out += _diff_children(
-                _CHILD_MODELS[relation], existing_rows[relation].get(server_id, []),
-                key=lambda row, relation=relation: natural_key(relation, row), wanted=wanted,
+                relation, existing_rows[relation].get(server_id, []), wanted=wanted,
                 suppressed=suppressed.get((server_id, relation), set()), server_id=server_id, creates=creates,
                 updates=updates, deletes=deletes,
             )
@@ -497,14 +496,15 @@ def _rows_by_server(model: type[models.Model], ids: list[int]) -> dict[int, list
     return grouped
 
 
-def _diff_children(model: type[models.Model], rows: list, *, key: Callable, wanted: dict, suppressed: set[str],
-                   server_id: int, creates: dict, updates: dict, deletes: dict) -> int:
+def _diff_children(relation: str, rows: list, *, wanted: dict, suppressed: set[str], server_id: int,
+                   creates: dict, updates: dict, deletes: dict) -> int:
     """Bring one server's tool/credential/recipe rows to `wanted`; rows staff own (source="staff") stay as
     they are and win over an imported row with the same key; keys staff deleted (`suppressed`, the server's
     SuppressedRow keys) are never created, and an imported row with such a key is removed. Returns how many
     wanted rows were kept out as suppressed."""
-    staff_keys = {key(row) for row in rows if row.source == STAFF}
-    existing = {key(row): row for row in rows if row.source != STAFF}
+    model = _CHILD_MODELS[relation]
+    staff_keys = {natural_key(relation, row) for row in rows if row.source == STAFF}
+    existing = {natural_key(relation, row): row for row in rows if row.source != STAFF}
     kept_out = 0
     for wanted_key, values in wanted.items():
         if wanted_key in suppressed:
