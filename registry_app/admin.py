@@ -428,18 +428,25 @@ class McpServerAdmin(admin.ModelAdmin):
             else:
                 self._merge(request, target, [s for s in servers if s.pk != target.pk])
             return None
+        return self._confirmation(request, "merge_confirmation", action="merge_selected",
+                                  title="Merge duplicate servers", servers=servers, default_target=servers[0].pk)
+
+    def _confirmation(self, request, page: str, *, action: str, title: str, servers: list[McpServer],
+                      **extra) -> TemplateResponse:
+        """The page an action shows to confirm its choice (templates/admin/registry_app/mcpserver/<page>.html),
+        posting back to `action` with the selected servers."""
         context = {
             **self.admin_site.each_context(request),
-            "title": "Merge duplicate servers",
+            "title": title,
             "subtitle": None,
             "servers": servers,
-            "default_target": servers[0].pk,
             "opts": self.model._meta,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "action": "merge_selected",
+            "action": action,
+            **extra,
         }
         request.current_app = self.admin_site.name
-        return TemplateResponse(request, "admin/registry_app/mcpserver/merge_confirmation.html", context)
+        return TemplateResponse(request, f"admin/registry_app/mcpserver/{page}.html", context)
 
     @admin.action(description="Merge selected duplicates into the most popular one", permissions=["change"])
     def merge_into_most_popular(self, request, queryset):
@@ -476,18 +483,8 @@ class McpServerAdmin(admin.ModelAdmin):
                 )
                 return None
             self.message_user(request, "Choose at least one field to release.", messages.ERROR)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Release pinned fields",
-            "subtitle": None,
-            "servers": servers,
-            "pinned": sorted(pinned.items()),
-            "opts": self.model._meta,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "action": "release_pinned",
-        }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, "admin/registry_app/mcpserver/release_confirmation.html", context)
+        return self._confirmation(request, "release_confirmation", action="release_pinned",
+                                  title="Release pinned fields", servers=servers, pinned=sorted(pinned.items()))
 
 
 # ------------------------------------------------------------------------------------------------ suppressed rows
