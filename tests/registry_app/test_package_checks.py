@@ -100,6 +100,17 @@ def test_missing_packages_are_recorded_and_rechecked_later(catalogue, tmp_path, 
     assert json.loads(output.read_text())["pypi_missing"] == []
 
 
+def test_an_unanswered_package_keeps_what_the_last_check_found(catalogue, tmp_path, capsys):
+    output = tmp_path / "package_checks.json"
+    output.write_text('{"pypi_missing": ["gone-pkg", "flaky-pkg"]}')
+    # gone-pkg gets no clear answer (503 on every try); flaky-pkg was missing and now exists.
+    with FakePyPI({"real-pkg", "flaky-pkg"}, flaky={"gone-pkg": 3}) as fake:
+        out = run(catalogue, output, fake.url, capsys)
+    assert fake.asked.count("gone-pkg") == 3
+    assert json.loads(output.read_text())["pypi_missing"] == ["gone-pkg"]
+    assert "2 present, 0 missing, 1 unanswered (gone-pkg: left as they are)" in out
+
+
 def test_an_index_that_answers_nothing_changes_nothing(catalogue, tmp_path, capsys):
     output = tmp_path / "package_checks.json"
     output.write_text('{"pypi_missing": ["kept"]}')

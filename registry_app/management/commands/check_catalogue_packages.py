@@ -69,8 +69,9 @@ class Command(BaseCommand):
         # The catalogue built after the last check no longer names the missing packages: check those again too,
         # so one published since gets its recipe back at the next rebuild (and the others stay dropped).
         previous = Path(output)
-        if previous.exists():
-            names = sorted(set(names) | set(json.loads(previous.read_text(encoding="utf-8")).get("pypi_missing", [])))
+        known_missing = set(json.loads(previous.read_text(encoding="utf-8")).get("pypi_missing", [])) \
+            if previous.exists() else set()
+        names = sorted(set(names) | known_missing)
         base_url = pypi_url.rstrip("/")
         self.stdout.write(f"checking {len(names)} PyPI packages at {base_url} ...")
         results: dict[str, str] = {}
@@ -80,7 +81,8 @@ class Command(BaseCommand):
                 results[name] = result
                 if i % 200 == 0 or i == len(names):
                     self.stdout.write(f"  {i}/{len(names)}")
-        missing = sorted(n for n, r in results.items() if r == "missing")
+        # An unanswered package keeps what the last check found (a missing one stays dropped).
+        missing = sorted(n for n, r in results.items() if r == "missing" or (r == "unknown" and n in known_missing))
         unknown = sorted(n for n, r in results.items() if r == "unknown")
         if names and len(unknown) == len(names):
             raise CommandError(f"{base_url} answered none of the {len(names)} checks; nothing written")
@@ -92,7 +94,8 @@ class Command(BaseCommand):
             "pypi_missing": missing,
         }, indent=1) + "\n", encoding="utf-8")
         self.stdout.write(
-            f"{len(names) - len(missing) - len(unknown)} present, {len(missing)} missing, {len(unknown)} unanswered"
+            f"{sum(r == 'present' for r in results.values())} present, "
+            f"{sum(r == 'missing' for r in results.values())} missing, {len(unknown)} unanswered"
             + (f" ({', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''}: left as they are)" if unknown else "")
             + f"; wrote {output} in {time.monotonic() - started:.1f} s"
         )
