@@ -342,10 +342,15 @@ def remote_key(url: str) -> str:
     return f"remote:{host}{path}"
 
 
+def pypi_name(identifier: str) -> str:
+    """A PyPI project name as the index compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", identifier.strip().lower())
+
+
 def package_key(kind: str, identifier: str) -> str:
     ident = identifier.strip().lower()
     if kind == "pypi":
-        ident = re.sub(r"[-_.]+", "-", ident)
+        ident = pypi_name(ident)
     elif kind == "oci":
         ident = re.sub(r"^(docker\.io/|index\.docker\.io/)", "", ident)
         ident = re.sub(r"^library/", "", ident)

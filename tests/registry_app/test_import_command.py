@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from registry_app.management.commands.check_catalogue_packages import normalise
+from registry_app.importers.common import pypi_name
 from registry_app.models import CredentialRequirement, LaunchRecipe, McpServer, ServerSource, ServerTool
 from tests.shared import SHARED
 
@@ -265,7 +265,7 @@ def test_default_catalogue_loads_and_is_idempotent(empty_catalogue):
     assert LaunchRecipe.objects.count() > total * 0.6
     missing = set(json.loads((ROOT / "config" / "package_checks.json").read_text())["pypi_missing"])
     assert len(missing) > 100
-    pypi = {normalise(name) for name in LaunchRecipe.objects.filter(kind="pypi").values_list("identifier", flat=True)}
+    pypi = {pypi_name(name) for name in LaunchRecipe.objects.filter(kind="pypi").values_list("identifier", flat=True)}
     assert len(pypi) > 500 and not pypi & missing
     assert CredentialRequirement.objects.filter(secret=True).count() > 1000
     assert McpServer.objects.filter(search_document="").count() == 0

@@ -16,8 +16,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from registry_app.importers import SourceError, read_catalogue
-from registry_app.importers.common import ServerRecord
-from registry_app.management.commands.check_catalogue_packages import normalise as normalise_pypi
+from registry_app.importers.common import ServerRecord, pypi_name
 from registry_app.importers.merge import MergePlanner, merge_records, popularity
 from registry_app.importers.native import entry_from_record, record_from_entry, write
 
@@ -150,7 +149,7 @@ def drop_missing_packages(servers: list[ServerRecord], path: Path) -> int:
     missing = set(json.loads(path.read_text(encoding="utf-8")).get("pypi_missing", []))
     dropped = 0
     for server in servers:
-        kept = [r for r in server.launch if not (r.kind == "pypi" and normalise_pypi(r.identifier) in missing)]
+        kept = [r for r in server.launch if not (r.kind == "pypi" and pypi_name(r.identifier) in missing)]
         dropped += len(server.launch) - len(kept)
         server.launch = kept
     return dropped

@@ -10,7 +10,6 @@ a 404 there proves nothing.
 """
 
 import json
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -21,18 +20,14 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from registry_app.importers import SourceError, read_catalogue
+from registry_app.importers.common import pypi_name
 
 RETRIES = 3
 
 
-def normalise(name: str) -> str:
-    """A PyPI project name as the index compares them (PEP 503)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def pypi_identifiers(catalogue: Path) -> list[str]:
     batch = read_catalogue(catalogue, "native")
-    return sorted({normalise(r.identifier) for s in batch.records for r in s.launch if r.kind == "pypi" and r.identifier})
+    return sorted({pypi_name(r.identifier) for s in batch.records for r in s.launch if r.kind == "pypi" and r.identifier})
 
 
 def check_pypi(client: httpx.Client, base_url: str, name: str) -> str:
