@@ -27,6 +27,8 @@ def assert_credential_missing(agent, key: str) -> None:
         with agent_launch(agent, reason="agent_run"):
             pass
     assert (caught.value.status, caught.value.code) == (409, "credential_missing")
+
+
 TIME_SERVER = {"command": "python", "args": ["-m", "mcp_server_time"]}
 
 
