@@ -276,6 +276,10 @@ class LaunchSpec:
     # Credential keys filled into the URL, and the values as given and as encoded in it.
     url_keys: list[str] = field(default_factory=list)
     url_values: list[str] = field(default_factory=list)
+    # The decrypted files this start materialized for the server (mounted read-only into its sandbox).
+    file_paths: list[str] = field(default_factory=list)
+    # Hosts the catalogue narrows the server's network to (empty: any public host).
+    egress_hosts: list[str] = field(default_factory=list)
 
     @property
     def secret_keys(self) -> list[str]:
@@ -347,6 +351,7 @@ def launch_spec(*, name: str, entry: dict, values: dict[str, str], files: dict[s
         env={**entry.get("defaults", {}), **resolve("env")},
         url=url, headers=resolve("headers"),
         arg_keys=list(dict.fromkeys(arg_keys)), arg_values=arg_values, url_keys=url_keys, url_values=url_values,
+        file_paths=[str(path) for path in files.values()],
     )
 
 

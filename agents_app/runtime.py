@@ -1,9 +1,10 @@
 """Starting MCP servers: validation with the plain `mcp` SDK, and agent runs with fast-agent.
 
-Every server process we start carries MCPAGENT_PROCESS_TAG in its environment (inherited by its own
-children), so whatever happens (timeouts, crashes, a daemonising launcher) we can find and kill every
-process of a validation or a run afterwards: nothing outlives the task. fast_agent is imported lazily
-(about 1.3 s) and only where a run needs it.
+Every stdio server starts inside its own sandbox (agents_app.sandbox): its own PID namespace, so everything it
+starts dies with it. The launcher process (bwrap, outside the sandbox) also carries MCPAGENT_PROCESS_TAG in its
+environment, so whatever happens (timeouts, crashes) we can find and kill every sandbox of a validation or a
+run afterwards: nothing outlives the task. fast_agent is imported lazily (about 1.3 s) and only where a run
+needs it.
 """
 
 import asyncio
@@ -19,7 +20,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -28,7 +30,7 @@ import anyio
 import psutil
 from django.conf import settings
 
-from agents_app import safety
+from agents_app import safety, sandbox
 from agents_app.mcp_config import LaunchSpec
 
 logger = logging.getLogger(__name__)
@@ -64,6 +66,47 @@ def host_network_env() -> dict[str, str]:
     # uvx runs PyPI servers on this interpreter (3.12) unless told otherwise, not the machine's default python.
     env.setdefault("UV_PYTHON", os.environ.get("UV_PYTHON", sys.executable))
     return env
+
+
+class ServerFailure(Exception):
+    """A server could not be started or did not answer: a code, what happened, and what to do."""
+
+    def __init__(self, code: str, message: str, hint: str):
+        super().__init__(message)
+        self.code, self.message, self.hint = code, message, hint
+
+
+@contextmanager
+def sandbox_launch(spec: LaunchSpec, *, tag: str) -> Iterator[sandbox.SandboxedLaunch]:
+    """How to start a stdio server in its sandbox, for the block (see agents_app.sandbox): its files mounted
+    read-only, the host folders its arguments name writable, its network narrowed to the catalogue's hosts."""
+    executable = safety.resolve_command(spec.command)
+    if executable is None:
+        raise ServerFailure("command_not_found", f"{spec.label}: `{spec.command}` is not installed on this server.",
+                             _install_hint(spec.command))
+    env = {**host_network_env(), **spec.env, PROCESS_TAG_ENV: tag}
+    workdir = None if sandbox.enabled() else tempfile.mkdtemp(prefix="mcpagent-srv-")
+    try:
+        with sandbox.sandboxed(
+            server=spec.label, executable=executable, args=spec.args, env=env, cwd=workdir,
+            readonly=[*settings.AGENT_ALLOWED_SCRIPT_DIRS, *spec.file_paths],
+            writable=safety.path_arguments(spec.args), only_hosts=spec.egress_hosts,
+        ) as launch:
+            yield launch
+    except sandbox.SandboxUnavailable as exc:
+        raise ServerFailure("sandbox_unavailable", f"{spec.label} could not be started: the sandbox is "
+                             f"unavailable ({exc}).", "Ask an operator to check SANDBOX and bubblewrap "
+                             "(GET /api/health shows the sandbox's state).") from None
+    finally:
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def limit_failure(spec: LaunchSpec, limit: str) -> dict:
+    """The stored error of a server stopped (or refused resources) by one of its sandbox's limits."""
+    return {"server": spec.name, "code": "sandbox_limit",
+            "message": f"{spec.label} exceeded its sandbox limit on {limit} and was stopped.",
+            "hint": "Ask an operator to raise the limit if the server needs more, or use another server."}
 
 def new_process_tag() -> str:
     # Prefixed with our pid, so a process (or a test) can find exactly the servers it started.
@@ -142,11 +185,6 @@ class ServerCheck:
         return asdict(self)
 
 
-class _Failure(Exception):
-    def __init__(self, code: str, message: str, hint: str):
-        super().__init__(message)
-        self.code, self.message, self.hint = code, message, hint
-
 
 def validate_servers(specs: list[LaunchSpec], *, timeout: float | None = None) -> dict[str, ServerCheck]:
     """Start each server, initialize, list its tools, stop it; all servers in parallel, each bounded by
@@ -174,7 +212,7 @@ async def check_server(spec: LaunchSpec, *, timeout: float) -> ServerCheck:
             info, tools = await _check_stdio(spec, timeout)
         else:
             info, tools = await _check_remote(spec, timeout)
-    except _Failure as failure:
+    except ServerFailure as failure:
         return ServerCheck(
             server=spec.name, ok=False, seconds=round(time.monotonic() - started, 3),
             error={"server": spec.name, "code": failure.code, "message": spec.redact(failure.message),
@@ -201,18 +239,29 @@ async def _list(session: Any) -> tuple[dict, list[dict]]:
 
 
 async def _check_stdio(spec: LaunchSpec, timeout: float) -> tuple[dict, list[dict]]:
+    tag = new_process_tag()
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as errlog:
+        with sandbox_launch(spec, tag=tag) as launch:
+            outcome, error, timed_out = await _list_stdio(launch, tag=tag, timeout=timeout, errlog=errlog,
+                                                          polite_stop=spec.command != "docker")
+            limit = launch.limit_hit()
+        errlog.seek(0)
+        stderr = errlog.read()[-20_000:]
+    if outcome is not None:
+        return outcome
+    if limit:
+        failure = limit_failure(spec, limit)
+        raise ServerFailure(failure["code"], failure["message"], failure["hint"])
+    raise _classify_stdio(spec, stderr=stderr, error=error, timed_out=timed_out, timeout=timeout)
+
+
+async def _list_stdio(launch: sandbox.SandboxedLaunch, *, tag: str, timeout: float, errlog: Any,
+                      polite_stop: bool) -> tuple[tuple[dict, list[dict]] | None, BaseException | None, bool]:
+    """Start the server, initialize, list its tools, stop it: (info and tools, or None; the error; timed out)."""
     from mcp.client.session import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
-    executable = safety.resolve_command(spec.command)
-    if executable is None:
-        raise _Failure("command_not_found", f"{spec.label}: `{spec.command}` is not installed on this server.",
-                       _install_hint(spec.command))
-    tag = new_process_tag()
-    workdir = tempfile.mkdtemp(prefix="mcpagent-srv-")
-    errlog = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
-    params = StdioServerParameters(command=executable, args=spec.args, env={**host_network_env(), **spec.env, PROCESS_TAG_ENV: tag},
-                                   cwd=workdir)
+    params = StdioServerParameters(command=launch.command, args=launch.args, env=launch.env, cwd=launch.cwd)
     timed_out = False
     outcome: tuple[dict, list[dict]] | None = None
     error: BaseException | None = None
@@ -222,9 +271,9 @@ async def _check_stdio(spec: LaunchSpec, timeout: float) -> tuple[dict, list[dic
                 try:
                     async with ClientSession(read, write, read_timeout_seconds=timeout) as session:
                         outcome = await _list(session)
-                except Exception as exc:  # noqa: BLE001 -- classified below with the server's stderr
+                except Exception as exc:  # noqa: BLE001 -- classified with the server's stderr
                     error = exc
-            if outcome is not None and spec.command != "docker":
+            if outcome is not None and polite_stop:
                 # Validation is done; a polite stdin close costs the server's shutdown time (about 0.4 s for
                 # mcp-server-time). docker is the exception: only a stdin close stops its container.
                 kill_tagged(tag, wait=False, sig=signal.SIGTERM)
@@ -237,13 +286,7 @@ async def _check_stdio(spec: LaunchSpec, timeout: float) -> tuple[dict, list[dic
         error = error or exc
     finally:
         kill_tagged(tag)
-        shutil.rmtree(workdir, ignore_errors=True)
-    errlog.seek(0)
-    stderr = errlog.read()[-20_000:]
-    errlog.close()
-    if outcome is not None:
-        return outcome
-    raise _classify_stdio(spec, stderr=stderr, error=error, timed_out=timed_out, timeout=timeout)
+    return outcome, error, timed_out
 
 
 _AUTH_RE = re.compile(
@@ -271,45 +314,45 @@ _PACKAGE_MISSING_RE = re.compile(
 
 
 def _classify_stdio(spec: LaunchSpec, *, stderr: str, error: BaseException | None, timed_out: bool,
-                    timeout: float) -> _Failure:
+                    timeout: float) -> ServerFailure:
     label = spec.label
     tail = spec.redact(stderr.strip())[-STDERR_TAIL_CHARS:]
     said = f" The server said: {_last_lines(tail)}" if tail else ""
     if timed_out:
-        return _Failure(
+        return ServerFailure(
             "server_timeout", f"{label} did not answer initialize within {timeout:g} s.{said}",
             "If it downloads its package on first start, retry (it is cached afterwards) or raise "
             "AGENT_VALIDATION_TIMEOUT_SECONDS; otherwise check that it is an MCP server speaking stdio.",
         )
     if isinstance(error, FileNotFoundError):
-        return _Failure("command_not_found", f"{label}: `{spec.command}` is not installed on this server.",
+        return ServerFailure("command_not_found", f"{label}: `{spec.command}` is not installed on this server.",
                         _install_hint(spec.command))
     if isinstance(error, PermissionError):
-        return _Failure("command_not_runnable", f"{label}: `{spec.command}` cannot be executed here.",
+        return ServerFailure("command_not_runnable", f"{label}: `{spec.command}` cannot be executed here.",
                         "Ask an operator to check the launcher's installation and permissions.")
     if _AUTH_RE.search(stderr):
         keys = ", ".join(spec.secret_keys) or "its credentials"
-        return _Failure("credentials_rejected", f"{_service(label)} rejected the credentials.{said}",
+        return ServerFailure("credentials_rejected", f"{_service(label)} rejected the credentials.{said}",
                         f"Check {keys}: the value, that it has not expired or been revoked, and its scopes.")
     if "Cannot connect to the Docker daemon" in stderr:
-        return _Failure("docker_unavailable", f"{label}: Docker is installed but its daemon is not running.{said}",
+        return ServerFailure("docker_unavailable", f"{label}: Docker is installed but its daemon is not running.{said}",
                         "Start the Docker daemon on the worker hosts, or pick a server that runs with npx/uvx.")
     module = _NO_MODULE_RE.search(stderr)
     if module:
-        return _Failure("package_missing", f"{label}: the Python module `{module.group(1)}` is not installed.",
+        return ServerFailure("package_missing", f"{label}: the Python module `{module.group(1)}` is not installed.",
                         "Install it into the server's Python environment, or launch it with `uvx <package>`.")
     if _PACKAGE_MISSING_RE.search(stderr):
-        return _Failure("package_missing", f"{label}: its package or image was not found.{said}",
+        return ServerFailure("package_missing", f"{label}: its package or image was not found.{said}",
                         "Check the package name and version in the launch command.")
     if _NETWORK_RE.search(stderr):
-        return _Failure("network_error", f"{label} could not reach the network.{said}",
+        return ServerFailure("network_error", f"{label} could not reach the network.{said}",
                         "Check that the worker can reach the package registry and the service's API.")
     missing = _MISSING_SETTING_RE.search(stderr)
     if missing:
-        return _Failure("setting_missing", f"{label} is missing a required setting.{said}",
+        return ServerFailure("setting_missing", f"{label} is missing a required setting.{said}",
                         "Provide the setting it names (as an env value) and retry.")
     detail = said or (f" ({_exception_text(error)})" if error else "")
-    return _Failure("server_exited", f"{label} stopped before answering initialize.{detail}",
+    return ServerFailure("server_exited", f"{label} stopped before answering initialize.{detail}",
                     "Run the same command locally to see its error; check its arguments and settings.")
 
 
@@ -345,7 +388,7 @@ async def _check_remote(spec: LaunchSpec, timeout: float) -> tuple[dict, list[di
                     async with ClientSession(read, write, read_timeout_seconds=timeout) as session:
                         return await _list(session)
     except TimeoutError:
-        raise _Failure(
+        raise ServerFailure(
             "server_timeout", f"{spec.label} did not answer initialize within {timeout:g} s.",
             "Check the URL and that the service is up; raise AGENT_VALIDATION_TIMEOUT_SECONDS if it is slow.",
         ) from None
@@ -354,21 +397,21 @@ async def _check_remote(spec: LaunchSpec, timeout: float) -> tuple[dict, list[di
         raise _classify_remote(spec, exc, status=errors[0] if errors else None) from None
 
 
-def _classify_remote(spec: LaunchSpec, exc: BaseException, *, status: int | None) -> _Failure:
+def _classify_remote(spec: LaunchSpec, exc: BaseException, *, status: int | None) -> ServerFailure:
     leaves = _leaf_exceptions(exc)
     text = " ".join(_exception_text(e) for e in leaves)
     if status in (401, 403) or _AUTH_RE.search(text):
         keys = ", ".join(spec.secret_keys) or "an Authorization header"
-        return _Failure("credentials_rejected",
+        return ServerFailure("credentials_rejected",
                         f"{_service(spec.label)} rejected the credentials (HTTP {status or 401}).",
                         f"Check {keys}: the value, that it has not expired or been revoked, and its scopes.")
     if status in (404, 405):
-        return _Failure("not_an_mcp_endpoint", f"{spec.label}: {spec.url} answered HTTP {status}.",
+        return ServerFailure("not_an_mcp_endpoint", f"{spec.label}: {spec.url} answered HTTP {status}.",
                         "Check the URL: it must be the server's MCP endpoint (often ending in /mcp or /sse).")
     if any(type(e).__name__ in ("ConnectError", "ConnectTimeout") for e in leaves) or _NETWORK_RE.search(text):
-        return _Failure("unreachable", f"{spec.label}: could not connect to {urlsplit(spec.url).netloc}.",
+        return ServerFailure("unreachable", f"{spec.label}: could not connect to {urlsplit(spec.url).netloc}.",
                         "Check the URL and that the service is reachable from our servers.")
-    return _Failure("server_error", f"{spec.label} failed during initialize: {spec.redact(text)[:300]}",
+    return ServerFailure("server_error", f"{spec.label} failed during initialize: {spec.redact(text)[:300]}",
                     "Check the URL, the transport (http or sse) and the credentials.")
 
 
@@ -380,7 +423,7 @@ async def _check_remote_address(spec: LaunchSpec) -> None:
     try:
         infos = await anyio.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except OSError:
-        raise _Failure("unreachable", f"{spec.label}: the host {host} could not be resolved.",
+        raise ServerFailure("unreachable", f"{spec.label}: the host {host} could not be resolved.",
                        "Check the URL's host name.") from None
     import ipaddress
 
@@ -389,7 +432,7 @@ async def _check_remote_address(spec: LaunchSpec) -> None:
         if address.is_loopback and allow_loopback:
             continue
         if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
-            raise _Failure("address_not_allowed", f"{spec.label}: {host} resolves to an internal address.",
+            raise ServerFailure("address_not_allowed", f"{spec.label}: {host} resolves to an internal address.",
                            "Remote MCP servers must be on the public internet.")
 
 
@@ -438,6 +481,8 @@ class RunOutcome:
     error: dict | None = None
     seconds: float = 0.0
     leftover_processes: int = 0
+    # {server name: the sandbox limit it ran into}
+    limits: dict[str, str] = field(default_factory=dict)
 
 
 def run_agent(*, specs: list[LaunchSpec], instruction: str, model: str, message: str,
@@ -510,18 +555,44 @@ def _write_config(workdir: str, model: str) -> str:
 async def _run_async(*, specs: list[LaunchSpec], instruction: str, model: str, message: str, history: list[dict],
                      playback: list[dict] | None, startup_timeout: float, tool_timeout: int, tag: str,
                      workdir: str) -> RunOutcome:
-    from fast_agent import FastAgent
-    from fast_agent.config import MCPServerSettings
-    from fast_agent.mcp.mcp_aggregator import MCPAttachOptions
-
     for spec in specs:
         if spec.transport != "stdio":
             try:
                 # Again at each run: a host's DNS may have changed since validation.
                 await _check_remote_address(spec)
-            except _Failure as failure:
+            except ServerFailure as failure:
                 return RunOutcome(ok=False, error={"server": spec.name, "code": failure.code,
                                                    "message": failure.message, "hint": failure.hint})
+    with ExitStack() as launches:
+        started: dict[str, sandbox.SandboxedLaunch] = {}
+        for spec in specs:
+            if spec.transport == "stdio":
+                try:
+                    started[spec.name] = launches.enter_context(sandbox_launch(spec, tag=tag))
+                except ServerFailure as failure:
+                    return RunOutcome(ok=False, error={"server": spec.name, "code": failure.code,
+                                                       "message": failure.message, "hint": failure.hint})
+        outcome = await _run_fast_agent(
+            specs=specs, launches=started, instruction=instruction, model=model, message=message, history=history,
+            playback=playback, startup_timeout=startup_timeout, tool_timeout=tool_timeout, workdir=workdir)
+        kill_tagged(tag, wait=False)
+        limits = {name: hit for name, launch in started.items() if (hit := launch.limit_hit())}
+    if limits:
+        # A limit explains the failure better than what the server or the model said about it.
+        spec = next(s for s in specs if s.name in limits)
+        outcome.limits = limits
+        if not outcome.ok or any(t["metadata"].get("is_error") for t in outcome.turns):
+            outcome.ok, outcome.error = False, limit_failure(spec, limits[spec.name])
+    return outcome
+
+
+async def _run_fast_agent(*, specs: list[LaunchSpec], launches: dict[str, sandbox.SandboxedLaunch], instruction: str,
+                          model: str, message: str, history: list[dict], playback: list[dict] | None,
+                          startup_timeout: float, tool_timeout: int, workdir: str) -> RunOutcome:
+    from fast_agent import FastAgent
+    from fast_agent.config import MCPServerSettings
+    from fast_agent.mcp.mcp_aggregator import MCPAttachOptions
+
     config_path = _write_config(workdir, model)
     fast = FastAgent("mcpagent", config_path=config_path, parse_cli_args=False, quiet=True, no_home=True,
                      isolated=True)
@@ -531,8 +602,8 @@ async def _run_async(*, specs: list[LaunchSpec], instruction: str, model: str, m
             agent = app["agent"]
             for spec in specs:
                 try:
-                    server = _server_settings(MCPServerSettings, spec, tag=tag, tool_timeout=tool_timeout,
-                                              workdir=workdir)
+                    server = _server_settings(MCPServerSettings, spec, launch=launches.get(spec.name),
+                                              tool_timeout=tool_timeout)
                     await agent.attach_mcp_server(
                         server_name=spec.name, server_config=server,
                         options=MCPAttachOptions(startup_timeout_seconds=startup_timeout),
@@ -560,13 +631,11 @@ async def _run_async(*, specs: list[LaunchSpec], instruction: str, model: str, m
         return RunOutcome(ok=False, error=_run_error(specs, exc.__cause__ or exc.__context__ or exc))
 
 
-def _server_settings(settings_cls: type, spec: LaunchSpec, *, tag: str, tool_timeout: int, workdir: str) -> Any:
-    if spec.transport == "stdio":
-        executable = safety.resolve_command(spec.command)
-        if executable is None:
-            raise RuntimeError(f"`{spec.command}` is not installed on this server")
-        return settings_cls(name=spec.name, transport="stdio", command=executable, args=spec.args,
-                            env={**host_network_env(), **spec.env, PROCESS_TAG_ENV: tag}, cwd=workdir, read_timeout_seconds=tool_timeout,
+def _server_settings(settings_cls: type, spec: LaunchSpec, *, launch: sandbox.SandboxedLaunch | None,
+                     tool_timeout: int) -> Any:
+    if launch is not None:
+        return settings_cls(name=spec.name, transport="stdio", command=launch.command, args=launch.args,
+                            env=launch.env, cwd=launch.cwd, read_timeout_seconds=tool_timeout,
                             reconnect_on_disconnect=False)
     return settings_cls(name=spec.name, transport=spec.transport, url=spec.url, headers=spec.headers or None,
                         read_timeout_seconds=tool_timeout, reconnect_on_disconnect=False)

@@ -379,3 +379,13 @@ def _is_internal_literal(host: str) -> bool:
 
 def _has_metacharacter(value: str) -> bool:
     return any(c in value for c in SHELL_METACHARACTERS)
+
+
+def path_arguments(args: list[str]) -> list[str]:
+    """The absolute host paths an argument list names (`/x/y` or `--opt=/x/y`)."""
+    found = []
+    for arg in args:
+        value = arg.split("=", 1)[1] if arg.startswith("-") and "=" in arg else arg
+        if value.startswith("/") and os.path.exists(value):
+            found.append(value)
+    return found

@@ -1,6 +1,7 @@
 """GET /api/health: can this service do its work right now? 200 if so, 503 if not, with each part's state."""
 
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection
@@ -9,6 +10,14 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+
+# Checks the apps add (apps depend on the core, not the other way round): {name: () -> {"ok": bool, ...}}.
+_EXTRA_CHECKS: dict[str, Callable[[], dict]] = {}
+
+
+def register_check(name: str, check: Callable[[], dict]) -> None:
+    _EXTRA_CHECKS[name] = check
 
 
 def _check_database() -> tuple[dict, dict]:
@@ -63,6 +72,7 @@ class HealthApi(APIView):
         database, pgvector = _check_database()
         broker, workers = _check_broker_and_workers()
         checks = {"database": database, "pgvector": pgvector, "broker": broker, "workers": workers}
+        checks.update({name: check() for name, check in _EXTRA_CHECKS.items()})
         ok = all(part["ok"] for part in checks.values())
         body = {
             "status": "ok" if ok else "unavailable",

