@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -90,7 +91,7 @@ def sandbox_launch(spec: LaunchSpec, *, tag: str) -> Iterator[sandbox.SandboxedL
         with sandbox.sandboxed(
             server=spec.label, executable=executable, args=spec.args, env=env, cwd=workdir,
             readonly=[*settings.AGENT_ALLOWED_SCRIPT_DIRS, *spec.file_paths],
-            writable=safety.path_arguments(spec.args), only_hosts=spec.egress_hosts,
+            writable=_host_folders(spec), only_hosts=spec.egress_hosts,
         ) as launch:
             yield launch
     except sandbox.SandboxUnavailable as exc:
@@ -100,6 +101,15 @@ def sandbox_launch(spec: LaunchSpec, *, tag: str) -> Iterator[sandbox.SandboxedL
     finally:
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _host_folders(spec: LaunchSpec) -> list[str]:
+    """The host paths the server's arguments and settings name that lie in AGENT_ALLOWED_PATH_DIRS (checked again
+    here, not only when the config was stored: the setting may have changed since); its own files are apart."""
+    roots = [Path(d).resolve() for d in settings.AGENT_ALLOWED_PATH_DIRS]
+    named = safety.path_arguments([*spec.args, *spec.env.values()])
+    return [path for path in named if path not in spec.file_paths
+            and any(Path(path).resolve().is_relative_to(root) for root in roots)]
 
 
 def limit_failure(spec: LaunchSpec, limit: str) -> dict:

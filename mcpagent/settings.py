@@ -157,6 +157,8 @@ AGENT_ALLOWED_COMMANDS = env_list("AGENT_ALLOWED_COMMANDS", ["npx", "uvx", "node
 AGENT_PASSTHROUGH_ENV = env_list("AGENT_PASSTHROUGH_ENV", [])
 # Directories whose scripts `python <script.py>` / `node <script>` may run (absolute paths; empty = none).
 AGENT_ALLOWED_SCRIPT_DIRS = env_list("AGENT_ALLOWED_SCRIPT_DIRS", [])
+# Host folders whose paths a server's arguments or settings may name (mounted writable into its sandbox; empty = none).
+AGENT_ALLOWED_PATH_DIRS = env_list("AGENT_ALLOWED_PATH_DIRS", [])
 # http:// remote MCP servers on loopback (also allowed when DEBUG); everything else must be https.
 AGENT_ALLOW_HTTP_LOOPBACK = env_bool("AGENT_ALLOW_HTTP_LOOPBACK", False)
 AGENT_MAX_SERVERS = env_int("AGENT_MAX_SERVERS", 10)

@@ -160,6 +160,7 @@ def test_files_are_removed_when_a_run_times_out(api, test_servers, materialize_r
     """The tool never returns; the run is stopped at AGENT_RUN_TIMEOUT_SECONDS and its files go with it."""
     markers = tmp_path / "markers"
     markers.mkdir()
+    settings.AGENT_ALLOWED_PATH_DIRS = [str(markers)]
     file_server(location="file", markers=markers)
     session = new_session(api)
     content = oauth_client_json()
