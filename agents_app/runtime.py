@@ -32,6 +32,7 @@ import psutil
 from django.conf import settings
 
 from agents_app import safety, sandbox
+from agents_app.sandbox import prefetch
 from agents_app.mcp_config import LaunchSpec
 
 logger = logging.getLogger(__name__)
@@ -52,23 +53,6 @@ _RUN_LOCK = threading.Lock()
 # --- process bookkeeping ---------------------------------------------------------------------------
 
 
-# The host's network configuration (CA bundles, proxies, package registry mirrors) that launchers such as
-# npx and uvx need to fetch a server; operator settings, never secrets. A server's own env wins.
-_NETWORK_ENV = (
-    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "PIP_CERT",
-    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-    "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_CACHE_DIR", "npm_config_registry", "npm_config_cache",
-)
-
-
-def host_network_env() -> dict[str, str]:
-    names = (*_NETWORK_ENV, *settings.AGENT_PASSTHROUGH_ENV)
-    env = {name: os.environ[name] for name in names if name in os.environ}
-    # uvx runs PyPI servers on this interpreter (3.12) unless told otherwise, not the machine's default python.
-    env.setdefault("UV_PYTHON", os.environ.get("UV_PYTHON", sys.executable))
-    return env
-
-
 class ServerFailure(Exception):
     """A server could not be started or did not answer: a code, what happened, and what to do."""
 
@@ -85,13 +69,14 @@ def sandbox_launch(spec: LaunchSpec, *, tag: str) -> Iterator[sandbox.SandboxedL
     if executable is None:
         raise ServerFailure("command_not_found", f"{spec.label}: `{spec.command}` is not installed on this server.",
                              _install_hint(spec.command))
-    env = {**host_network_env(), **spec.env, PROCESS_TAG_ENV: tag}
+    env = {**spec.env, PROCESS_TAG_ENV: tag}
     workdir = None if sandbox.enabled() else tempfile.mkdtemp(prefix="mcpagent-srv-")
     try:
         with sandbox.sandboxed(
             server=spec.label, executable=executable, args=spec.args, env=env, cwd=workdir,
             readonly=[*settings.AGENT_ALLOWED_SCRIPT_DIRS, *spec.file_paths],
             writable=_host_folders(spec), only_hosts=spec.egress_hosts,
+            prefetched=prefetch.is_prefetched(spec.command, spec.args),
         ) as launch:
             yield launch
     except sandbox.SandboxUnavailable as exc:

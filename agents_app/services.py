@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents_app import mcp_config, safety
+from agents_app.sandbox import prefetch
 from agents_app.models import Agent, AgentRun
 from agents_app.secrets import (
     credential_scope,
@@ -292,6 +293,33 @@ def agent_create_for_catalogue_servers(*, client: ApiClient, session: Any, serve
     return agent
 
 
+def catalogue_packages_prefetch(*, server_slugs: list[str]) -> dict[str, str]:
+    """Prefetch the package each catalogue server would be started with ({package: outcome})."""
+    from registry_app.models import McpServer
+
+    launches = []
+    for server in McpServer.objects.filter(slug__in=server_slugs).prefetch_related("launch_recipes"):
+        recipe = pick_recipe(list(server.launch_recipes.all()))
+        if recipe is not None and recipe.kind != "remote":
+            entry = mcp_config.entry_from_recipe(recipe, env_keys=[], header_keys=[])
+            launches.append((entry.get("command", ""), entry.get("args", [])))
+    return prefetch.prefetch_all(launches)
+
+
+def catalogue_packages_prefetch_queue(*, server_slugs: list[str]) -> None:
+    """Start the prefetch in a worker (not inline: without a broker it would hold up the chat reply)."""
+    from kombu.exceptions import OperationalError as BrokerError
+
+    from agents_app.tasks import packages_prefetch_task
+
+    if settings.CELERY_TASK_ALWAYS_EAGER or not server_slugs:
+        return
+    try:
+        packages_prefetch_task.delay(list(server_slugs))
+    except BrokerError:
+        logger.warning("package prefetch not queued: the task queue is unavailable")
+
+
 def pick_recipe(recipes: list[Any]) -> Any:
     """The preferred recipe whose launcher is allowed here, installed ones first (a remote needs none)."""
     def launcher(recipe: Any) -> str | None:
@@ -383,6 +411,10 @@ def agent_validate(*, agent_id: Any) -> Agent:
             error = _launch_error(exc)
             _append_progress(agent.id, _progress("failed", exc.message), status=Agent.Status.FAILED, error=error)
             return _finished(agent.id)
+        packages = [(spec.command, spec.args) for spec in specs if not prefetch.is_prefetched(spec.command, spec.args)]
+        if packages:
+            _append_progress(agent.id, _progress("fetching", f"fetching {len(packages)} package(s) into the cache"))
+            prefetch.prefetch_all(packages)
         results = validate_servers(specs)  # every server is stopped when it returns; then the files go
     tools = {name: result.tools for name, result in results.items() if result.ok}
     failures = [result.error for result in results.values() if not result.ok]

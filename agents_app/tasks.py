@@ -38,3 +38,12 @@ def agent_run_task(run_id: str) -> str:
     except SoftTimeLimitExceeded:
         agent_run_abandon(run_id=run_id, reason=f"it took longer than {settings.AGENT_RUN_TIMEOUT_SECONDS} s")
         return "failed"
+
+
+@shared_task(soft_time_limit=1800, time_limit=1860)
+def packages_prefetch_task(server_slugs: list[str]) -> dict[str, str]:
+    """Fetch the packages of the chosen catalogue servers while the user gathers credentials, so that agent
+    creation finds them in the cache."""
+    from agents_app.services import catalogue_packages_prefetch
+
+    return catalogue_packages_prefetch(server_slugs=server_slugs)

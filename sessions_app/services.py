@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import transaction
 
 from agents_app.master.plan import Plan
+from agents_app.services import catalogue_packages_prefetch_queue
 from mcpagent.errors import ApplicationError
 from mcpagent.models import ApiClient
 from sessions_app.models import Conversation, Session
@@ -217,6 +218,8 @@ def session_analyse(*, session_id) -> Session:
         _advance(session, announce=False, plan_changed=True)
     if session.status == Status.CREATING_AGENT:
         _dispatch([("create_agent", str(session.id))])
+    elif session.status == Status.PENDING_CREDENTIALS:
+        catalogue_packages_prefetch_queue(server_slugs=[server.slug for server in plan.servers])
     return session
 
 

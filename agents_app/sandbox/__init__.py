@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -88,16 +89,37 @@ class SandboxedLaunch:
         self._cleanup.clear()
 
 
+# The host's network configuration (CA bundles, package registry mirrors) that launchers such as npx and uvx
+# need to fetch a server; operator settings, never secrets. A server's own env wins; inside a sandbox, the
+# proxy and cache variables are the sandbox's own.
+_NETWORK_ENV = (
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "PIP_CERT",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+    "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_CACHE_DIR", "npm_config_registry", "npm_config_cache",
+)
+
+
+def host_network_env() -> dict[str, str]:
+    names = (*_NETWORK_ENV, *settings.AGENT_PASSTHROUGH_ENV)
+    env = {name: os.environ[name] for name in names if name in os.environ}
+    # uvx runs PyPI servers on this interpreter (3.12) unless told otherwise, not the machine's default python.
+    env.setdefault("UV_PYTHON", os.environ.get("UV_PYTHON", sys.executable))
+    return env
+
+
 @contextmanager
 def sandboxed(*, server: str, executable: str, args: list[str], env: dict[str, str], cwd: str | None,
-              readonly: list[str] = (), writable: list[str] = (), only_hosts: list[str] = ()) -> Iterator[SandboxedLaunch]:
+              readonly: list[str] = (), writable: list[str] = (), only_hosts: list[str] = (),
+              writable_caches: bool = False, prefetched: bool = False) -> Iterator[SandboxedLaunch]:
     """The launch of `executable args` with `env` for the block: sandboxed unless SANDBOX=none. Start the server
     inside the block; when the block ends, everything of the sandbox is gone (processes, sockets, folders)."""
+    env = {**host_network_env(), **env}
     if not enabled():
         yield SandboxedLaunch(command=executable, args=list(args), env=dict(env), cwd=cwd, server=server)
         return
     launch = _prepare(server=server, executable=executable, args=args, env=env, readonly=list(readonly),
-                      writable=list(writable), only_hosts=list(only_hosts))
+                      writable=list(writable), only_hosts=list(only_hosts), writable_caches=writable_caches,
+                      prefetched=prefetched)
     try:
         yield launch
     finally:
@@ -105,7 +127,7 @@ def sandboxed(*, server: str, executable: str, args: list[str], env: dict[str, s
 
 
 def _prepare(*, server: str, executable: str, args: list[str], env: dict[str, str], readonly: list[str],
-             writable: list[str], only_hosts: list[str]) -> SandboxedLaunch:
+             writable: list[str], only_hosts: list[str], writable_caches: bool, prefetched: bool) -> SandboxedLaunch:
     launch = SandboxedLaunch(command="", args=[], env=dict(env), cwd=None, server=server)
     try:
         status_dir = tempfile.mkdtemp(prefix="mcpagent-sandbox-status-")
@@ -120,7 +142,8 @@ def _prepare(*, server: str, executable: str, args: list[str], env: dict[str, st
             launch._cleanup.append(lambda: proxy.close(socket_path))
         argv = bwrap.command(executable=executable, args=list(args), inherited_env=list(env), readonly=readonly,
                              writable=writable, egress_socket=socket_path, status_dir=status_dir,
-                             wall_seconds=settings.SANDBOX_WALL_SECONDS)
+                             wall_seconds=settings.SANDBOX_WALL_SECONDS, writable_caches=writable_caches,
+                             prefetched=prefetched)
         group = cgroups.create(max_processes=settings.SANDBOX_MAX_PROCESSES,
                                memory_bytes=settings.SANDBOX_MEMORY_MB * 1024 * 1024)
         launch._cgroup = group

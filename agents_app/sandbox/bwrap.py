@@ -97,8 +97,9 @@ def limits_config() -> dict[str, int]:
     }
 
 
-def sandbox_env(*, proxy: bool) -> dict[str, str]:
-    """The non-secret variables every server gets inside (its credentials come on top)."""
+def sandbox_env(*, proxy: bool, prefetched: bool = False) -> dict[str, str]:
+    """The non-secret variables every server gets inside (its credentials come on top). A prefetched package
+    starts from the cache alone: no index look-ups (uv would revalidate each one, seconds per start)."""
     env = {
         "HOME": SANDBOX_HOME, "USER": "sandbox", "LOGNAME": "sandbox", "SHELL": "/bin/sh", "TERM": "dumb",
         "PATH": f"{Path(sys.executable).parent}:{SANDBOX_PATH}", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
@@ -106,6 +107,9 @@ def sandbox_env(*, proxy: bool) -> dict[str, str]:
         "UV_NO_PROGRESS": "1", "npm_config_cache": f"{CACHE_DIR}/npm", "npm_config_update_notifier": "false",
         "npm_config_fund": "false", "npm_config_audit": "false",
     }
+    if prefetched:
+        env["UV_OFFLINE"] = "1"
+        env["npm_config_prefer_offline"] = "true"
     if proxy:
         url = f"http://127.0.0.1:{PROXY_PORT}"
         for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "npm_config_proxy",
@@ -117,9 +121,11 @@ def sandbox_env(*, proxy: bool) -> dict[str, str]:
 
 
 def command(*, executable: str, args: list[str], inherited_env: list[str], readonly: list[str],
-            writable: list[str], egress_socket: str | None, status_dir: str, wall_seconds: int) -> list[str]:
+            writable: list[str], egress_socket: str | None, status_dir: str, wall_seconds: int,
+            writable_caches: bool = False, prefetched: bool = False) -> list[str]:
     """The argv that runs `executable args` in a new sandbox. `inherited_env`: names of the variables the
-    launching process hands bwrap (the server's credentials) that are kept; every other inherited one is unset."""
+    launching process hands bwrap (the server's credentials) that are kept; every other inherited one is unset.
+    `writable_caches`: the shared package caches are mounted writable (only for the prefetch step)."""
     argv = [
         bwrap_binary(), "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--disable-userns",
         "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--unshare-net",
@@ -149,7 +155,10 @@ def command(*, executable: str, args: list[str], inherited_env: list[str], reado
         argv += ["--bind", path, path]
     for family, host in cache_dirs().items():
         host.mkdir(parents=True, exist_ok=True)
-        argv += ["--overlay-src", str(host), "--tmp-overlay", f"{CACHE_DIR}/{family}"]
+        if writable_caches:
+            argv += ["--bind", str(host), f"{CACHE_DIR}/{family}"]
+        else:
+            argv += ["--overlay-src", str(host), "--tmp-overlay", f"{CACHE_DIR}/{family}"]
     argv += ["--ro-bind", str(INNER), f"{RUN_DIR}/inner.py", "--bind", status_dir, f"{RUN_DIR}/status"]
     if egress_socket:
         argv += ["--ro-bind", egress_socket, f"{RUN_DIR}/egress.sock"]
@@ -157,7 +166,7 @@ def command(*, executable: str, args: list[str], inherited_env: list[str], reado
     config: dict = {"limits": limits_config(), "status": f"{RUN_DIR}/status/limit.json", "wall_seconds": wall_seconds}
     if egress_socket:
         config.update(proxy_port=PROXY_PORT, proxy_socket=f"{RUN_DIR}/egress.sock")
-    inside = sandbox_env(proxy=bool(egress_socket))
+    inside = sandbox_env(proxy=bool(egress_socket), prefetched=prefetched)
     for name in _unset_names(inherited_env, inside):
         argv += ["--unsetenv", name]
     for name, value in inside.items():
