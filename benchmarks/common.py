@@ -20,12 +20,14 @@ def setup_django(database: str, *, load_catalogue: bool = True, fresh: bool = Fa
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     if os.environ.get("DATABASE_URL"):
         raise SystemExit("benchmarks run on the embedded database: unset DATABASE_URL")
-    from mcpagent.embedded_db import ensure_running
+    from mcpagent import embedded_db
 
     import psycopg
 
-    socket_dir = ensure_running(Path(os.environ.get("MCPAGENT_DATA_DIR", ROOT / ".data")) / "postgres")
-    with psycopg.connect(host=str(socket_dir), user="postgres", dbname="postgres", autocommit=True) as conn:
+    folder = Path(os.environ.get("MCPAGENT_DATA_DIR", ROOT / ".data")) / "postgres"
+    socket_dir = embedded_db.ensure_running(folder)
+    with psycopg.connect(host=str(socket_dir), user=embedded_db.SUPERUSER, password=embedded_db.password(folder),
+                         dbname="postgres", autocommit=True) as conn:
         if fresh:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone():

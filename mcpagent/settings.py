@@ -71,15 +71,16 @@ if DATABASE_URL:
         raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://...); pgvector is required")
     EMBEDDED_DATABASE = False
 else:
-    from mcpagent.embedded_db import ensure_running
+    from mcpagent import embedded_db
 
+    # Every connection needs the password, the unix socket's too (embedded_db; MCPAGENT_DB_PASSWORD overrides).
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": env_str("MCPAGENT_DB_NAME", "postgres"),
-            "USER": "postgres",
-            "PASSWORD": "",
-            "HOST": str(ensure_running(DATA_DIR / "postgres")),
+            "USER": embedded_db.SUPERUSER,
+            "HOST": str(embedded_db.ensure_running(DATA_DIR / "postgres")),
+            "PASSWORD": embedded_db.password(DATA_DIR / "postgres"),
             "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60),
         }
     }
