@@ -71,8 +71,9 @@ def password(data_dir: Path, *, create: bool = False) -> str:
     path = password_file(data_dir)
     if not create and not path.exists():
         raise RuntimeError(
-            f"the embedded database needs a password but {path} is missing: restore it, or set "
-            "MCPAGENT_DB_PASSWORD to the password the database was set up with"
+            f"the embedded database needs a password but {path} is missing: restore it, set MCPAGENT_DB_PASSWORD "
+            f"to the password the database was set up with, or delete {data_dir.resolve() / 'pg_hba.conf'} to "
+            "have a new one set on the next start"
         )
     return read_or_create_secret_file(path, _new_password)
 

@@ -97,6 +97,23 @@ def test_a_data_folder_from_before_passwords_is_upgraded_in_place(scratch_folder
     assert _refused(scratch_folder)
 
 
+def test_a_lost_password_is_replaced_by_deleting_the_hba_file(scratch_folder):
+    embedded_db.ensure_running(scratch_folder)
+    old = embedded_db.password(scratch_folder)
+    embedded_db.password_file(scratch_folder).unlink()
+    with pytest.raises(RuntimeError, match="pg_hba.conf to have a new one set"):
+        embedded_db.password(scratch_folder)
+
+    (scratch_folder / "pg_hba.conf").unlink()
+    embedded_db.ensure_running(scratch_folder)  # running: stopped, given a new password, started
+
+    new = embedded_db.password(scratch_folder)
+    assert new != old
+    assert _refused(scratch_folder, password=old)
+    with _connect(scratch_folder, password=new) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
 def test_a_new_data_folder_takes_the_password_from_the_environment(scratch_folder, monkeypatch):
     monkeypatch.setenv("MCPAGENT_DB_PASSWORD", "given by the operator ' with a quote")
     embedded_db.ensure_running(scratch_folder)
