@@ -115,7 +115,8 @@ def _require_password(data_dir: Path, server) -> None:
     )
     done = subprocess.run(
         [str(server.bin_path / "postgres"), "--single", "-D", str(data_dir), "postgres"],
-        input=statements, capture_output=True, text=True, user=server.system_user, timeout=120, check=False,
+        input=statements, capture_output=True, text=True, user=server.system_user, cwd=data_dir, timeout=120,
+        check=False,
     )
     errors = [line for line in done.stderr.splitlines() if "ERROR" in line or "FATAL" in line]
     if done.returncode or errors:

@@ -80,7 +80,7 @@ else:
             "NAME": env_str("MCPAGENT_DB_NAME", "postgres"),
             "USER": embedded_db.SUPERUSER,
             "HOST": str(embedded_db.ensure_running(DATA_DIR / "postgres")),
-            "PASSWORD": embedded_db.password(DATA_DIR / "postgres"),
+            "PASSWORD": embedded_db.password(DATA_DIR / "postgres"),  # after ensure_running, which creates it
             "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60),
         }
     }
