@@ -92,10 +92,11 @@ def queued_creations(count: int) -> None:
     from agents_app.services import agent_create
     from agents_app.tasks import agent_validate_task
     from mcpagent.celery import app
+    from mcpagent.env import environ_for_own_process
     from mcpagent.services import api_client_create
 
     client, _ = api_client_create(name=f"bench-agents-q-{time.time_ns()}")
-    env = dict(os.environ, MCPAGENT_DB_NAME=connection.settings_dict["NAME"], REDIS_URL=REDIS_URL,
+    env = dict(environ_for_own_process(), MCPAGENT_DB_NAME=connection.settings_dict["NAME"], REDIS_URL=REDIS_URL,
                CELERY_BROKER_URL=REDIS_URL, CELERY_RESULT_BACKEND=REDIS_URL, MCPAGENT_CELERY_QUEUE=QUEUE,
                LOG_LEVEL="WARNING")
     log = open(ROOT / ".data" / "bench-agents-worker.log", "w")

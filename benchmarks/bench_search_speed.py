@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
+from mcpagent.env import environ_for_own_process  # noqa: E402
 from registry_app.embeddings import get_provider, query_cache  # noqa: E402
 from registry_app.models import McpServer, ServerEmbedding, ToolEmbedding  # noqa: E402
 from registry_app.search_index import (  # noqa: E402
@@ -291,7 +292,7 @@ def main() -> None:
         # Searches are timed in a fresh process, as a web worker runs them (not in the one that just wrote
         # 100,000 rows and built an index).
         sys.stdout.flush()
-        env = dict(os.environ, MCPAGENT_DB_NAME=connection.settings_dict["NAME"])
+        env = dict(environ_for_own_process(), MCPAGENT_DB_NAME=connection.settings_dict["NAME"])
         code = subprocess.call([sys.executable, __file__, "--measure-only"], env=env)
         if code:
             sys.exit(code)

@@ -20,12 +20,14 @@ def setup_django(database: str, *, load_catalogue: bool = True, fresh: bool = Fa
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     if os.environ.get("DATABASE_URL"):
         raise SystemExit("benchmarks run on the embedded database: unset DATABASE_URL")
-    from mcpagent.embedded_db import ensure_running
+    from mcpagent import embedded_db
 
     import psycopg
 
-    socket_dir = ensure_running(Path(os.environ.get("MCPAGENT_DATA_DIR", ROOT / ".data")) / "postgres")
-    with psycopg.connect(host=str(socket_dir), user="postgres", dbname="postgres", autocommit=True) as conn:
+    folder = Path(os.environ.get("MCPAGENT_DATA_DIR", ROOT / ".data")) / "postgres"
+    socket_dir = embedded_db.ensure_running(folder)
+    with psycopg.connect(host=str(socket_dir), user=embedded_db.SUPERUSER, password=embedded_db.password(folder),
+                         dbname="postgres", autocommit=True) as conn:
         if fresh:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone():
@@ -52,7 +54,9 @@ def web_service(database: str, api_key: str, *, timeout: float) -> Iterator["htt
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = dict(os.environ, MCPAGENT_DB_NAME=database, LOG_LEVEL="WARNING")
+    from mcpagent.env import environ_for_own_process
+
+    env = dict(environ_for_own_process(), MCPAGENT_DB_NAME=database, LOG_LEVEL="WARNING")
     for name in ("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
         env.pop(name, None)
     server = subprocess.Popen(

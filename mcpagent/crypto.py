@@ -29,8 +29,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +38,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
+
+from mcpagent.secret_files import read_or_create_secret_file
 
 logger = logging.getLogger("mcpagent.crypto")
 
@@ -82,30 +82,13 @@ def configured_keys() -> tuple[str, ...]:
 @functools.lru_cache(maxsize=4)
 def _local_key(path: Path) -> str:
     """Read the development key file, creating it atomically (0600) on first use."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, generate_key().encode("ascii") + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            # link() fails if another process created the file first: both then use the same key.
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    if path.stat().st_mode & 0o077:
-        os.chmod(path, 0o600)
+    key = read_or_create_secret_file(path, generate_key)
     logger.warning(
         "ENCRYPTION_KEY is not set: secrets are encrypted with the local development key in %s. "
         "Set ENCRYPTION_KEY (and MCPAGENT_REQUIRE_SECRETS=1) in production.",
         path,
     )
-    return path.read_text().strip()
+    return key
 
 
 @functools.lru_cache(maxsize=8)

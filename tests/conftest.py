@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 import pytest
 from rest_framework.test import APIClient
 
+from mcpagent.env import environ_for_own_process
 from mcpagent.services import api_client_create
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +88,7 @@ def celery_worker(transactional_db, redis_url, settings):
     from mcpagent.celery import app
 
     queue = f"q-{settings.DATABASES['default']['TEST']['NAME']}"
-    env = dict(os.environ)
+    env = environ_for_own_process()
     env.update(
         REDIS_URL=redis_url,
         CELERY_BROKER_URL=redis_url,

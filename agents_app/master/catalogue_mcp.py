@@ -54,6 +54,7 @@ def child_env() -> dict[str, str]:
         env["DATABASE_URL"] = f"postgres://{netloc}/{quote(db['NAME'], safe='')}"
     else:
         env["MCPAGENT_DB_NAME"] = db["NAME"]
+        env["MCPAGENT_DB_PASSWORD"] = db["PASSWORD"]  # it may have come from the environment, now emptied of it
     for name in _PASSED_SETTINGS:
         value = getattr(settings, name, None)
         if value not in (None, ""):

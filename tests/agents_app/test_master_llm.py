@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from django.conf import settings
 
 from agents_app.master.catalogue_mcp import child_env, get_server, search_servers
 from agents_app.master.llm import (
@@ -358,6 +359,8 @@ def test_child_env_points_at_this_database(transactional_db):
     assert env["MCPAGENT_DB_NAME"] == connection.settings_dict["NAME"]
     assert env["DJANGO_SETTINGS_MODULE"] == "mcpagent.settings"
     assert "ANTHROPIC_API_KEY" not in env
+    if not settings.DATABASE_URL:  # this process's environment no longer holds an MCPAGENT_DB_PASSWORD it was given
+        assert env["MCPAGENT_DB_PASSWORD"] == connection.settings_dict["PASSWORD"]
 
 
 # --- validation of the model's answer (pure) --------------------------------------------------------------------------

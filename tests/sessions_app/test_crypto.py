@@ -2,7 +2,6 @@
 
 import json
 import logging
-import os
 import stat
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from django.db import connection
 from django.forms.models import model_to_dict
 
 from mcpagent import crypto
+from mcpagent.env import environ_for_own_process
 from sessions_app.models import Credential, StoredFile
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,7 +161,9 @@ def test_required_secrets_without_a_key_refuses_in_process(settings):
 
 
 def test_required_secrets_without_a_key_refuses_to_start():
-    env = {k: v for k, v in os.environ.items() if k not in ("ENCRYPTION_KEY", "ENCRYPTION_KEY_FALLBACKS")}
+    env = environ_for_own_process()
+    for name in ("ENCRYPTION_KEY", "ENCRYPTION_KEY_FALLBACKS"):
+        env.pop(name, None)
     env.update(MCPAGENT_REQUIRE_SECRETS="1", SECRET_KEY="x" * 50, DJANGO_SETTINGS_MODULE="mcpagent.settings")
     code = "import django; django.setup()"
     refused = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)

@@ -13,6 +13,7 @@ from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand
 
 from mcpagent import embedded_db
+from mcpagent.env import environ_for_own_process
 
 
 class Command(BaseCommand):
@@ -34,6 +35,7 @@ class Command(BaseCommand):
         proc = subprocess.Popen(
             [str(gunicorn), "mcpagent.wsgi", "--bind", bind, "--workers", str(workers), "--timeout", "120",
              "--access-logfile", "-", "--graceful-timeout", "5"],
+            env=environ_for_own_process(),  # its workers read the settings again, secrets included
         )
         try:
             proc.wait()
