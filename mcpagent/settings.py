@@ -36,6 +36,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every response, even a redirect or an error from a later middleware, is logged and carries X-Request-ID.
     "mcpagent.request_logging.RequestLogMiddleware",
+    "mcpagent.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -238,6 +239,10 @@ if env_str("STATIC_ROOT"):
     STATIC_ROOT = env_str("STATIC_ROOT")
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- Prometheus metrics at /metrics (mcpagent.metrics): off (404) unless a token and/or allowed addresses are set. ---
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")  # scrapers send `Authorization: Bearer <token>`
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", [])  # addresses or CIDR networks, e.g. 10.0.0.0/8,127.0.0.1
 
 # --- Logging: to stderr, one JSON object a line; secrets never reach a log record (see mcpagent.logging_filters). ---
 import structlog  # noqa: E402
