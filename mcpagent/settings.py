@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc files, served by us: the docs need no CDN
     "django_structlog",
     "mcpagent",
     "registry_app",
@@ -219,6 +220,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 # JSON bodies nested deeper than this (arrays/objects) are refused with a 400 (mcpagent.parsers).
 MAX_JSON_DEPTH = env_int("MAX_JSON_DEPTH", 64)
