@@ -248,6 +248,9 @@ WHITENOISE_AUTOREFRESH = DEBUG
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")  # scrapers send `Authorization: Bearer <token>`
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", [])  # addresses or CIDR networks, e.g. 10.0.0.0/8,127.0.0.1
 
+# GET /api/health shows each part's state only to staff sessions and to `Authorization: Bearer <this>`.
+HEALTH_DETAILS_TOKEN = env_str("HEALTH_DETAILS_TOKEN", "")
+
 # --- Logging: to stderr, one JSON object a line; secrets never reach a log record (see mcpagent.logging_filters). ---
 import structlog  # noqa: E402
 
