@@ -25,6 +25,7 @@ from agents_app.secrets import (
     secrets_store,
 )
 from mcpagent.errors import ApplicationError
+from mcpagent.metrics import AGENT_CREATIONS, AGENT_RUNS
 from mcpagent.models import ApiClient
 
 logger = logging.getLogger(__name__)
@@ -410,6 +411,7 @@ def agent_validate(*, agent_id: Any) -> Agent:
         except ApplicationError as exc:
             error = _launch_error(exc)
             _append_progress(agent.id, _progress("failed", exc.message), status=Agent.Status.FAILED, error=error)
+            AGENT_CREATIONS.labels(outcome=Agent.Status.FAILED).inc()
             return _finished(agent.id)
         packages = [(spec.command, spec.args) for spec in specs if not prefetch.is_prefetched(spec.command, spec.args)]
         if packages:
@@ -446,6 +448,7 @@ def agent_validate(*, agent_id: Any) -> Agent:
             agent.error = None
             agent.progress = [*agent.progress, _progress("ready", f"{sum(map(len, tools.values()))} tool(s) validated")]
         agent.save()
+    AGENT_CREATIONS.labels(outcome=agent.status).inc()
     logger.info("agent %s validation: %s in %.2f s (%s)", agent.id, agent.status, time.monotonic() - started,
                 ", ".join(f"{n}={'ok' if r.ok else r.error['code']}" for n, r in results.items()))
     return agent
@@ -567,6 +570,7 @@ def agent_run_execute(*, run_id: Any) -> AgentRun:
                                         metadata={"run_id": str(run.id), "error": outcome.error})
         run.finished_at = timezone.now()
         run.save()
+    AGENT_RUNS.labels(outcome=run.status).inc()
     logger.info("agent %s run %s: %s in %.2f s, %d tool call(s)", agent.id, run.id, run.status, outcome.seconds,
                 run.metadata["tool_calls"])
     return run
@@ -586,6 +590,7 @@ def _run_failed(run: AgentRun, error: dict) -> AgentRun:
         run.save()
         Conversation.objects.create(agent=run.agent, role=Conversation.Role.SYSTEM,
                                     message=error["message"], metadata={"run_id": str(run.id), "error": error})
+    AGENT_RUNS.labels(outcome=run.status).inc()
     return run
 
 

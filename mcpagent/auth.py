@@ -3,6 +3,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from mcpagent.models import ApiClient, hash_api_key
+from mcpagent.request_logging import bind_client_id
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -23,6 +24,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         now = timezone.now()
         if client.last_used_at is None or (now - client.last_used_at).total_seconds() > 60:
             ApiClient.objects.filter(pk=client.pk).update(last_used_at=now)
+        bind_client_id(client)
         return client, client
 
     def authenticate_header(self, request) -> str:

@@ -2,6 +2,7 @@ import os
 
 from celery import Celery
 from celery.signals import worker_ready
+from django_structlog.celery.steps import DjangoStructLogInitStep
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mcpagent.settings")
 
@@ -10,6 +11,8 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # The master agent keeps its tasks beside it, not in agents_app/tasks.py.
 app.autodiscover_tasks(["agents_app.master"])
+# Task log lines carry the request_id (and client_id) of the request that sent the task.
+app.steps["worker"].add(DjangoStructLogInitStep)
 
 
 @worker_ready.connect

@@ -1,5 +1,10 @@
-"""GET /api/health: can this service do its work right now? 200 if so, 503 if not, with each part's state."""
+"""GET /api/health: can this service do its work right now? 200 if so, 503 if not.
 
+Everyone gets the status; each part's state (versions, worker counts, error messages) only staff signed in to
+the admin and callers sending `Authorization: Bearer <HEALTH_DETAILS_TOKEN>`: those details help an attacker.
+"""
+
+import hmac
 import time
 from collections.abc import Callable
 
@@ -7,6 +12,7 @@ from django.conf import settings
 from django.db import connection
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -56,14 +62,31 @@ def _check_broker_and_workers() -> tuple[dict, dict]:
     return {"ok": True, "mode": "redis"}, workers
 
 
+def may_see_details(request) -> bool:
+    user = request.user
+    if user is not None and user.is_active and user.is_staff:
+        return True
+    token = settings.HEALTH_DETAILS_TOKEN
+    scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(), token.encode())
+
+
+_DETAILS_HELP = "Only for staff sessions and HEALTH_DETAILS_TOKEN."
+
+
 class HealthApi(APIView):
-    authentication_classes: list = []
+    # A staff member's admin session shows the details; an API key has no say here.
+    authentication_classes = [SessionAuthentication]
     permission_classes = [AllowAny]
 
     @extend_schema(
         responses={
-            200: inline_serializer("Health", {"status": serializers.CharField(), "checks": serializers.DictField()}),
-            503: inline_serializer("HealthDown", {"status": serializers.CharField(), "checks": serializers.DictField()}),
+            status: inline_serializer(name, {
+                "status": serializers.CharField(),
+                "checks": serializers.DictField(required=False, help_text=_DETAILS_HELP),
+                "elapsed_ms": serializers.FloatField(required=False, help_text=_DETAILS_HELP),
+            })
+            for status, name in ((200, "Health"), (503, "HealthDown"))
         },
         auth=[],
     )
@@ -79,4 +102,6 @@ class HealthApi(APIView):
             "checks": checks,
             "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
         }
+        if not may_see_details(request):
+            body = {"status": body["status"]}
         return Response(body, status=200 if ok else 503)

@@ -94,12 +94,37 @@ def _strings(data: Any, depth: int = 0) -> list[str]:
     return []
 
 
+def redact_structure(value: Any, depth: int = 0) -> Any:
+    """`value` with every string in it (nested in dicts, lists and tuples) passed through `redact`."""
+    if isinstance(value, str):
+        return redact(value)
+    if depth > 20:
+        return value
+    if isinstance(value, dict):
+        return {key: redact_structure(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_structure(item, depth + 1) for item in value]
+    if isinstance(value, tuple):  # e.g. exc_info, which must stay a tuple
+        return tuple(redact_structure(item, depth + 1) for item in value)
+    return value
+
+
+def redact_event(logger: Any, method_name: str, event_dict: dict) -> dict:
+    """structlog processor, last before rendering: the event's message, fields and rendered traceback redacted
+    (structlog formats tracebacks from exc_info itself, so the filter's redacted exc_text is not what it prints)."""
+    return redact_structure(event_dict)
+
+
 class RedactSecretsFilter(logging.Filter):
     """Handler filter: passes every record on, as a redacted copy."""
 
     _formatter = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> logging.LogRecord:
+        if isinstance(record.msg, dict):  # a structlog event, rendered later by its ProcessorFormatter
+            clean = copy.copy(record)
+            clean.msg = redact_structure(record.msg)
+            return clean
         try:
             message = record.getMessage()
         except Exception:  # a malformed call (wrong args) is still logged, without interpolation

