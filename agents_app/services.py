@@ -25,6 +25,7 @@ from agents_app.secrets import (
     secrets_store,
 )
 from mcpagent.errors import ApplicationError
+from registry_app.models import McpServer
 from mcpagent.metrics import AGENT_CREATIONS, AGENT_RUNS
 from mcpagent.models import ApiClient
 
@@ -361,13 +362,17 @@ def launch_specs(agent: Agent, *, reason: str, actor: Any = None,
     for item in agent.server_info.get("servers", []) if isinstance(agent.server_info, dict) else []:
         if isinstance(item, dict) and item.get("name"):
             labels[str(item.get("slug") or item["name"])] = str(item["name"])
+    slugs = [e["catalogue"] for e in agent.mcp_config.get("mcpServers", {}).values() if e.get("catalogue")]
+    egress = dict(McpServer.objects.filter(slug__in=slugs).values_list("slug", "egress_hosts")) if slugs else {}
     specs = []
     for server_name, entry in agent.mcp_config.get("mcpServers", {}).items():
         values = (secrets_for_use(agent=agent, scope=credential_scope(server_name, entry), actor=actor or agent.client,
                                   reason=reason) if mcp_config.value_keys(entry) else {})
         label = labels.get(entry.get("catalogue", "")) or labels.get(server_name) or server_name
-        specs.append(mcp_config.launch_spec(name=server_name, entry=entry, values=values,
-                                            files=(files or {}).get(server_name), label=label))
+        spec = mcp_config.launch_spec(name=server_name, entry=entry, values=values,
+                                      files=(files or {}).get(server_name), label=label)
+        spec.egress_hosts = egress.get(entry.get("catalogue", ""), [])
+        specs.append(spec)
     return specs
 
 

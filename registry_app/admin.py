@@ -264,7 +264,8 @@ class McpServerAdmin(admin.ModelAdmin):
                CurationEditInline]
     fieldsets = [
         (None, {"fields": ["name", "slug", "description", "repository_url", "homepage", "categories", "license"]}),
-        ("Curation", {"fields": ["status", "verified", "featured", "official", "popularity", "curated_fields"]}),
+        ("Curation", {"fields": ["status", "verified", "featured", "official", "popularity", "egress_hosts",
+                                 "curated_fields"]}),
         ("Search and provenance", {"classes": ["collapse"],
                                    "fields": ["first_seen", "last_seen", "updated_at", "content_hash",
                                               "search_document"]}),

@@ -29,6 +29,11 @@ class McpServer(models.Model):
     featured = models.BooleanField(default=False)
     official = models.BooleanField(default=False, help_text="Published by the vendor of the service it wraps.")
     popularity = models.FloatField(default=0.0, help_text="Quality/popularity signal from the sources, 0..1.")
+    egress_hosts = models.JSONField(
+        default=list, blank=True,
+        help_text='Hosts this server may reach from its sandbox (["api.slack.com", "*.slack.com"]); empty: any '
+                  "public host.",
+    )
     # Fields staff edited by hand: imports never overwrite these.
     curated_fields = ArrayField(models.CharField(max_length=50), default=list, blank=True)
     # Text that search indexes (name + description + tools + categories) and its hash, to find stale embeddings.

@@ -20,6 +20,8 @@ import pytest
 from django.conf import settings as django_settings
 
 from agents_app import runtime, sandbox
+from agents_app.mcp_config import LaunchSpec
+from agents_app.sandbox import prefetch
 from agents_app.models import Agent
 from agents_app.services import agent_launch
 from sessions_app.credentials import file_materialize, files_store
@@ -230,3 +232,31 @@ def test_unsandboxed_servers_need_an_explicit_setting(settings):
     settings.ALLOW_UNSANDBOXED_SERVERS = True
     sandbox.check_configuration()
     assert sandbox.status()["warning"].startswith("MCP servers run UNSANDBOXED")
+
+
+def _fetch_in_sandbox(spec: LaunchSpec, url: str) -> subprocess.CompletedProcess:
+    with runtime.sandbox_launch(spec, tag=runtime.new_process_tag()) as launch:
+        return subprocess.run([launch.command, *launch.args], env=launch.env, capture_output=True, text=True,
+                              timeout=60)
+
+
+def test_a_server_the_catalogue_narrows_to_its_domains_reaches_nothing_else(public_internet_host):
+    url, page = public_internet_host
+    code = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=10).read().decode())"
+    spec = LaunchSpec(name="narrow", label="Narrow", transport="stdio", command="python", args=["-c", code])
+    assert _fetch_in_sandbox(spec, url).stdout.strip() == page
+    spec.egress_hosts = ["api.example.com"]
+    done = _fetch_in_sandbox(spec, url)
+    assert done.returncode != 0 and "403" in done.stderr and page not in done.stdout
+
+
+def test_packages_are_prefetched_once_then_servers_start_from_the_cache(settings, tmp_path):
+    settings.SANDBOX_CACHE_DIR = tmp_path / "cache"
+    launch = ("uvx", ["mcp-server-time==2026.10.19"])
+    assert not prefetch.is_prefetched(*launch)
+    assert prefetch.prefetch(*launch) == "fetched"
+    assert prefetch.prefetch(*launch) == "cached" and prefetch.is_prefetched(*launch)
+    spec = LaunchSpec(name="time", label="Time", transport="stdio", command="uvx", args=launch[1])
+    check = runtime.validate_servers([spec], timeout=60)["time"]
+    assert check.ok, check.error
+    assert {"get_current_time", "convert_time"} <= {tool["name"] for tool in check.tools}
