@@ -70,7 +70,9 @@ def test_servers(settings):
 
 
 @pytest.fixture
-def git_repo(tmp_path) -> Path:
+def git_repo(tmp_path, settings) -> Path:
+    """A git repository in a folder a server's arguments may name (AGENT_ALLOWED_PATH_DIRS)."""
+    settings.AGENT_ALLOWED_PATH_DIRS = [*settings.AGENT_ALLOWED_PATH_DIRS, str(tmp_path)]
     repo = tmp_path / "repo"
     repo.mkdir()
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
