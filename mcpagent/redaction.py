@@ -53,17 +53,11 @@ AUTH_SCHEME_RE = re.compile(r"\b(Bearer|Basic|Token)(\s+)[A-Za-z0-9._~+/=-]{6,}"
 # scheme://user:password@host
 URL_PASSWORD_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+(@)")
 # Command-line options that take a secret: --token, --github-token, --api-key, --apikey, --password, --secret,
-# --client-secret, --access-key, --private-key, --auth-token, --pat (not --max-tokens, --token-file, ...).
-SECRET_OPTION_RE = re.compile(
-    r"^--?(?:[a-z0-9]+[-_])*(?:token|api[-_]?key|apikey|access[-_]?key|secret[-_]?key|private[-_]?key|secret"
-    r"|client[-_]?secret|password|passwd|pwd|pass|pat|credentials?)$",
-    re.I,
-)
-_SECRET_OPTION_VALUE_RE = re.compile(
-    r"((?<![\w-])--?(?:[A-Za-z0-9]+[-_])*(?:token|api[-_]?key|apikey|access[-_]?key|secret[-_]?key|secret"
-    r"|client[-_]?secret|password|passwd|pwd|pat)(?:=|\s+))(?!-)([^\s\"',;&]{4,})",
-    re.I,
-)
+# --client-secret, --access-key, --private-key, --pat (not --max-tokens, --token-file, ...).
+_SECRET_OPTION = (r"--?(?:[A-Za-z0-9]+[-_])*(?:token|api[-_]?key|apikey|access[-_]?key|secret[-_]?key"
+                  r"|private[-_]?key|client[-_]?secret|secret|password|passwd|pwd|pat)")
+SECRET_OPTION_RE = re.compile(f"^{_SECRET_OPTION}$", re.I)
+_SECRET_OPTION_VALUE_RE = re.compile(rf"((?<![\w-]){_SECRET_OPTION}(?:=|\s+))(?!-)([^\s\"',;&]{{4,}})", re.I)
 
 
 def secret_shape(text: str) -> str | None:
