@@ -334,6 +334,8 @@ def launch_spec(*, name: str, entry: dict, values: dict[str, str], files: dict[s
                     code="credential_invalid", status=409,
                     details={"server": name, "credential": item[REFERENCE], "hint": "Provide it again and retry."},
                 )
+            if not item.get("file") and entry.get("command") != "docker":
+                _check_host_paths(name=name, key=item[REFERENCE], value=value)
             args.append(value)
             arg_keys.append(item[REFERENCE])
             arg_values.append(raw)
@@ -353,6 +355,20 @@ def launch_spec(*, name: str, entry: dict, values: dict[str, str], files: dict[s
         arg_keys=list(dict.fromkeys(arg_keys)), arg_values=arg_values, url_keys=url_keys, url_values=url_values,
         file_paths=[str(path) for path in files.values()],
     )
+
+
+def _check_host_paths(*, name: str, key: str, value: str) -> None:
+    """A credential argument naming a host path keeps to the rule of literal paths (safety.path_problem): it is
+    checked here, once its value is known. A stored file's path is ours, and docker arguments are container paths."""
+    from agents_app import safety  # safety imports this module
+
+    problem = safety.argument_path_problem(value)
+    if problem:
+        raise ApplicationError(
+            f"The setting {key} of MCP server '{name}' is not allowed: {problem}.",
+            code="credential_invalid", status=409,
+            details={"server": name, "credential": key, "hint": "Provide it again and retry."},
+        )
 
 
 def _shown_arg(item: Any) -> Any:

@@ -34,6 +34,8 @@ from django.conf import settings
 from agents_app import safety, sandbox
 from agents_app.sandbox import prefetch
 from agents_app.mcp_config import LaunchSpec
+from mcpagent.metrics import SANDBOX_LIMIT_HITS
+from mcpagent.redaction import Redactor
 
 logger = logging.getLogger(__name__)
 # The SDK logs a server's unparsable stdout lines verbatim, and those can hold secrets; failures are reported
@@ -93,12 +95,13 @@ def _host_folders(spec: LaunchSpec) -> list[str]:
     here, not only when the config was stored: the setting may have changed since); its own files are apart."""
     roots = [Path(d).resolve() for d in settings.AGENT_ALLOWED_PATH_DIRS]
     named = safety.path_arguments([*spec.args, *spec.env.values()])
-    return [path for path in named if path not in spec.file_paths
+    return [path for path in named if path not in spec.file_paths and os.path.exists(path)
             and any(Path(path).resolve().is_relative_to(root) for root in roots)]
 
 
 def limit_failure(spec: LaunchSpec, limit: str) -> dict:
     """The stored error of a server stopped (or refused resources) by one of its sandbox's limits."""
+    SANDBOX_LIMIT_HITS.labels(limit=limit.split(" (")[0]).inc()
     return {"server": spec.name, "code": "sandbox_limit",
             "message": f"{spec.label} exceeded its sandbox limit on {limit} and was stopped.",
             "hint": "Ask an operator to raise the limit if the server needs more, or use another server."}
@@ -188,11 +191,18 @@ def validate_servers(specs: list[LaunchSpec], *, timeout: float | None = None) -
     return run_sync(lambda: validate_servers_async(specs, timeout=timeout))
 
 
+def task_redactor(specs: list[LaunchSpec]) -> Redactor:
+    """Removes every secret of every server of the task (and the worker's own) from what servers send back, so
+    one server's output cannot carry another's secret."""
+    return Redactor(value for spec in specs for value in spec.secret_values)
+
+
 async def validate_servers_async(specs: list[LaunchSpec], *, timeout: float) -> dict[str, ServerCheck]:
     results: dict[str, ServerCheck] = {}
+    redact = task_redactor(specs)
 
     async def one(spec: LaunchSpec) -> None:
-        results[spec.name] = await check_server(spec, timeout=timeout)
+        results[spec.name] = await check_server(spec, timeout=timeout, redact=redact)
 
     async with anyio.create_task_group() as group:
         for spec in specs:
@@ -200,17 +210,17 @@ async def validate_servers_async(specs: list[LaunchSpec], *, timeout: float) -> 
     return {spec.name: results[spec.name] for spec in specs}
 
 
-async def check_server(spec: LaunchSpec, *, timeout: float) -> ServerCheck:
+async def check_server(spec: LaunchSpec, *, timeout: float, redact: Redactor) -> ServerCheck:
     started = time.monotonic()
     try:
         if spec.transport == "stdio":
-            info, tools = await _check_stdio(spec, timeout)
+            info, tools = await _check_stdio(spec, timeout, redact)
         else:
-            info, tools = await _check_remote(spec, timeout)
+            info, tools = await _check_remote(spec, timeout, redact)
     except ServerFailure as failure:
         return ServerCheck(
             server=spec.name, ok=False, seconds=round(time.monotonic() - started, 3),
-            error={"server": spec.name, "code": failure.code, "message": spec.redact(failure.message),
+            error={"server": spec.name, "code": failure.code, "message": redact(failure.message),
                    "hint": failure.hint},
         )
     return ServerCheck(server=spec.name, ok=True, seconds=round(time.monotonic() - started, 3), tools=tools,
@@ -233,7 +243,7 @@ async def _list(session: Any) -> tuple[dict, list[dict]]:
     return info, tools
 
 
-async def _check_stdio(spec: LaunchSpec, timeout: float) -> tuple[dict, list[dict]]:
+async def _check_stdio(spec: LaunchSpec, timeout: float, redact: Redactor) -> tuple[dict, list[dict]]:
     tag = new_process_tag()
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as errlog:
         with sandbox_launch(spec, tag=tag) as launch:
@@ -247,7 +257,7 @@ async def _check_stdio(spec: LaunchSpec, timeout: float) -> tuple[dict, list[dic
     if limit:
         failure = limit_failure(spec, limit)
         raise ServerFailure(failure["code"], failure["message"], failure["hint"])
-    raise _classify_stdio(spec, stderr=stderr, error=error, timed_out=timed_out, timeout=timeout)
+    raise _classify_stdio(spec, stderr=stderr, error=error, timed_out=timed_out, timeout=timeout, redact=redact)
 
 
 async def _list_stdio(launch: sandbox.SandboxedLaunch, *, tag: str, timeout: float, errlog: Any,
@@ -308,10 +318,10 @@ _PACKAGE_MISSING_RE = re.compile(
 )
 
 
-def _classify_stdio(spec: LaunchSpec, *, stderr: str, error: BaseException | None, timed_out: bool,
+def _classify_stdio(spec: LaunchSpec, *, stderr: str, error: BaseException | None, timed_out: bool, redact: Redactor,
                     timeout: float) -> ServerFailure:
     label = spec.label
-    tail = spec.redact(stderr.strip())[-STDERR_TAIL_CHARS:]
+    tail = redact(stderr.strip())[-STDERR_TAIL_CHARS:]
     said = f" The server said: {_last_lines(tail)}" if tail else ""
     if timed_out:
         return ServerFailure(
@@ -351,7 +361,7 @@ def _classify_stdio(spec: LaunchSpec, *, stderr: str, error: BaseException | Non
                     "Run the same command locally to see its error; check its arguments and settings.")
 
 
-async def _check_remote(spec: LaunchSpec, timeout: float) -> tuple[dict, list[dict]]:
+async def _check_remote(spec: LaunchSpec, timeout: float, redact: Redactor) -> tuple[dict, list[dict]]:
     import httpx2
     from mcp.client.session import ClientSession
     from mcp.client.sse import sse_client
@@ -389,10 +399,10 @@ async def _check_remote(spec: LaunchSpec, timeout: float) -> tuple[dict, list[di
         ) from None
     except Exception as exc:  # noqa: BLE001 -- classified for the user
         errors = [code for code in statuses if code >= 400]
-        raise _classify_remote(spec, exc, status=errors[0] if errors else None) from None
+        raise _classify_remote(spec, exc, status=errors[0] if errors else None, redact=redact) from None
 
 
-def _classify_remote(spec: LaunchSpec, exc: BaseException, *, status: int | None) -> ServerFailure:
+def _classify_remote(spec: LaunchSpec, exc: BaseException, *, status: int | None, redact: Redactor) -> ServerFailure:
     leaves = _leaf_exceptions(exc)
     text = " ".join(_exception_text(e) for e in leaves)
     if status in (401, 403) or _AUTH_RE.search(text):
@@ -406,7 +416,7 @@ def _classify_remote(spec: LaunchSpec, exc: BaseException, *, status: int | None
     if any(type(e).__name__ in ("ConnectError", "ConnectTimeout") for e in leaves) or _NETWORK_RE.search(text):
         return ServerFailure("unreachable", f"{spec.label}: could not connect to {urlsplit(spec.url).netloc}.",
                         "Check the URL and that the service is reachable from our servers.")
-    return ServerFailure("server_error", f"{spec.label} failed during initialize: {spec.redact(text)[:300]}",
+    return ServerFailure("server_error", f"{spec.label} failed during initialize: {redact(text)[:300]}",
                     "Check the URL, the transport (http or sse) and the credentials.")
 
 
@@ -510,7 +520,8 @@ def run_agent(*, specs: list[LaunchSpec], instruction: str, model: str, message:
                 "hint": "Try a shorter request, or raise AGENT_RUN_TIMEOUT_SECONDS.",
             })
         except SystemExit as exc:
-            outcome = RunOutcome(ok=False, error=_run_error(specs, exc.__cause__ or exc.__context__ or exc))
+            outcome = RunOutcome(ok=False, error=_run_error(task_redactor(specs),
+                                                            exc.__cause__ or exc.__context__ or exc))
         finally:
             os.chdir(previous_cwd)
             leftover = kill_tagged(tag)
@@ -568,7 +579,7 @@ async def _run_async(*, specs: list[LaunchSpec], instruction: str, model: str, m
                     return RunOutcome(ok=False, error={"server": spec.name, "code": failure.code,
                                                        "message": failure.message, "hint": failure.hint})
         outcome = await _run_fast_agent(
-            specs=specs, launches=started, instruction=instruction, model=model, message=message, history=history,
+            specs=specs, launches=started, redact=task_redactor(specs), instruction=instruction, model=model, message=message, history=history,
             playback=playback, startup_timeout=startup_timeout, tool_timeout=tool_timeout, workdir=workdir)
         kill_tagged(tag, wait=False)
         limits = {name: hit for name, launch in started.items() if (hit := launch.limit_hit())}
@@ -581,7 +592,8 @@ async def _run_async(*, specs: list[LaunchSpec], instruction: str, model: str, m
     return outcome
 
 
-async def _run_fast_agent(*, specs: list[LaunchSpec], launches: dict[str, sandbox.SandboxedLaunch], instruction: str,
+async def _run_fast_agent(*, specs: list[LaunchSpec], launches: dict[str, sandbox.SandboxedLaunch], redact: Redactor,
+                          instruction: str,
                           model: str, message: str, history: list[dict], playback: list[dict] | None,
                           startup_timeout: float, tool_timeout: int, workdir: str) -> RunOutcome:
     from fast_agent import FastAgent
@@ -606,7 +618,7 @@ async def _run_fast_agent(*, specs: list[LaunchSpec], launches: dict[str, sandbo
                 except Exception as exc:  # noqa: BLE001 -- reported per server
                     message = f"{spec.label} could not be started for this run: {_exception_text(exc)}"
                     return RunOutcome(ok=False, error={
-                        "server": spec.name, "code": "server_start_failed", "message": spec.redact(message)[:800],
+                        "server": spec.name, "code": "server_start_failed", "message": redact(message)[:800],
                         "hint": "Check the server (GET /api/agents/{id}); create the agent again if its "
                                 "credentials changed.",
                     })
@@ -618,12 +630,11 @@ async def _run_fast_agent(*, specs: list[LaunchSpec], launches: dict[str, sandbo
             try:
                 reply = await agent.send(message)
             except Exception as exc:  # noqa: BLE001 -- model/provider errors end the run, not the worker
-                return RunOutcome(ok=False, turns=_turns(agent.message_history[start:], specs),
-                                  error=_run_error(specs, exc))
-            return RunOutcome(ok=True, reply=_redact_all(specs, reply),
-                              turns=_turns(agent.message_history[start:], specs))
+                return RunOutcome(ok=False, turns=_turns(agent.message_history[start:], redact),
+                                  error=_run_error(redact, exc))
+            return RunOutcome(ok=True, reply=redact(reply), turns=_turns(agent.message_history[start:], redact))
     except SystemExit as exc:
-        return RunOutcome(ok=False, error=_run_error(specs, exc.__cause__ or exc.__context__ or exc))
+        return RunOutcome(ok=False, error=_run_error(redact, exc.__cause__ or exc.__context__ or exc))
 
 
 def _server_settings(settings_cls: type, spec: LaunchSpec, *, launch: sandbox.SandboxedLaunch | None,
@@ -636,18 +647,12 @@ def _server_settings(settings_cls: type, spec: LaunchSpec, *, launch: sandbox.Sa
                         read_timeout_seconds=tool_timeout, reconnect_on_disconnect=False)
 
 
-def _run_error(specs: list[LaunchSpec], exc: BaseException) -> dict:
-    text = _redact_all(specs, _exception_text(exc))
+def _run_error(redact: Redactor, exc: BaseException) -> dict:
+    text = redact(_exception_text(exc))
     hint = "Check the agent's model and the model provider's API key/base URL settings."
     if "api key" in text.lower() or "api_key" in text.lower():
         hint = "Set ANTHROPIC_API_KEY (or use the passthrough/playback models)."
     return {"server": None, "code": "run_failed", "message": f"The agent run failed: {text[:800]}", "hint": hint}
-
-
-def _redact_all(specs: list[LaunchSpec], text: str) -> str:
-    for spec in specs:
-        text = spec.redact(text)
-    return text
 
 
 def _playback_messages(script: list[dict]) -> list[Any]:
@@ -682,18 +687,18 @@ def _history_messages(history: list[dict]) -> list[Any]:
     return [Prompt.user(t["text"]) if t["role"] == "user" else Prompt.assistant(t["text"]) for t in history]
 
 
-def _turns(messages: list[Any], specs: list[LaunchSpec]) -> list[dict]:
+def _turns(messages: list[Any], redact: Redactor) -> list[dict]:
     """fast-agent history after our user message -> tool calls, tool results and assistant replies."""
     turns: list[dict] = []
     names: dict[str, str] = {}
     for msg in messages:
         if msg.role == "assistant":
-            text = _redact_all(specs, msg.all_text() if hasattr(msg, "all_text") else msg.first_text())
+            text = redact(msg.all_text() if hasattr(msg, "all_text") else msg.first_text())
             for call_id, call in (msg.tool_calls or {}).items():
                 tool = call.params.name
                 names[call_id] = tool
                 server, _, short = tool.rpartition("__")
-                arguments = call.params.arguments or {}
+                arguments = redact.redact_data(call.params.arguments or {})
                 call_text = f"call {tool} {json.dumps(arguments, ensure_ascii=False)}"
                 turns.append({"role": "tool", "message": call_text[:TOOL_TEXT_CHARS],
                               "metadata": {"kind": "tool_call", "call_id": call_id, "tool": short or tool,
@@ -704,7 +709,7 @@ def _turns(messages: list[Any], specs: list[LaunchSpec]) -> list[dict]:
         elif msg.tool_results:
             for call_id, result in msg.tool_results.items():
                 parts = [getattr(c, "text", "") for c in (result.content or []) if getattr(c, "type", "") == "text"]
-                text = _redact_all(specs, "\n".join(parts))
+                text = redact("\n".join(parts))
                 tool = names.get(call_id, "")
                 turns.append({"role": "tool", "message": text[:TOOL_TEXT_CHARS],
                               "metadata": {"kind": "tool_result", "call_id": call_id, "tool": tool.rpartition("__")[2],

@@ -2,13 +2,18 @@
 
 An MCP config is a request to run a program on our machines, so an entry must use a known launcher
 (AGENT_ALLOWED_COMMANDS), pass its arguments as a list (we never use a shell), and keep to the
-launcher's safe form: `python -m <module>`, `npx [-y] <package>`, `uvx [--from <spec>] <package>`,
-`docker run -i --rm [--init] [-e KEY ...] <image>`, `node <script in AGENT_ALLOWED_SCRIPT_DIRS>`.
-Remote servers must use https (http only for loopback when allowed). Every violation is collected and
-reported together, naming the server and the field.
+launcher's safe form: `python -m <allowed module>` (allowed_python_modules), `npx [-y] <package>`,
+`uvx [--from <spec>] <package>`, `docker run -i --rm [--init] [-e KEY ...] <image>`,
+`python|node <script in AGENT_ALLOWED_SCRIPT_DIRS>`. npx and uvx never launch an interpreter, a shell, a
+package manager or a command runner (INTERPRETERS, COMMAND_RUNNERS). An absolute host path in the arguments must lie
+inside AGENT_ALLOWED_PATH_DIRS (path_arguments lists them, for the sandbox to bind), and mcp-server-git must be
+given its --repository. A literal argument that looks like a secret is refused: secrets travel as credentials
+(env values or references). Remote servers must use https (http only for loopback when allowed). Every
+violation is collected and reported together, naming the server and the field, never echoing a secret.
 """
 
 import ipaddress
+import math
 import os
 import re
 import shutil
@@ -22,6 +27,7 @@ from django.conf import settings
 
 from agents_app.mcp_config import is_reference
 from mcpagent.errors import ApplicationError
+from mcpagent.redaction import SECRET_OPTION_RE, secret_shape
 
 MAX_SERVERS = 10
 MAX_ARGS = 64
@@ -41,12 +47,38 @@ NPM_PACKAGE_RE = re.compile(r"^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*(@[A
 PYPI_PACKAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9_,.-]+\])?((==|~=|>=|<=|@)[A-Za-z0-9._*+!-]+)?$")
 DOCKER_IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*(@sha256:[a-f0-9]{64})?$")
 
-# Modules that would change our installation or give an interactive/eval surface.
-PYTHON_MODULE_DENYLIST = {
-    "pip", "ensurepip", "venv", "virtualenv", "site", "code", "pdb", "idlelib", "pydoc", "http", "runpy",
-    "compileall", "zipapp", "webbrowser", "timeit", "cProfile", "profile", "trace", "pydoc_data", "uv",
-    "django", "celery", "manage", "mcpagent", "agents_app", "sessions_app", "registry_app", "gunicorn",
+# `python -m` runs only these, the modules AGENT_ALLOWED_PYTHON_MODULES adds, and those the catalogue's launch
+# recipes name (see allowed_python_modules).
+SHIPPED_PYTHON_MODULES = {"mcp_server_time", "mcp_server_git"}
+PYTHON_LAUNCHERS = ("python", "python3")
+# Programs that run whatever code or command their arguments give (interpreters, shells, package managers, command
+# runners): what npx/uvx start must never be one. Matched on the normalised name (program_name).
+INTERPRETERS = {
+    "python", "pypy", "ipython", "bpython", "ptpython", "jupyter", "xonsh", "hy",
+    "pip", "uv", "uvx", "pipx", "poetry", "pdm", "hatch", "conda", "mamba", "micromamba",
+    "node", "nodejs", "deno", "bun", "bunx", "tsx", "ts-node", "esno", "zx",
+    "npm", "npx", "yarn", "pnpm", "pnpx", "corepack", "cross-env", "env-cmd", "dotenv", "dotenv-cli", "concurrently",
+    "npm-run-all", "nodemon",
+    "sh", "bash", "dash", "zsh", "fish", "ksh", "mksh", "csh", "tcsh", "ash", "rbash", "busybox", "toybox",
+    "perl", "ruby", "irb", "php", "lua", "luajit", "tclsh", "wish", "awk", "gawk", "mawk", "pwsh", "powershell",
 }
+# System programs that run another command. `uvx --from pkg NAME` runs NAME from PATH when pkg has no such
+# executable, so uvx's executable must not be one; npx installs the npm package of that name (several are MCP
+# servers: "ssh", "docker"), so its package may.
+COMMAND_RUNNERS = {
+    "env", "xargs", "nohup", "setsid", "timeout", "nice", "sudo", "su", "doas", "script", "screen", "tmux", "ssh",
+    "strace", "gdb", "expect", "osascript", "cmd", "docker", "podman", "git",
+}
+GIT_SERVER = "mcp-server-git"
+GIT_REPOSITORY_OPTIONS = ("--repository", "-r")
+PATH_ARGUMENT_RE = re.compile(r"^(?:--?[A-Za-z0-9][A-Za-z0-9_.-]*=)?(?:file://)?(/.*)$")
+REFERENCE_PLACEHOLDER_RE = re.compile(r"^\{[A-Za-z_][A-Za-z0-9_.-]*\}$")  # see mcp_config.arg_placeholder
+# A long run of mixed letters and digits with near-maximal character entropy (random keys); no '/', so paths and
+# owner/repo names are not candidates, and a long all-lowercase word run means a name, not a key.
+SECRET_CANDIDATE_RE = re.compile(r"[A-Za-z0-9_+=-]{24,}")
+SECRET_MIN_ENTROPY_RATIO = 0.84
+SECRET_HINT = ("pass it as a credential (an `env` value, or a {\"$credential\": KEY} reference) instead of a literal "
+               "argument")
 # Env keys that change how programs load code or where packages come from.
 ENV_KEY_DENYLIST = {
     "PATH", "HOME", "SHELL", "USER", "LOGNAME", "IFS", "ENV", "BASH_ENV", "PROMPT_COMMAND", "CDPATH",
@@ -182,11 +214,15 @@ def _check_stdio(check: _Check, entry: dict) -> dict | None:
             check.fail(f"args[{index}]", "contains a shell metacharacter (; | & $ ` > < or a newline)")
     if check.violations:
         return None
+    _check_literal_secrets(check, args)
     launcher_rules = {"python": _check_python, "python3": _check_python, "npx": _check_npx, "uvx": _check_uvx,
                       "docker": _check_docker, "node": _check_node}
     rule = launcher_rules.get(command)
-    if rule is not None:
-        rule(check, args)
+    program = rule(check, args) if rule is not None else command
+    if command != "docker":  # a docker server's arguments are paths in its container, not on our host
+        _check_paths(check, args, script=command in ("node", *PYTHON_LAUNCHERS) and program is None)
+    if program is not None and program_name(program) == GIT_SERVER:
+        _check_git_repository(check, args)
     _check_env(check, env)
     return {"transport": "stdio", "command": command, "args": list(args), "env": dict(env)}
 
@@ -208,17 +244,40 @@ def _check_env(check: _Check, env: dict) -> None:
             check.fail(f"env.{key}", f"must be at most {MAX_VALUE_CHARS} characters without NUL bytes")
 
 
-def _check_python(check: _Check, args: list[str]) -> None:
+def allowed_python_modules() -> set[str]:
+    """Modules `python -m` may run: the servers we ship, AGENT_ALLOWED_PYTHON_MODULES, and the modules catalogue
+    launch recipes run as `python -m X` (standard-library modules excepted: none of them is an MCP server, and
+    several run code or read files given as arguments)."""
+    from registry_app.models import LaunchRecipe
+
+    catalogue = {args[1] for args in LaunchRecipe.objects.filter(command__in=PYTHON_LAUNCHERS)
+                 .values_list("args", flat=True)
+                 if isinstance(args, list) and len(args) >= 2 and args[0] == "-m" and isinstance(args[1], str)}
+    catalogue = {m for m in catalogue if m.split(".")[0] not in sys.stdlib_module_names}
+    return {*SHIPPED_PYTHON_MODULES, *settings.AGENT_ALLOWED_PYTHON_MODULES, *catalogue}
+
+
+def _python_module_allowed(module: str) -> bool:
+    if module in SHIPPED_PYTHON_MODULES or module in settings.AGENT_ALLOWED_PYTHON_MODULES:
+        return True  # without a query
+    return module in allowed_python_modules()
+
+
+def _check_python(check: _Check, args: list[str]) -> str | None:
     if args[:1] == ["-m"] and len(args) >= 2:
         module = args[1]
         if not PYTHON_MODULE_RE.match(module):
             check.fail("args[1]", "must be a Python module name (dotted identifiers)")
-        elif module.split(".")[0] in PYTHON_MODULE_DENYLIST:
-            check.fail("args[1]", f"module `{module}` may not be run as a server")
-        return
+        elif not _python_module_allowed(module):
+            check.fail("args[1]", f"module `{module}` is not an allowed MCP server (allowed: the servers we ship, "
+                                  "the catalogue's and AGENT_ALLOWED_PYTHON_MODULES)")
+        else:
+            return module
+        return None
     if args and args[0].endswith(".py") and _script_allowed(args[0]):
-        return
+        return None
     check.fail("args", "python runs only as `python -m <module> [args]` (or a script in AGENT_ALLOWED_SCRIPT_DIRS)")
+    return None
 
 
 def _check_node(check: _Check, args: list[str]) -> None:
@@ -237,39 +296,156 @@ def _script_allowed(path: str) -> bool:
     return False
 
 
-def _check_npx(check: _Check, args: list[str]) -> None:
+def program_name(spec: str) -> str:
+    """The bare, normalised name of a program or package spec: lower case, without an npm scope, version,
+    extras or version suffix ("@scope/npm@10" -> "npm", "Python3.12" -> "python", "pip3" -> "pip")."""
+    name = spec.strip().lower().rsplit("/", 1)[-1]
+    name = re.split(r"[@\[=<>~!;]", name, maxsplit=1)[0].removesuffix(".exe")
+    name = re.sub(r"[_.]+", "-", name)
+    return re.sub(r"-?[0-9]+(?:-[0-9]+)*[a-z]?$", "", name) or name
+
+
+def _check_launched(check: _Check, index: int, spec: str, launcher: str, *, executable: bool = False) -> bool:
+    """False (and a violation) when `spec`, a package (or with `executable`, uvx's executable) is denied."""
+    if program_name(spec) in (INTERPRETERS | COMMAND_RUNNERS if executable else INTERPRETERS):
+        check.fail(f"args[{index}]", f"{launcher} may not start an interpreter, a shell, a package manager or a "
+                                     "command runner; name the MCP server's own package")
+        return False
+    return True
+
+
+def _check_npx(check: _Check, args: list[str]) -> str | None:
     index = 0
     while index < len(args) and args[index] in ("-y", "--yes", "-q", "--quiet"):
         index += 1
     if index >= len(args):
         check.fail("args", "npx needs a package: `npx -y <package>[@version] [args]`")
-        return
+        return None
     package = args[index]
     if package.startswith("-"):
         # -c/--call run a shell command; -p lets a package name an arbitrary binary.
         check.fail(f"args[{index}]", f"npx option `{package}` is not allowed (only -y/--yes before the package)")
     elif not NPM_PACKAGE_RE.match(package):
         check.fail(f"args[{index}]", "must be an npm package name (no paths, URLs or git specs)")
+    elif _check_launched(check, index, package, "npx"):
+        return package
+    return None
 
 
-def _check_uvx(check: _Check, args: list[str]) -> None:
+def _check_uvx(check: _Check, args: list[str]) -> str | None:
     index = 0
     while index < len(args) and args[index] in ("-q", "--quiet", "--from"):
         if args[index] == "--from":
             if index + 1 >= len(args) or not PYPI_PACKAGE_RE.match(args[index + 1]):
                 check.fail(f"args[{index + 1}]", "--from needs a PyPI requirement (no paths, URLs or git specs)")
-                return
+                return None
+            if not _check_launched(check, index + 1, args[index + 1], "uvx"):
+                return None
             index += 2
         else:
             index += 1
     if index >= len(args):
         check.fail("args", "uvx needs a package: `uvx <package>[==version] [args]`")
-        return
+        return None
     package = args[index]
     if package.startswith("-"):
         check.fail(f"args[{index}]", f"uvx option `{package}` is not allowed (only --from before the package)")
     elif not PYPI_PACKAGE_RE.match(package):
         check.fail(f"args[{index}]", "must be a PyPI package name (no paths, URLs or git specs)")
+    elif _check_launched(check, index, package, "uvx", executable=True):
+        return package
+    return None
+
+
+def path_arguments(args: list[str]) -> list[str]:
+    """The absolute host paths an (already checked) argument list names: `/x/y`, `--opt=/x/y` and `file:///x/y`
+    arguments, normalised, in order, without repeats. A script run by python/node is one of them."""
+    found = [os.path.normpath(m.group(1)) for arg in args if isinstance(arg, str)
+             for m in [PATH_ARGUMENT_RE.match(arg)] if m]
+    return list(dict.fromkeys(found))
+
+
+def argument_path_problem(arg: str) -> str | None:
+    """Why an argument's host path (see path_arguments) may not be given to a server, or None."""
+    match = PATH_ARGUMENT_RE.match(arg)
+    return path_problem(match.group(1)) if match else None
+
+
+def path_problem(path: str) -> str | None:
+    """Why an absolute host path may not be given to a server, or None: it must lie inside a folder of
+    AGENT_ALLOWED_PATH_DIRS once symlinks are resolved, without '..'."""
+    if ".." in Path(path).parts:
+        return "a host path must not contain '..'"
+    resolved = Path(path).resolve()
+    if not any(resolved.is_relative_to(Path(d).resolve()) for d in settings.AGENT_ALLOWED_PATH_DIRS):
+        return "a host path must lie inside one of the folders of AGENT_ALLOWED_PATH_DIRS"
+    return None
+
+
+def _check_paths(check: _Check, args: list[str], *, script: bool) -> None:
+    for index, arg in enumerate(args):
+        if index == 0 and script:
+            continue  # the script: _script_allowed checked it against AGENT_ALLOWED_SCRIPT_DIRS
+        problem = argument_path_problem(arg)
+        if problem:
+            check.fail(f"args[{index}]", problem)
+
+
+def _check_git_repository(check: _Check, args: list[str]) -> None:
+    """mcp-server-git without --repository serves any repository the process can read: it must be given one,
+    as an absolute path (checked by _check_paths) or a credential reference."""
+    for index, arg in enumerate(args):
+        option, has_value, value = arg.partition("=")
+        if option in GIT_REPOSITORY_OPTIONS and not has_value and index + 1 < len(args):
+            option, has_value, value = option, True, args[index + 1]
+        if option in GIT_REPOSITORY_OPTIONS and has_value:
+            if value.startswith("/") or REFERENCE_PLACEHOLDER_RE.match(value):
+                return
+            check.fail(f"args[{index}]", "--repository must be an absolute path inside AGENT_ALLOWED_PATH_DIRS")
+            return
+    check.fail("args", f"{GIT_SERVER} needs `--repository PATH` (a folder inside AGENT_ALLOWED_PATH_DIRS); "
+                       "without it, it works on any repository it can read")
+
+
+def _check_literal_secrets(check: _Check, args: list[str]) -> None:
+    """A literal argument that looks like a secret is refused without echoing it: a secret on a command line is
+    visible to every process and stored in plain text with the agent."""
+    for index, arg in enumerate(args):
+        option, has_value, value = arg.partition("=")
+        kind = secret_like(arg)
+        if kind is not None:
+            check.fail(f"args[{index}]", f"looks like {kind}: {SECRET_HINT}")
+        elif has_value and SECRET_OPTION_RE.match(option) and _literal_value(value):
+            check.fail(f"args[{index}]", f"has a literal value for {option}: {SECRET_HINT}")
+        elif SECRET_OPTION_RE.match(arg) and index + 1 < len(args) and _literal_value(args[index + 1]) \
+                and secret_like(args[index + 1]) is None:
+            check.fail(f"args[{index + 1}]", f"is a literal value for {arg}: {SECRET_HINT}")
+
+
+def _literal_value(value: str) -> bool:
+    """Whether an option's value is given literally (not a credential reference, a host path or another option)."""
+    return bool(value) and not value.startswith(("-", "/")) and not REFERENCE_PLACEHOLDER_RE.match(value)
+
+
+def secret_like(text: str) -> str | None:
+    """What kind of secret `text` contains ("a GitHub token", "a high-entropy key"), or None."""
+    kind = secret_shape(text)
+    if kind is not None:
+        return kind
+    for candidate in SECRET_CANDIDATE_RE.findall(text):
+        if _random_looking(candidate):
+            return "a high-entropy key"
+    return None
+
+
+def _random_looking(candidate: str) -> bool:
+    if not (re.search(r"[A-Z]", candidate) and re.search(r"[a-z]", candidate) and re.search(r"[0-9]", candidate)):
+        return False
+    if re.search(r"[a-z]{8}", candidate):
+        return False  # words: a name, not a key
+    counts = [candidate.count(c) for c in set(candidate)]
+    entropy = -sum(n / len(candidate) * math.log2(n / len(candidate)) for n in counts)
+    return entropy / math.log2(len(candidate)) >= SECRET_MIN_ENTROPY_RATIO
 
 
 def _check_docker(check: _Check, args: list[str]) -> None:
@@ -379,13 +555,3 @@ def _is_internal_literal(host: str) -> bool:
 
 def _has_metacharacter(value: str) -> bool:
     return any(c in value for c in SHELL_METACHARACTERS)
-
-
-def path_arguments(args: list[str]) -> list[str]:
-    """The absolute host paths an argument list names (`/x/y` or `--opt=/x/y`)."""
-    found = []
-    for arg in args:
-        value = arg.split("=", 1)[1] if arg.startswith("-") and "=" in arg else arg
-        if value.startswith("/") and os.path.exists(value):
-            found.append(value)
-    return found

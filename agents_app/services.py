@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents_app import mcp_config, safety
+from agents_app.runtime import run_agent, task_redactor, validate_servers
 from agents_app.sandbox import prefetch
 from agents_app.models import Agent, AgentRun
 from agents_app.secrets import (
@@ -407,8 +408,6 @@ def agent_validate(*, agent_id: Any) -> Agent:
     if agent.status in (Agent.Status.READY, Agent.Status.FAILED):
         return agent
     _append_progress(agent.id, _progress("validating", "starting MCP servers"), status=Agent.Status.VALIDATING)
-    from agents_app.runtime import validate_servers
-
     started = time.monotonic()
     with ExitStack() as stack:
         try:
@@ -543,8 +542,6 @@ def agent_run_execute(*, run_id: Any) -> AgentRun:
         run.started_at = timezone.now()
         run.save(update_fields=["status", "started_at"])
     agent = run.agent
-    from agents_app.runtime import run_agent
-
     playback = agent.metadata.get("playback") if run.model == "playback" else None
     history = [] if playback else _history(agent, run)
     with ExitStack() as stack:
@@ -557,7 +554,8 @@ def agent_run_execute(*, run_id: Any) -> AgentRun:
                             history=history, playback=playback)
     if outcome.error:
         # A failure can name the server's host or URL, which may carry a setting filled into it.
-        outcome.error = {k: _redact(specs, v) if k in ("message", "hint") and isinstance(v, str) else v
+        redact = task_redactor(specs)
+        outcome.error = {k: redact(v) if k in ("message", "hint") and isinstance(v, str) else v
                          for k, v in outcome.error.items()}
     with transaction.atomic():
         for turn in outcome.turns:
@@ -579,12 +577,6 @@ def agent_run_execute(*, run_id: Any) -> AgentRun:
     logger.info("agent %s run %s: %s in %.2f s, %d tool call(s)", agent.id, run.id, run.status, outcome.seconds,
                 run.metadata["tool_calls"])
     return run
-
-
-def _redact(specs: list[mcp_config.LaunchSpec], text: str) -> str:
-    for spec in specs:
-        text = spec.redact(text)
-    return text
 
 
 def _run_failed(run: AgentRun, error: dict) -> AgentRun:

@@ -4,8 +4,9 @@ The first line of defence is that our code never logs a value (tests capture eve
 values they stored). This filter is the second: installed on the root handler (settings.LOGGING), it rewrites
 each record's message, arguments, traceback and stack text so that known token shapes (Slack, GitHub, OpenAI,
 Anthropic, Notion, Stripe, AWS, Google API keys, our own mcpa_ keys, JWTs, Fernet ciphertext, PEM private
-keys), Bearer/Basic credentials, passwords in URLs and long values after key=/token=/password=-style names are
-replaced by [REDACTED]. It returns a redacted copy, so other handlers keep their own view of the record.
+keys: mcpagent.redaction.SECRET_SHAPES), Bearer/Basic credentials, passwords in URLs and long values after
+key=/token=/password=-style names are replaced by [REDACTED]. It returns a redacted copy, so other handlers keep
+their own view of the record.
 """
 
 import copy
@@ -13,30 +14,10 @@ import logging
 import re
 from typing import Any
 
+from mcpagent.redaction import redact_shapes
+
 REDACTED = "[REDACTED]"
 
-_TOKEN_PATTERNS = [
-    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
-    r"\bxox[abposr]-[A-Za-z0-9-]{10,}",
-    r"\bxapp-[A-Za-z0-9-]{10,}",
-    r"\bgh[pousr]_[A-Za-z0-9]{20,}",
-    r"\bgithub_pat_[A-Za-z0-9_]{20,}",
-    r"\bsk-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_-]{16,}",
-    r"\b(?:secret|ntn)_[A-Za-z0-9]{20,}",
-    r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{10,}",
-    r"\bwhsec_[A-Za-z0-9]{10,}",
-    r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b",
-    r"\bAIza[0-9A-Za-z_-]{35}",
-    r"\bya29\.[0-9A-Za-z_-]{20,}",
-    r"\bmcpa_[A-Za-z0-9_-]{20,}",
-    r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
-    r"\bgAAAAA[A-Za-z0-9_=-]{40,}",
-]
-_TOKENS_RE = re.compile("|".join(f"(?:{p})" for p in _TOKEN_PATTERNS), re.S)
-# "Authorization: Bearer abc", "Basic dXNlcjpwYXNz"
-_AUTH_SCHEME_RE = re.compile(r"\b(Bearer|Basic|Token)(\s+)[A-Za-z0-9._~+/=-]{6,}", re.I)
-# scheme://user:password@host
-_URL_PASSWORD_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+(@)")
 # api_key=..., "password": "...", token: ..., X-Api-Key: ...
 _NAMED_VALUE_RE = re.compile(
     r"((?:[A-Za-z0-9_.-]*(?:key|token|secret|passw(?:or)?d|pwd|auth|credential|signature)[A-Za-z0-9_.-]*)"
@@ -49,9 +30,7 @@ def redact(text: str) -> str:
     """`text` with every secret-shaped substring replaced by [REDACTED]."""
     if not text:
         return text
-    text = _TOKENS_RE.sub(REDACTED, text)
-    text = _AUTH_SCHEME_RE.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
-    text = _URL_PASSWORD_RE.sub(lambda m: m.group(1) + REDACTED + m.group(2), text)
+    text = redact_shapes(text, REDACTED)
     return _NAMED_VALUE_RE.sub(
         lambda m: m.group(0) if m.group(2) == REDACTED or m.group(2).startswith("[REDACTED") else m.group(1) + REDACTED,
         text,

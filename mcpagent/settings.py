@@ -203,7 +203,11 @@ AGENT_ALLOWED_COMMANDS = env_list("AGENT_ALLOWED_COMMANDS", ["npx", "uvx", "node
 AGENT_PASSTHROUGH_ENV = env_list("AGENT_PASSTHROUGH_ENV", [])
 # Directories whose scripts `python <script.py>` / `node <script>` may run (absolute paths; empty = none).
 AGENT_ALLOWED_SCRIPT_DIRS = env_list("AGENT_ALLOWED_SCRIPT_DIRS", [])
-# Host folders whose paths a server's arguments or settings may name (mounted writable into its sandbox; empty = none).
+# Modules `python -m <module>` may run besides the servers we ship (mcp_server_time, mcp_server_git) and those the
+# catalogue's launch recipes name (empty = no others).
+AGENT_ALLOWED_PYTHON_MODULES = env_list("AGENT_ALLOWED_PYTHON_MODULES", [])
+# Directories an absolute path in a server's arguments (`/x/y`, `--opt=/x/y`; e.g. mcp-server-git's --repository)
+# may lie in, symlinks resolved (absolute paths; empty = no host paths). The sandbox binds exactly those paths.
 AGENT_ALLOWED_PATH_DIRS = env_list("AGENT_ALLOWED_PATH_DIRS", [])
 # http:// remote MCP servers on loopback (also allowed when DEBUG); everything else must be https.
 AGENT_ALLOW_HTTP_LOOPBACK = env_bool("AGENT_ALLOW_HTTP_LOOPBACK", False)

@@ -71,9 +71,9 @@ def test_servers(settings):
 
 @pytest.fixture
 def git_repo(tmp_path, settings) -> Path:
-    """A repository in a folder servers may be given (AGENT_ALLOWED_PATH_DIRS)."""
+    """A git repository in a folder a server's arguments may name (AGENT_ALLOWED_PATH_DIRS)."""
+    settings.AGENT_ALLOWED_PATH_DIRS = [*settings.AGENT_ALLOWED_PATH_DIRS, str(tmp_path)]
     repo = tmp_path / "repo"
-    settings.AGENT_ALLOWED_PATH_DIRS = [str(repo)]
     repo.mkdir()
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@example.com"}
