@@ -12,6 +12,7 @@ SCRIPTS = [
     ("search speed", ["bench_search_speed.py"]),
     ("master agent", ["bench_chat.py"]),
     ("agents", ["bench_agents.py"]),
+    ("sandbox", ["bench_sandbox.py"]),
 ]
 
 

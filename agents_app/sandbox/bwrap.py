@@ -72,12 +72,14 @@ def _skeleton() -> str:
 
 
 def _host_roots() -> list[str]:
-    """Folders outside /usr that the launchers need: our interpreter's installation and virtual environment."""
+    """Folders outside /usr that the launchers need: our interpreter's installation and virtual environment, at
+    their real paths (its scripts' shebangs) and at the paths we reach them by (sys.executable, which the sandbox
+    runs, may lie behind a symlink, e.g. a worktree's .venv or a deploy's `current` link)."""
     roots = []
     for prefix in (sys.base_prefix, sys.prefix):
-        real = os.path.realpath(prefix)
-        if not real.startswith("/usr/") and real not in roots:
-            roots.append(real)
+        for path in (os.path.realpath(prefix), os.path.abspath(prefix)):
+            if not path.startswith("/usr/") and path not in roots:
+                roots.append(path)
     return roots
 
 

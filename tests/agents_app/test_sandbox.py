@@ -260,3 +260,16 @@ def test_packages_are_prefetched_once_then_servers_start_from_the_cache(settings
     check = runtime.validate_servers([spec], timeout=60)["time"]
     assert check.ok, check.error
     assert {"get_current_time", "convert_time"} <= {tool["name"] for tool in check.tools}
+
+
+def test_an_interpreter_behind_a_symlink_is_mounted_where_we_run_it(tmp_path, monkeypatch):
+    """sys.executable keeps the symlinked path (a worktree's .venv, a deploy's `current` link): the sandbox must
+    have the environment there too, not only at its real path (bwrap: execvp ...: No such file or directory)."""
+    from agents_app.sandbox import bwrap
+
+    real = tmp_path / "real-venv"
+    real.mkdir()
+    (tmp_path / "link-venv").symlink_to(real)
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "link-venv"))
+    roots = bwrap._host_roots()
+    assert str(real) in roots and str(tmp_path / "link-venv") in roots
