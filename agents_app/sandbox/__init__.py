@@ -6,7 +6,6 @@ limits (inner.py, cgroups.py). SANDBOX=none starts servers directly, only with A
 If the sandbox cannot be set up, the launch fails with SandboxUnavailable: never a silent fallback.
 """
 
-import json
 import logging
 import os
 import shutil
@@ -71,8 +70,8 @@ class SandboxedLaunch:
         hits: list[str] = []
         if self._status_dir:
             try:
-                hits.append(json.loads(Path(self._status_dir, "limit.json").read_text())["limit"])
-            except (OSError, ValueError, KeyError):
+                hits.append(Path(self._status_dir, "limit").read_text().strip())
+            except OSError:
                 pass
         if self._cgroup is not None:
             hits.extend(self._cgroup.limit_hits())

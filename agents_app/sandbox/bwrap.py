@@ -13,7 +13,6 @@ What a server sees (everything else of the host is absent, not just unreadable):
 - its own environment only: its credentials, and HOME, PATH, the proxy and cache variables set here.
 """
 
-import json
 import os
 import shutil
 import sys
@@ -165,7 +164,7 @@ def command(*, executable: str, args: list[str], inherited_env: list[str], reado
     if egress_socket:
         argv += ["--ro-bind", egress_socket, f"{RUN_DIR}/egress.sock"]
     argv += ["--remount-ro", "/"]  # the sandbox's root (and /etc in it): writes go to home, /tmp or the caches
-    config: dict = {"limits": limits_config(), "status": f"{RUN_DIR}/status/limit.json", "wall_seconds": wall_seconds}
+    config = {**limits_config(), "status": f"{RUN_DIR}/status/limit", "wall_seconds": wall_seconds}
     if egress_socket:
         config.update(proxy_port=PROXY_PORT, proxy_socket=f"{RUN_DIR}/egress.sock")
     inside = sandbox_env(proxy=bool(egress_socket), prefetched=prefetched)
@@ -173,8 +172,8 @@ def command(*, executable: str, args: list[str], inherited_env: list[str], reado
         argv += ["--unsetenv", name]
     for name, value in inside.items():
         argv += ["--setenv", name, value]
-    argv += ["--chdir", SANDBOX_HOME, "--", sys.executable, "-I", "-S", f"{RUN_DIR}/inner.py",
-             json.dumps(config, separators=(",", ":")), "--", executable, *args]
+    argv += ["--chdir", SANDBOX_HOME, "--", sys.executable, "-I", "-S", "-X", "frozen_modules=on", f"{RUN_DIR}/inner.py",
+             *(f"{name}={value}" for name, value in config.items()), "--", executable, *args]
     return argv
 
 

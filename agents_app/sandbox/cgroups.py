@@ -64,7 +64,7 @@ class SandboxCgroup:
     def kill_and_remove(self) -> int:
         """SIGKILL every process still in the sandbox's cgroups, then remove them; returns how many were killed."""
         killed = 0
-        for _ in range(50):
+        for _ in range(500):
             pids = {int(p) for d in self.dirs.values() for p in _read(d / "cgroup.procs").split() if p.isdigit()}
             if not pids:
                 break
@@ -74,16 +74,16 @@ class SandboxCgroup:
                     killed += 1
                 except ProcessLookupError:
                     pass
-            time.sleep(0.02)
+            time.sleep(0.002)
         for folder in self.dirs.values():
-            for _ in range(50):
+            for _ in range(500):
                 try:
                     folder.rmdir()
                     break
                 except FileNotFoundError:
                     break
                 except OSError:
-                    time.sleep(0.02)
+                    time.sleep(0.002)
         return killed
 
 

@@ -1,24 +1,19 @@
 """The first program inside a sandbox: applies the limits, starts the MCP server, bridges its network.
 
-Runs as `python -I -S inner.py CONFIG_JSON -- COMMAND ARGS...` inside bubblewrap, so it may use only the
-standard library and must start fast. It
+Runs as `python -I -S inner.py NAME=VALUE... -- COMMAND ARGS...` inside bubblewrap, so it may use only the
+standard library, and it imports little: it stands between every server and its start. It
 - sets the resource limits (they are inherited by the server and everything it starts);
+- runs the server with stdin/stdout/stderr passed through, and exits with its status;
 - if a proxy port is given, listens on 127.0.0.1:PORT inside the sandbox's own network namespace and relays
   each connection to the host's egress proxy through the bind-mounted unix socket (the only way out);
-- runs the server with stdin/stdout/stderr passed through, and exits with its status;
 - kills the server at the wall-clock limit, and writes which limit stopped it (if any) to the status file, so
   the host can name the limit in its error.
 """
 
-import json
 import os
 import resource
-import select
 import signal
-import socket
-import subprocess
 import sys
-import threading
 
 _LIMITS = {
     "memory_bytes": resource.RLIMIT_DATA,
@@ -31,17 +26,18 @@ _SIGNAL_LIMITS = {signal.SIGXCPU: "cpu_seconds", signal.SIGXFSZ: "file_bytes"}
 
 
 def _report(status_path: str, limit: str, value: object) -> None:
-    sys.stderr.write(f"mcpagent sandbox: the server was stopped: it exceeded its {limit} limit ({value})\n")
-    sys.stderr.flush()
+    os.write(2, f"mcpagent sandbox: the server was stopped: it exceeded its {limit} limit ({value})\n".encode())
     if status_path:
         try:
             with open(status_path, "w") as handle:
-                json.dump({"limit": limit, "value": value}, handle)
+                handle.write(limit)
         except OSError:
             pass
 
 
-def _relay(a: socket.socket, b: socket.socket) -> None:
+def _relay(a, b) -> None:
+    import select
+
     sockets = [a, b]
     try:
         while True:
@@ -59,6 +55,9 @@ def _relay(a: socket.socket, b: socket.socket) -> None:
 
 
 def _bridge(port: int, unix_path: str) -> None:
+    import socket
+    import threading
+
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
@@ -80,33 +79,51 @@ def _bridge(port: int, unix_path: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    config = json.loads(argv[1])
-    command = argv[3:]
+    split = argv.index("--")
+    config = dict(item.split("=", 1) for item in argv[1:split])
+    command = argv[split + 1:]
     status_path = config.get("status", "")
-    for name, value in config.get("limits", {}).items():
-        if name in _LIMITS and value:
-            resource.setrlimit(_LIMITS[name], (value, value))
+    for name, limit in _LIMITS.items():
+        if int(config.get(name) or 0):
+            resource.setrlimit(limit, (int(config[name]), int(config[name])))
+    # Fork before any thread exists; the child becomes the server.
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.execvp(command[0], command)
+        except OSError as exc:
+            os.write(2, f"mcpagent sandbox: cannot start {command[0]}: {exc.strerror}\n".encode())
+        os._exit(127)
+    wall = int(config.get("wall_seconds") or 0)
+    stopped_by_wall = []
+
+    def on_alarm(_number, _frame) -> None:
+        stopped_by_wall.append(True)
+        os.kill(pid, signal.SIGKILL)
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(number, lambda n, _frame: os.kill(pid, n))
+    if wall:
+        signal.alarm(wall)
     if config.get("proxy_port"):
-        _bridge(config["proxy_port"], config["proxy_socket"])
-    try:
-        server = subprocess.Popen(command, close_fds=True)
-    except OSError as exc:
-        sys.stderr.write(f"mcpagent sandbox: cannot start {command[0]}: {exc.strerror}\n")
-        return 127
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda number, _frame: server.send_signal(number))
-    wall = config.get("wall_seconds") or None
-    try:
-        code = server.wait(timeout=wall)
-    except subprocess.TimeoutExpired:
+        _bridge(int(config["proxy_port"]), config["proxy_socket"])
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    if stopped_by_wall:
         _report(status_path, "wall_seconds", wall)
-        server.kill()
-        server.wait()
         return 137
-    if code < 0 and -code in _SIGNAL_LIMITS:
-        limit = _SIGNAL_LIMITS[-code]
-        _report(status_path, limit, config["limits"].get(limit))
-    return code if code >= 0 else 128 - code
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        if number in _SIGNAL_LIMITS:
+            limit = _SIGNAL_LIMITS[number]
+            _report(status_path, limit, config.get(limit))
+        return 128 + number
+    return os.WEXITSTATUS(status)
 
 
 if __name__ == "__main__":
