@@ -67,6 +67,10 @@ class ServerFailure(Exception):
 def sandbox_launch(spec: LaunchSpec, *, tag: str) -> Iterator[sandbox.SandboxedLaunch]:
     """How to start a stdio server in its sandbox, for the block (see agents_app.sandbox): its files mounted
     read-only, the host folders its arguments name writable, its network narrowed to the catalogue's hosts."""
+    if spec.command == "docker" and sandbox.enabled():
+        raise ServerFailure("sandbox_unsupported", f"{spec.label}: Docker images cannot run in the sandbox MCP "
+                            "servers run in (bubblewrap has no Docker engine).",
+                            "Use the server's npm or PyPI package, or a remote URL, instead of its Docker image.")
     executable = safety.resolve_command(spec.command)
     if executable is None:
         raise ServerFailure("command_not_found", f"{spec.label}: `{spec.command}` is not installed on this server.",

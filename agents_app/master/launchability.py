@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from agents_app import safety
+from agents_app import safety, sandbox
 from agents_app.master.requirements import counts_as_required
 
 DOCKER_PING_TIMEOUT_SECONDS = 0.5
@@ -93,6 +93,8 @@ def docker_available() -> bool:
     `docker_available.cache_clear()` checks again."""
     if "docker" not in safety.allowed_commands() or safety.resolve_command("docker") is None:
         return False
+    if sandbox.enabled():
+        return False  # servers run in the bubblewrap sandbox, which has no Docker engine in it
     return any(_ping(endpoint, DOCKER_PING_TIMEOUT_SECONDS) for endpoint in _docker_endpoints())
 
 

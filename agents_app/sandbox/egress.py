@@ -106,6 +106,8 @@ class EgressProxy:
     def __init__(self) -> None:
         self._loop = asyncio.new_event_loop()
         self._servers: dict[str, asyncio.AbstractServer] = {}
+        # The connections being served, per socket: closed with it, so none outlives its sandbox.
+        self._connections: dict[str, set[asyncio.Task]] = {}
         self._started = threading.Event()
         threading.Thread(target=self._run, name="mcpagent-egress", daemon=True).start()
         self._started.wait()
@@ -120,10 +122,21 @@ class EgressProxy:
         folder = tempfile.mkdtemp(prefix="mcpagent-egress-")
         path = os.path.join(folder, "egress.sock")
 
+        connections: set[asyncio.Task] = set()
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            connections.add(task)
+            try:
+                await self._serve(policy, reader, writer)
+            finally:
+                connections.discard(task)
+
         async def start() -> asyncio.AbstractServer:
-            return await asyncio.start_unix_server(lambda r, w: self._serve(policy, r, w), path=path)
+            return await asyncio.start_unix_server(serve, path=path)
 
         self._servers[path] = asyncio.run_coroutine_threadsafe(start(), self._loop).result(timeout=5)
+        self._connections[path] = connections
         # The sandbox's user may differ from ours: the folder is private, the socket in it may be connected to.
         os.chmod(folder, 0o711)
         os.chmod(path, 0o666)
@@ -131,8 +144,16 @@ class EgressProxy:
 
     def close(self, path: str) -> None:
         server = self._servers.pop(path, None)
-        if server is not None:
-            self._loop.call_soon_threadsafe(server.close)
+        connections = self._connections.pop(path, set())
+
+        async def stop() -> None:
+            if server is not None:
+                server.close()
+            for task in list(connections):
+                task.cancel()
+            await asyncio.gather(*connections, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(timeout=5)
         shutil.rmtree(os.path.dirname(path), ignore_errors=True)
 
     async def _serve(self, policy: EgressPolicy, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -53,9 +53,11 @@ def _engine(path: str, reply: bytes | None):
 
 
 @pytest.fixture
-def docker_host(monkeypatch):
+def docker_host(monkeypatch, settings):
     """Point DOCKER_HOST at a socket path of our own (nothing listens yet); the cached answer is dropped before
-    and after, so other tests see this machine's real Docker state."""
+    and after, so other tests see this machine's real Docker state. Docker images are an option only where
+    servers are not in the bubblewrap sandbox (it has no engine inside)."""
+    settings.SANDBOX, settings.ALLOW_UNSANDBOXED_SERVERS = "none", True
     folder = tempfile.mkdtemp(prefix="dk", dir="/tmp")  # a unix socket path must stay under 108 bytes
     path = os.path.join(folder, "docker.sock")
     monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
@@ -95,6 +97,13 @@ def test_a_docker_engine_that_answers_its_ping_is_found(docker_host, launchers):
     assert docker_available() is True
     docker_available.cache_clear()
     assert docker_available() is False
+
+
+def test_in_the_sandbox_an_engine_that_answers_is_no_reason_to_pick_docker(docker_host, launchers, settings):
+    settings.SANDBOX = "bwrap"
+    with _engine(docker_host, b"HTTP/1.1 200 OK\r\nApi-Version: 1.47\r\nContent-Length: 2\r\n\r\nOK"):
+        assert docker_available() is False
+        assert launcher_available("oci") is False
 
 
 def test_an_engine_that_fails_or_hangs_is_not_docker_and_the_check_is_quick(docker_host, launchers):
