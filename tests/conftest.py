@@ -96,6 +96,8 @@ def celery_worker(transactional_db, redis_url, settings):
         MCPAGENT_DB_NAME=connection.settings_dict["NAME"],
         MCPAGENT_CELERY_QUEUE=queue,
         PYTHONUNBUFFERED="1",
+        # The tiny test servers (tests/agents_app/servers) may run in the worker too (the test_servers fixture).
+        AGENT_ALLOWED_SCRIPT_DIRS=str(ROOT / "tests" / "agents_app" / "servers"),
     )
     log_path = ROOT / ".data" / f"worker-{queue}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,3 +162,17 @@ def _catalogue_loader(django_db_setup, django_db_blocker):
 def bundled_catalogue(_catalogue_loader, db):
     """The real bundled catalogue (config/servers.json, 4,000+ servers with embeddings) in the test database."""
     _catalogue_loader()
+
+
+@pytest.fixture
+def git_repo(tmp_path, settings) -> Path:
+    """A git repository in a folder a server's arguments may name (AGENT_ALLOWED_PATH_DIRS)."""
+    settings.AGENT_ALLOWED_PATH_DIRS = [*settings.AGENT_ALLOWED_PATH_DIRS, str(tmp_path)]
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.com"}
+    (repo / "README.md").write_text("hello\n")
+    for command in (["git", "init", "-q"], ["git", "add", "README.md"], ["git", "commit", "-q", "-m", "first commit"]):
+        subprocess.run(command, cwd=repo, env=env, check=True)
+    return repo

@@ -2,7 +2,6 @@
 ./servers), and a guard that fails any test leaving a server process behind."""
 
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -67,20 +66,6 @@ def test_servers(settings):
     """Allow `python <script>` for the tiny test servers in tests/agents_app/servers."""
     settings.AGENT_ALLOWED_SCRIPT_DIRS = [str(SERVERS)]
     return SERVERS
-
-
-@pytest.fixture
-def git_repo(tmp_path, settings) -> Path:
-    """A git repository in a folder a server's arguments may name (AGENT_ALLOWED_PATH_DIRS)."""
-    settings.AGENT_ALLOWED_PATH_DIRS = [*settings.AGENT_ALLOWED_PATH_DIRS, str(tmp_path)]
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.com"}
-    (repo / "README.md").write_text("hello\n")
-    for command in (["git", "init", "-q"], ["git", "add", "README.md"], ["git", "commit", "-q", "-m", "first commit"]):
-        subprocess.run(command, cwd=repo, env=env, check=True)
-    return repo
 
 
 @pytest.fixture

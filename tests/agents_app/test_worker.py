@@ -8,7 +8,7 @@ import psutil
 import pytest
 
 from agents_app.models import Agent
-from tests.agents_app.conftest import TIME_SERVER, leftover_server_processes
+from tests.agents_app.conftest import TIME_SERVER, leftover_server_processes, script
 
 pytestmark = pytest.mark.worker
 
@@ -26,7 +26,7 @@ def worker_pids(worker) -> list[int]:
     return [worker.pid] + [p.pid for p in psutil.Process(worker.pid).children(recursive=True)]
 
 
-def test_worker_creates_agents_and_runs_messages(celery_worker, api, settings):
+def test_worker_creates_agents_and_runs_messages(celery_worker, api, settings, test_servers):
     settings.AGENT_CREATE_WAIT_SECONDS = 0  # answer at once: 202, then poll
     body = {"mcp_config": {"mcpServers": {"time": TIME_SERVER}}, "user_prompt": "Time in UTC",
             "workflow": "Get the time", "model": "passthrough"}
@@ -39,10 +39,9 @@ def test_worker_creates_agents_and_runs_messages(celery_worker, api, settings):
     assert detail["tools"]["time"] == ["get_current_time", "convert_time"]
 
     settings.AGENT_CREATE_WAIT_SECONDS = 30
-    failing = {**body, "mcp_config": {"mcpServers": {"broken": {"command": "python",
-                                                                 "args": ["-m", "nonexistent_module_xyz"]}}}}
+    failing = {**body, "mcp_config": {"mcpServers": {"broken": script("crashing")}}}
     error = api.post("/api/agents/create", failing, format="json").json()["error"]
-    assert error["code"] == "agent_validation_failed" and "nonexistent_module_xyz" in error["message"]
+    assert error["code"] == "agent_validation_failed" and "configuration file is corrupt" in error["message"]
 
     response = api.post(f"/api/agents/{agent_id}/messages",
                         {"message": '***CALL_TOOL get_current_time {"timezone": "UTC"}'}, format="json")

@@ -85,7 +85,7 @@ def test_plain_logging_during_a_request_carries_the_request_id(api):
 @pytest.mark.worker
 def test_tasks_sent_by_a_request_log_its_request_id(celery_worker, api, settings):
     settings.AGENT_CREATE_WAIT_SECONDS = 0
-    body = {"mcp_config": {"mcpServers": {"broken": {"command": "python", "args": ["-m", "nonexistent_module_xyz"]}}},
+    body = {"mcp_config": {"mcpServers": {"time": {"command": "python", "args": ["-m", "mcp_server_time"]}}},
             "user_prompt": "x", "workflow": "x", "model": "passthrough"}
     response = api.post("/api/agents/create", body, format="json", HTTP_X_REQUEST_ID="req-into-task")
     assert response.status_code == 202, response.content

@@ -189,12 +189,17 @@ def _value_for(credential: dict) -> str:
     return f"value-for-{key.lower()}-0123456789"
 
 
-def test_a_workflow_of_local_servers_reaches_a_ready_agent(api, bundled_catalogue):
-    """Time + git servers from the catalogue need no credentials: the first turn plans, creates the agent and
-    validates it by really starting both servers (uvx from PyPI), then the agent runs a real tool."""
-    body = _chat(api, message="Tell me the current time in Tokyo and summarize the latest commits in my "
-                              "local git repository").json()
-    assert {s["need"] for s in body["servers"]} == {"time", "git"}, body["servers"]
+def test_a_workflow_of_local_servers_reaches_a_ready_agent(api, bundled_catalogue, git_repo):
+    """Time + git servers from the catalogue: the first turn plans and asks only which repository (a folder the
+    operator allows); the second names it, and the agent is created and validated by really starting both servers
+    (uvx from PyPI, in their sandboxes), then the agent runs a real tool."""
+    first = _chat(api, message="Tell me the current time in Tokyo and summarize the latest commits in my "
+                               "local git repository").json()
+    assert {s["need"] for s in first["servers"]} == {"time", "git"}, first["servers"]
+    assert [item["credential_key"] for item in first["required_credentials"]] == ["GIT_REPOSITORY"]
+    git_server = first["required_credentials"][0]["mcp_server"]
+    body = _chat(api, message="here it is", session_id=first["session_id"],
+                 credentials={git_server: {"GIT_REPOSITORY": str(git_repo)}}).json()
     assert body["required_credentials"] == []
     assert body["agent_created"] is True, body["reply"]
     assert body["status"] == "success" and body["session_status"] == "ready"
