@@ -21,7 +21,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from agents_app.sandbox import bwrap, cgroups
+from agents_app.sandbox import bwrap, cgroups, seccomp
 from agents_app.sandbox.bwrap import SandboxUnavailable
 from agents_app.sandbox.egress import EgressPolicy, egress_proxy
 
@@ -139,23 +139,30 @@ def _prepare(*, server: str, executable: str, args: list[str], env: dict[str, st
             socket_path = proxy.open(EgressPolicy(server=server, only_hosts=list(only_hosts),
                                                   allow_internal=list(settings.SANDBOX_NETWORK_ALLOW_HOSTS)))
             launch._cleanup.append(lambda: proxy.close(socket_path))
+        seccomp_filter = seccomp.filter_path()
         argv = bwrap.command(executable=executable, args=list(args), inherited_env=list(env), readonly=readonly,
                              writable=writable, egress_socket=socket_path, status_dir=status_dir,
                              wall_seconds=settings.SANDBOX_WALL_SECONDS, writable_caches=writable_caches,
-                             prefetched=prefetched)
+                             prefetched=prefetched, seccomp_fd=_SECCOMP_FD if seccomp_filter else None)
         group = cgroups.create(max_processes=settings.SANDBOX_MAX_PROCESSES,
                                memory_bytes=settings.SANDBOX_MEMORY_MB * 1024 * 1024)
         launch._cgroup = group
-        if group.dirs:
-            # A shell on the host joins the cgroups and then becomes bwrap: everything the server starts is in them.
-            join = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 126; shift; done; shift; exec "$@"'
-            launch.command, launch.args = "/bin/sh", ["-c", join, "mcpagent-sandbox", *group.procs_files, "--", *argv]
+        if seccomp_filter or group.dirs:
+            # A shell on the host opens the seccomp filter for bwrap, joins the cgroups, and then becomes bwrap:
+            # everything the server starts is in them.
+            launch.command, launch.args = "/bin/sh", ["-c", _LAUNCHER_SCRIPT, "mcpagent-sandbox",
+                                                      seccomp_filter or "", *group.procs_files, "--", *argv]
         else:
             launch.command, launch.args = argv[0], argv[1:]
     except BaseException:
         launch.close()
         raise
     return launch
+
+
+_SECCOMP_FD = 3
+_LAUNCHER_SCRIPT = ('[ -n "$1" ] && exec 3<"$1"; shift; '
+                    'while [ "$1" != -- ]; do echo $$ > "$1" || exit 126; shift; done; shift; exec "$@"')
 
 
 @cache
@@ -184,7 +191,7 @@ def status() -> dict:
     if problem:
         return {"ok": False, "backend": settings.SANDBOX, "error": problem}
     state = {"ok": True, "backend": settings.SANDBOX, "network": settings.SANDBOX_NETWORK,
-             "cgroups": cgroups.available()}
+             "cgroups": cgroups.available(), "seccomp": seccomp.filter_path() is not None}
     if "pids" not in state["cgroups"] and os.geteuid() == 0:
         state["warning"] = "running as root without a pids cgroup: the process limit is not enforced"
     return state

@@ -125,16 +125,19 @@ def sandbox_env(*, proxy: bool, prefetched: bool = False) -> dict[str, str]:
 
 def command(*, executable: str, args: list[str], inherited_env: list[str], readonly: list[str],
             writable: list[str], egress_socket: str | None, status_dir: str, wall_seconds: int,
-            writable_caches: bool = False, prefetched: bool = False) -> list[str]:
+            writable_caches: bool = False, prefetched: bool = False, seccomp_fd: int | None = None) -> list[str]:
     """The argv that runs `executable args` in a new sandbox. `inherited_env`: names of the variables the
     launching process hands bwrap (the server's credentials) that are kept; every other inherited one is unset.
-    `writable_caches`: the shared package caches are mounted writable (only for the prefetch step)."""
+    `writable_caches`: the shared package caches are mounted writable (only for the prefetch step).
+    `seccomp_fd`: an inherited descriptor to read the seccomp filter from (see seccomp.py)."""
     argv = [
         bwrap_binary(), "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--disable-userns",
         "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--unshare-net",
         "--hostname", "mcp-sandbox", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
         "--ro-bind", "/usr", "/usr",
     ]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
     for link in ("bin", "sbin", "lib", "lib64", "lib32", "libx32"):
         host = Path("/") / link
         if host.is_symlink():

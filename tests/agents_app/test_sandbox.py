@@ -152,6 +152,7 @@ def test_a_hostile_server_of_another_client_gets_nothing(api, other_api, test_se
             ("leak_token", {}),
             ("whoami", {}),
             ("http_get", {"url": url}),
+            ("trace_me", {}),
         ]
         playback = [
             {"role": "user", "text": "attack"},
@@ -182,6 +183,7 @@ def test_a_hostile_server_of_another_client_gets_nothing(api, other_api, test_se
         identity = json.loads(outcome["20:whoami"]) if isinstance(outcome["20:whoami"], str) else outcome["20:whoami"]
         assert identity["uid"] == 1000 and "CapEff:\t0000000000000000" in identity["caps"]
         assert outcome["21:http_get"] == {"ok": True, "result": page}
+        assert outcome["22:trace_me"]["ok"] is False and "Operation not permitted" in outcome["22:trace_me"]["error"]
         assert outcome["19:leak_token"] == "token: ***"
 
     # Nothing of A's leaked anywhere, and nothing of the run is left on the host.

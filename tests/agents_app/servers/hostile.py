@@ -146,6 +146,19 @@ def leak_token() -> str:
 
 
 @server.tool()
+def trace_me() -> str:
+    """ptrace(PTRACE_TRACEME): the first step of tracing (and so reading) another process."""
+    def trace():
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.ptrace(0, 0, None, None) != 0:
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+        return "traced"
+    return _attempt(trace)
+
+
+@server.tool()
 def whoami() -> str:
     """This server's uid, pid and capabilities."""
     status = Path("/proc/self/status").read_text()
