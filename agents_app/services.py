@@ -348,7 +348,9 @@ def _progress(step: str, detail: str = "", **extra: Any) -> dict:
 
 def _append_progress(agent_id: Any, entry: dict, **fields: Any) -> None:
     with transaction.atomic():
-        agent = Agent.objects.select_for_update().get(pk=agent_id)
+        agent = Agent.objects.select_for_update().filter(pk=agent_id).first()
+        if agent is None:  # deleted meanwhile (agent_delete)
+            return
         agent.progress = [*agent.progress, entry]
         for key, value in fields.items():
             setattr(agent, key, value)
@@ -432,7 +434,11 @@ def agent_validate(*, agent_id: Any) -> Agent:
                 details={"tools": len(result.tools)} if result.ok else {"error": result.error["code"]},
             )
     with transaction.atomic():
-        agent = Agent.objects.select_for_update().get(pk=agent.id)
+        current = Agent.objects.select_for_update().filter(pk=agent.id).first()
+        if current is None:
+            logger.info("agent %s was deleted during its validation; the outcome is dropped", agent.id)
+            return agent
+        agent = current
         for name, result in results.items():
             detail = f"{len(result.tools)} tool(s) in {result.seconds:.2f} s" if result.ok else result.error["message"]
             agent.progress = [*agent.progress, _progress("server_ok" if result.ok else "server_failed", detail,
@@ -528,16 +534,16 @@ def agent_run_queue(*, run: AgentRun) -> None:
                                status=503, details={"run_id": str(run.id)}) from None
 
 
-def agent_run_execute(*, run_id: Any) -> AgentRun:
+def agent_run_execute(*, run_id: Any) -> AgentRun | None:
     """Run the message with fast-agent against the agent's servers and store every tool call, tool result and
     the reply as conversation turns. Never raises for an agent failure: the run ends `failed` with an error."""
     from sessions_app.models import Conversation
 
     with transaction.atomic():
         run = (AgentRun.objects.select_for_update(of=("self",))
-               .select_related("agent", "agent__client", "agent__session").get(pk=run_id))
-        if run.status != AgentRun.Status.QUEUED:
-            return run
+               .select_related("agent", "agent__client", "agent__session").filter(pk=run_id).first())
+        if run is None or run.status != AgentRun.Status.QUEUED:
+            return run  # None: its agent was deleted
         run.status = AgentRun.Status.RUNNING
         run.started_at = timezone.now()
         run.save(update_fields=["status", "started_at"])
@@ -558,6 +564,8 @@ def agent_run_execute(*, run_id: Any) -> AgentRun:
         outcome.error = {k: redact(v) if k in ("message", "hint") and isinstance(v, str) else v
                          for k, v in outcome.error.items()}
     with transaction.atomic():
+        if not _still_running(run):
+            return run
         for turn in outcome.turns:
             Conversation.objects.create(agent=agent, role=turn["role"], message=turn["message"],
                                         metadata={**turn["metadata"], "run_id": str(run.id)})
@@ -579,10 +587,20 @@ def agent_run_execute(*, run_id: Any) -> AgentRun:
     return run
 
 
+def _still_running(run: AgentRun) -> bool:
+    """Lock the run; False (and the worker drops its outcome) when agent_delete stopped or removed it."""
+    if AgentRun.objects.select_for_update().filter(pk=run.pk, status=AgentRun.Status.RUNNING).exists():
+        return True
+    logger.info("run %s was stopped while it ran (its agent was deleted); the outcome is dropped", run.pk)
+    return False
+
+
 def _run_failed(run: AgentRun, error: dict) -> AgentRun:
     from sessions_app.models import Conversation
 
     with transaction.atomic():
+        if run.status == AgentRun.Status.RUNNING and not _still_running(run):
+            return run
         run.status, run.error, run.finished_at = AgentRun.Status.FAILED, error, timezone.now()
         run.save()
         Conversation.objects.create(agent=run.agent, role=Conversation.Role.SYSTEM,
@@ -609,6 +627,30 @@ def _history(agent: Agent, run: AgentRun) -> list[dict]:
     while history and history[0]["role"] != "user":
         history.pop(0)
     return history
+
+
+# --- deletion ----------------------------------------------------------------------------------------
+
+@transaction.atomic
+def agent_delete(*, client: ApiClient, agent_id: Any, actor: Any = None) -> None:
+    """Delete the client's agent with its runs, turns, and every credential and file it holds (each deletion
+    audited). A queued or running run is marked failed first: its worker sees that and drops the outcome
+    instead of writing turns for an agent that is gone (its servers stop when the run ends)."""
+    from agents_app.selectors import agent_get
+    from sessions_app.credentials import credentials_for_agent_delete
+
+    agent = agent_get(client=client, agent_id=agent_id)
+    # Locked first, so no credential can be handed to it (credentials_extend_ttl locks it too) while it goes.
+    agent = Agent.objects.select_for_update().get(pk=agent.pk)
+    AgentRun.objects.filter(agent=agent, status__in=[AgentRun.Status.QUEUED, AgentRun.Status.RUNNING]).update(
+        status=AgentRun.Status.FAILED, finished_at=timezone.now(),
+        error={"server": None, "code": "agent_deleted", "message": "The agent was deleted.", "hint": ""},
+    )
+    counts = credentials_for_agent_delete(client=client, agent=agent, actor=actor or client, reason="agent_delete")
+    deleted_id = agent.id
+    agent.delete()
+    logger.info("agent %s deleted with %d credential(s) and %d file(s)", deleted_id, counts["credentials"],
+                counts["files"])
 
 
 def agent_revalidate(*, agent: Agent) -> Agent:

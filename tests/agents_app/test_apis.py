@@ -214,6 +214,78 @@ def test_agents_are_scoped_to_their_client(api, other_api, anon_api):
     assert not AgentRun.objects.exists()
 
 
+def test_delete_removes_the_agent_its_credentials_and_files_and_stops_its_queued_run(api, other_api, test_servers):
+    from agents_app.services import agent_message_send, agent_run_execute
+    from sessions_app.credentials import files_store
+    from sessions_app.models import AuditEvent, Credential, StoredFile
+
+    github = {**script("auth_server"), "env": {"TOKEN": "good-token-123"}}
+    doomed = Agent.objects.get(pk=create(api, {"github": github}, model="passthrough")["agent_id"])
+    kept = Agent.objects.get(pk=create(api, {"github": github}, model="passthrough")["agent_id"])
+    for agent in (doomed, kept):
+        files_store(client=api.client_obj, agent=agent, actor=api.client_obj, reason="test",
+                    files=[{"filename": "settings.json", "content": "eyJhIjogMX0=", "key": "SETTINGS"}])
+    queued = agent_message_send(agent=doomed, message=CALL_TIME)
+    doomed_rows = {str(pk) for pk in [*Credential.objects.filter(agent=doomed).values_list("pk", flat=True),
+                                      *StoredFile.objects.filter(agent=doomed).values_list("pk", flat=True)]}
+    assert len(doomed_rows) == 2
+
+    error_of(other_api.delete(f"/api/agents/{doomed.id}"), 404, "not_found")
+    assert Agent.objects.filter(pk=doomed.pk).exists() and Credential.objects.filter(agent=doomed).exists()
+
+    response = api.delete(f"/api/agents/{doomed.id}")
+    assert response.status_code == 204, response.content
+    error_of(api.get(f"/api/agents/{doomed.id}"), 404, "not_found")
+    assert not Credential.objects.filter(pk__in=doomed_rows).exists()
+    assert not StoredFile.objects.filter(pk__in=doomed_rows).exists()
+    deletions = AuditEvent.objects.filter(action="delete", reason="agent_delete")
+    assert {e.object_id for e in deletions} == doomed_rows
+    assert {str(e.agent_id) for e in deletions} == {str(doomed.id)}
+    # Its queued run went with it: the worker that picks the task up finds nothing to do.
+    assert agent_run_execute(run_id=queued.id) is None
+    assert not Conversation.objects.filter(agent_id=doomed.id).exists()
+    error_of(api.delete(f"/api/agents/{doomed.id}"), 404, "not_found")
+
+    # The client's other agent keeps its values and still runs with them.
+    assert Credential.objects.filter(agent=kept).count() == 1 and StoredFile.objects.filter(agent=kept).count() == 1
+    ran = api.post(f"/api/agents/{kept.id}/messages", {"message": "***CALL_TOOL whoami {}"}, format="json")
+    assert ran.status_code == 200 and "test-user" in ran.json()["reply"], ran.content
+
+
+def test_a_run_whose_agent_is_deleted_while_it_runs_writes_nothing(transactional_db, api, test_servers, settings):
+    """The worker finishing a run after its agent was deleted drops the outcome instead of failing on it."""
+    import threading
+
+    from django.db import connections
+
+    from agents_app.services import agent_delete, agent_message_send, agent_run_execute
+
+    settings.AGENT_RUN_TIMEOUT_SECONDS = 4
+    agent = Agent.objects.get(pk=create(api, {"slow": script("slow_tool")}, model="passthrough")["agent_id"])
+    run = agent_message_send(agent=agent, message="***CALL_TOOL wait_forever {}")
+    outcome: dict = {}
+
+    def worker() -> None:
+        try:
+            outcome["run"] = agent_run_execute(run_id=run.id)
+        except Exception as exc:  # noqa: BLE001 -- the assertion below names it
+            outcome["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while AgentRun.objects.get(pk=run.pk).status != AgentRun.Status.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.05)
+    agent_delete(client=api.client_obj, agent_id=agent.id)
+    thread.join(60)
+    assert "error" not in outcome, outcome
+    assert outcome["run"].status == AgentRun.Status.RUNNING  # what the worker held; nothing was written
+    assert not AgentRun.objects.filter(pk=run.pk).exists()
+    assert not Conversation.objects.filter(agent_id=agent.id).exists()
+
+
 def test_passthrough_run_calls_the_real_tool_and_stores_every_turn(api):
     agent_id = create(api, {"time": TIME_SERVER}, model="passthrough")["agent_id"]
     response = api.post(f"/api/agents/{agent_id}/messages", {"message": CALL_TIME}, format="json")
