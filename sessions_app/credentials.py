@@ -387,12 +387,17 @@ def credential_delete(*, client: ApiClient, credential_id, actor: ActorLike, rea
 def credentials_for_session_delete(
     *, client: ApiClient | None = None, session: Session, actor: ActorLike, reason: str
 ) -> dict[str, int]:
-    """Delete the credentials and files only this session holds (values an agent adopted stay with the agent).
-    Call it before deleting the session (the session's client is checked when `client` is given)."""
+    """Delete the credentials and files of this session that no live agent holds: those only the session holds
+    and those of its agents that failed (copies no one can use once the session is gone). Values a ready agent,
+    or one still being validated, holds stay with it. Call it before deleting the session (the session's client
+    is checked when `client` is given)."""
+    from agents_app.models import Agent
+
     _check_owner(client=client or session.client, session=session, agent=None)
+    unheld = Q(agent__isnull=True) | Q(agent__status=Agent.Status.FAILED)
     return _delete_rows(
-        Credential.objects.filter(session=session, agent__isnull=True).defer("value"),
-        StoredFile.objects.filter(session=session, agent__isnull=True).defer("content"),
+        Credential.objects.filter(unheld, session=session).defer("value"),
+        StoredFile.objects.filter(unheld, session=session).defer("content"),
         AuditEvent.Action.DELETE, actor, reason,
     )
 

@@ -174,6 +174,53 @@ def test_delete_session(api, bundled_catalogue):
     assert not Conversation.objects.filter(session_id=session_id).exists()
 
 
+def test_delete_session_deletes_every_value_no_live_agent_holds(api, other_api, settings):
+    """Values the session's ready agent adopted stay with it; values only the session holds, and the copies a
+    failed agent of the session holds, are deleted (each audited)."""
+    from agents_app.models import Agent
+    from agents_app.secrets import secrets_adopt
+    from agents_app.services import agent_create, agent_validate
+    from sessions_app.credentials import credentials_store, files_store
+    from sessions_app.models import AuditEvent, Credential, StoredFile
+    from tests.agents_app.conftest import SERVERS, TIME_SERVER
+
+    settings.AGENT_ALLOWED_SCRIPT_DIRS = [str(SERVERS)]
+    session = Session.objects.get(pk=api.post("/api/sessions/create").json()["session_id"])
+
+    def store(server: str, values: dict) -> None:
+        assert credentials_store(client=api.client_obj, session=session, server=server, values=values,
+                                 actor=api.client_obj, reason="chat").ok
+
+    def agent(servers: dict) -> Agent:
+        created = agent_create(client=api.client_obj, session=session, servers=servers, user_prompt="x",
+                               workflow="y", model="passthrough")
+        return agent_validate(agent_id=created.id)
+
+    store("svc-adopted", {"ADOPTED_TOKEN": "adopted-value-123"})
+    ready = agent({"time": TIME_SERVER})
+    secrets_adopt(agent=ready, actor=api.client_obj)
+    failed = agent({"broken": {"command": "python", "args": [str(SERVERS / "crashing.py")],
+                               "env": {"API_KEY": "failed-agent-value-1"}}})
+    secrets_adopt(agent=failed, actor=api.client_obj)  # a copy of ADOPTED_TOKEN, like a chat retry made
+    assert (ready.status, failed.status) == (Agent.Status.READY, Agent.Status.FAILED)
+    store("svc-later", {"LATER_TOKEN": "later-value-456"})
+    assert files_store(client=api.client_obj, session=session, actor=api.client_obj, reason="chat",
+                       files=[{"filename": "settings.json", "content": "eyJhIjogMX0=", "key": "SETTINGS"}]).ok
+    kept = set(Credential.objects.filter(agent=ready).values_list("pk", flat=True))
+    doomed = {*Credential.objects.filter(session=session).exclude(pk__in=kept).values_list("pk", flat=True),
+              *StoredFile.objects.filter(session=session).values_list("pk", flat=True)}
+    assert len(kept) == 1 and len(doomed) == 4  # later + file (session only), copy + API_KEY (failed agent)
+
+    _error(other_api.delete(f"/api/sessions/{session.id}"), 404, "not_found")
+    assert api.delete(f"/api/sessions/{session.id}").status_code == 204
+    assert set(Credential.objects.values_list("pk", flat=True)) == kept
+    assert not StoredFile.objects.exists()
+    deleted = AuditEvent.objects.filter(action="delete", reason="session_delete")
+    assert {e.object_id for e in deleted} == {str(pk) for pk in doomed}
+    assert Credential.objects.get(pk=kept.pop()).value == "adopted-value-123"
+    assert Agent.objects.filter(pk__in=[ready.pk, failed.pk], session=None).count() == 2
+
+
 # --- to a validated agent ---
 
 def _value_for(credential: dict) -> str:
