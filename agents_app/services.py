@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -235,13 +236,27 @@ def _url_vars_problem(entry: dict, variables: Any) -> str | None:
     return None
 
 
-def agent_create_for_catalogue_servers(*, client: ApiClient, session: Any, server_slugs: list[str], user_prompt: str,
-                                       workflow: Any, model: str | None = None, server_info: dict | None = None,
-                                       name: str = "", actor: Any = None) -> Agent:
-    """Create an agent for catalogue servers (the chat flow). Launch recipes come from the catalogue, never
-    from the user; env/header values and credential arguments are references to the credentials collected in
-    `session` for each server, and files uploaded for a file requirement are file references (only keys that
-    were collected; the credentials service resolves them, and writes the files, at start time)."""
+@dataclass
+class CatalogueServers:
+    """What agent_create needs for catalogue servers: the mcpServers entries (references only), the catalogue's
+    literal defaults and slug per server name, and the servers described for the instruction."""
+
+    servers: dict[str, dict]
+    defaults: dict[str, dict[str, str]]
+    slugs: dict[str, str]
+    described: list[dict]
+
+    def credential_keys(self) -> dict[str, tuple[str, list[str], list[str]]]:
+        """{server name: (slug, value keys, file keys)}: what the servers would be started with."""
+        return {name: (self.slugs[name], mcp_config.value_keys(entry), mcp_config.file_keys(entry))
+                for name, entry in self.servers.items()}
+
+
+def catalogue_servers(*, session: Any, server_slugs: list[str]) -> CatalogueServers:
+    """The agent configuration for catalogue servers. Launch recipes come from the catalogue, never from the
+    user; env/header values and credential arguments are references to the credentials collected in `session`
+    for each server, and files uploaded for a file requirement are file references (only keys that were
+    collected; the credentials service resolves them, and writes the files, at start time)."""
     from agents_app.master.requirements import counts_as_required
     from registry_app.models import CredentialRequirement, McpServer
     from sessions_app.selectors import collected_credential_keys, collected_file_keys
@@ -253,10 +268,7 @@ def agent_create_for_catalogue_servers(*, client: ApiClient, session: Any, serve
     collected_files = collected_file_keys(session=session) if session is not None else set()
     location = CredentialRequirement.Location
     found = {s.slug: s for s in McpServer.objects.filter(slug__in=server_slugs).prefetch_related("launch_recipes")}
-    servers: dict[str, dict] = {}
-    defaults: dict[str, dict[str, str]] = {}
-    slugs: dict[str, str] = {}
-    described = []
+    result = CatalogueServers(servers={}, defaults={}, slugs={}, described=[])
     for slug in server_slugs:
         server = found.get(slug)
         if server is None:
@@ -279,21 +291,36 @@ def agent_create_for_catalogue_servers(*, client: ApiClient, session: Any, serve
         if recipe is None:
             raise ApplicationError(f"The catalogue does not say how to start {server.name}.", code="recipe_unusable",
                                    details={"server": slug})
-        server_name = server_name_for(slug, taken=servers)
+        server_name = server_name_for(slug, taken=result.servers)
         entry = mcp_config.entry_from_recipe(recipe, env_keys=env_keys, header_keys=header_keys, arg_keys=arg_keys,
                                              file_keys=file_keys, arg_defaults=arg_defaults, omit_keys=omit_keys)
         if "defaults" in entry:
-            defaults[server_name] = entry.pop("defaults")
-        servers[server_name] = entry
-        slugs[server_name] = slug
-        described.append({"name": server.name, "slug": slug, "description": server.description[:500]})
-    info = server_info if isinstance(server_info, dict) and server_info.get("servers") else {"servers": described}
+            result.defaults[server_name] = entry.pop("defaults")
+        result.servers[server_name] = entry
+        result.slugs[server_name] = slug
+        result.described.append({"name": server.name, "slug": slug, "description": server.description[:500]})
+    return result
+
+
+def agent_create_for_catalogue_servers(*, client: ApiClient, session: Any, server_slugs: list[str], user_prompt: str,
+                                       workflow: Any, model: str | None = None, server_info: dict | None = None,
+                                       name: str = "", actor: Any = None) -> Agent:
+    """Create an agent for catalogue servers (the chat flow), configured by catalogue_servers, holding the
+    credentials and files collected in `session`."""
+    chosen = catalogue_servers(session=session, server_slugs=server_slugs)
+    info = server_info if isinstance(server_info, dict) and server_info.get("servers") else {"servers": chosen.described}
     with transaction.atomic():
-        agent = agent_create(client=client, session=session, servers=servers, server_info=info,
+        agent = agent_create(client=client, session=session, servers=chosen.servers, server_info=info,
                              user_prompt=user_prompt, workflow=workflow, model=model, name=name,
-                             catalogue_slugs=slugs, catalogue_defaults=defaults, actor=actor)
+                             catalogue_slugs=chosen.slugs, catalogue_defaults=chosen.defaults, actor=actor)
         secrets_adopt(agent=agent, actor=actor or client)
     return agent
+
+
+def agent_stored_credential_keys(agent: Agent) -> dict[str, tuple[str, list[str], list[str]]]:
+    """CatalogueServers.credential_keys of a stored agent (a server without a catalogue slug has slug "")."""
+    return {name: (entry.get("catalogue", ""), mcp_config.value_keys(entry), mcp_config.file_keys(entry))
+            for name, entry in agent.mcp_config.get("mcpServers", {}).items()}
 
 
 def catalogue_packages_prefetch(*, server_slugs: list[str]) -> dict[str, str]:
@@ -653,11 +680,35 @@ def agent_delete(*, client: ApiClient, agent_id: Any, actor: Any = None) -> None
                 counts["files"])
 
 
-def agent_revalidate(*, agent: Agent) -> Agent:
-    """Validate a finished agent again (e.g. after its service came back or a credential was fixed)."""
-    _append_progress(agent.id, _progress("revalidate", "validation requested again"), status=Agent.Status.CREATING,
-                     error=None)
-    agent.refresh_from_db()
+def agent_validation_restart(*, agent_id: Any, actor: Any = None) -> Agent:
+    """Put a finished (ready or failed) agent back to `validating`, its error and tools cleared, so that
+    agent_validate starts its servers again (a finished agent is otherwise left as it is). An agent still
+    being created or validated is a 409."""
+    with transaction.atomic():
+        agent = Agent.objects.select_for_update().get(pk=agent_id)
+        if agent.status not in (Agent.Status.READY, Agent.Status.FAILED):
+            raise ApplicationError(f"The agent is {agent.status}; wait for it to finish before validating again.",
+                                   code="agent_busy", status=409, details={"agent_id": str(agent.id)})
+        if actor is not None and agent.session is not None:
+            secrets_adopt(agent=agent, actor=actor, replace=True)
+        agent.status, agent.error, agent.tools = Agent.Status.VALIDATING, None, {}
+        agent.progress = [*agent.progress, _progress("revalidate", "validation requested again")]
+        agent.save()
+    return agent
+
+
+def agent_revalidate(*, agent_id: Any, actor: Any = None) -> Agent:
+    """Validate a finished agent again, in this process (a worker's task or a command): the same agent, its
+    own credentials, plus any values sent to its session since (they replace the agent's; see
+    agent_validation_restart). Blocking, like agent_validate."""
+    agent_validation_restart(agent_id=agent_id, actor=actor)
+    return agent_validate(agent_id=agent_id)
+
+
+def agent_revalidation_queue(*, agent: Agent) -> Agent:
+    """Validate a finished agent again in a worker (e.g. after its service came back or a credential was
+    fixed); inline when no broker is configured."""
+    agent_validation_restart(agent_id=agent.id)
     agent_validation_queue(agent=agent)
     agent.refresh_from_db()
     return agent

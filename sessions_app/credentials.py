@@ -427,7 +427,7 @@ def _delete_rows(credentials: QuerySet, files: QuerySet, action: str, actor: Act
 @transaction.atomic
 def credentials_extend_ttl(
     *, client: ApiClient | None = None, session: Session, agent, actor: ActorLike, reason: str,
-    expires_at: datetime | None = _UNSET,
+    expires_at: datetime | None = _UNSET, replace: bool = False,
 ) -> dict[str, int]:
     """Hand the session's live credentials and files to `agent` (built from this session), with the agent
     lifetime (`expires_at`, default agent_expiry(): none, or AGENT_CREDENTIAL_TTL_DAYS from now).
@@ -435,7 +435,9 @@ def credentials_extend_ttl(
     Call it once the agent is created (until then the agent uses the session's values, which expire after
     CREDENTIAL_TTL_HOURS). Values only the session holds are adopted; values an earlier agent of the session
     already adopted are copied, so each agent owns its values and deleting one leaves the other working.
-    Values stored for the agent directly win over the session's."""
+    Values stored for the agent directly win over the session's, unless `replace`: then a value only the session
+    holds (sent after the agent adopted the session's values) replaces the agent's for the same server and key
+    (the agent's row deleted and audited)."""
     client = client or agent.client
     _check_owner(client=client, session=session, agent=agent)
     expires = agent_expiry() if expires_at is _UNSET else expires_at
@@ -443,7 +445,14 @@ def credentials_extend_ttl(
     counts = {"credentials": 0, "files": 0}
     events = []
     for model, kind in ((Credential, "credentials"), (StoredFile, "files")):
-        rows = _scope(model, client=client, session=session, agent=agent).select_for_update(of=("self",))
+        rows = list(_scope(model, client=client, session=session, agent=agent).select_for_update(of=("self",)))
+        if replace:
+            newer = {(row.server, row.key): row for row in rows if row.agent_id is None and row.key}
+            replaced = [row for row in rows if row.agent_id == agent.pk and (row.server, row.key) in newer]
+            events += [_event(row, AuditEvent.Action.DELETE, actor, reason,
+                              {"replaced_by": str(newer[(row.server, row.key)].pk)}) for row in replaced]
+            model.objects.filter(pk__in=[row.pk for row in replaced]).delete()
+            rows = [row for row in rows if row not in replaced]
         for row in _preferred(rows, agent):
             if row.agent_id == agent.pk:
                 continue  # stored for this agent directly: it already has the agent's lifetime

@@ -334,3 +334,68 @@ def test_whole_chat_flow_leaves_no_secret_in_logs_or_database(api, bundled_catal
     assert_no_plaintext_in_db(secrets)
     detail = api.get(f"/api/sessions/{first['session_id']}").content.decode()
     assert all(secret not in detail for secret in secrets)
+
+
+# --- a failed creation, and retries ---
+
+@pytest.fixture
+def test_catalogue(db, settings):
+    """Catalogue servers started from the tiny test servers: acme-tickets accepts only TOKEN=good-token-123,
+    crashing exits at start, echo-secret exits printing its API_KEY."""
+    from registry_app.models import CredentialRequirement, LaunchRecipe, McpServer
+    from tests.agents_app.conftest import SERVERS
+
+    settings.AGENT_ALLOWED_SCRIPT_DIRS = [str(SERVERS)]
+    for slug, name, script, key in (("acme-tickets", "Acme Tickets", "auth_server", "TOKEN"),
+                                    ("crashing", "Crashing", "crashing", None),
+                                    ("echo-secret", "Echo Secret", "echo_secret", "API_KEY")):
+        server = McpServer.objects.create(slug=slug, name=name, description=f"{name} test server")
+        LaunchRecipe.objects.create(server=server, kind="other", command="python", args=[str(SERVERS / f"{script}.py")])
+        if key:
+            CredentialRequirement.objects.create(server=server, key=key, location="env", kind="token", required=True,
+                                                 secret=True)
+
+
+def _planned_session(api, slugs: list[str]) -> str:
+    """A session whose plan (as the analyzer would record it) uses the given catalogue servers."""
+    from agents_app.master.plan import ChosenServer, Plan, WorkflowStep
+
+    session = Session.objects.get(pk=api.post("/api/sessions/create").json()["session_id"])
+    plan = Plan(request="Work with my tickets", servers=[
+        ChosenServer(need=slug, slug=slug, name=slug, repository_url="", confidence=1.0, reason="test")
+        for slug in slugs], workflow=[WorkflowStep(step=1, action="Do it", server=slugs[0])])
+    session.context = {"request": plan.request, "plan": plan.to_dict()}
+    session.save()
+    return str(session.id)
+
+
+def test_a_retry_validates_the_same_failed_agent_again(api, test_catalogue):
+    from agents_app.models import Agent
+    from sessions_app.models import AuditEvent, Credential
+
+    session_id = _planned_session(api, ["acme-tickets"])
+    first = _chat(api, message="here is my token", session_id=session_id,
+                  credentials={"acme-tickets": {"TOKEN": "revoked-token"}}).json()
+    assert first["status"] == "error" and first["agent_created"] is False, first
+    assert "rejected the credentials" in first["reply"]
+    agent = Agent.objects.get()
+    assert agent.status == Agent.Status.FAILED
+    rows = set(Credential.objects.values_list("pk", flat=True))
+    assert len(rows) == 1
+
+    retried = _chat(api, message="please retry", session_id=session_id).json()
+    assert retried["status"] == "error" and "rejected the credentials" in retried["reply"], retried
+    assert list(Agent.objects.values_list("pk", flat=True)) == [agent.pk]  # no new agent
+    assert set(Credential.objects.values_list("pk", flat=True)) == rows  # no new copy
+    agent.refresh_from_db()
+    assert [p["step"] for p in agent.progress].count("revalidate") == 1 and agent.status == Agent.Status.FAILED
+
+    # A retry with a fixed value: the value replaces the agent's, and the same agent becomes ready.
+    fixed = _chat(api, message="sorry, this one", session_id=session_id,
+                  credentials={"acme-tickets": {"TOKEN": "good-token-123"}}).json()
+    assert fixed["agent_created"] is True and fixed["agent_id"] == str(agent.pk), fixed
+    assert Agent.objects.count() == 1
+    held = Credential.objects.get()
+    assert held.agent_id == agent.pk and held.value == "good-token-123"
+    assert AuditEvent.objects.filter(action="delete", object_id=str(rows.pop()), reason="agent_revalidate").exists()
+    assert api.get(f"/api/agents/{agent.pk}").json()["tools"] == {"acme-tickets": ["whoami"]}
