@@ -16,6 +16,7 @@ def agent_create_for_session(*, session_id) -> str | None:
     the same) validates that agent again instead of creating another with its own copy of every value."""
     from agents_app.services import agent_create_for_catalogue_servers, agent_revalidate, agent_validate
     from sessions_app.models import Session
+    from sessions_app.replies import agent_failure_text
     from sessions_app.services import session_agent_finished
 
     session = Session.objects.select_related("client").get(pk=session_id)
@@ -38,10 +39,7 @@ def agent_create_for_session(*, session_id) -> str | None:
     except ApplicationError as exc:
         session_agent_finished(session_id=session.id, agent_id=None, ok=False, error=exc.message)
         return None
-    error = ""
-    if agent.status != agent.Status.READY:
-        failure = agent.error or {}
-        error = " ".join(part for part in (failure.get("message", "validation failed"), failure.get("hint", "")) if part)
+    error = "" if agent.status == agent.Status.READY else agent_failure_text(agent.error or {})
     session_agent_finished(session_id=session.id, agent_id=agent.id, ok=not error, error=error)
     return str(agent.id)
 

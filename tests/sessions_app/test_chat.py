@@ -399,3 +399,20 @@ def test_a_retry_validates_the_same_failed_agent_again(api, test_catalogue):
     assert held.agent_id == agent.pk and held.value == "good-token-123"
     assert AuditEvent.objects.filter(action="delete", object_id=str(rows.pop()), reason="agent_revalidate").exists()
     assert api.get(f"/api/agents/{agent.pk}").json()["tools"] == {"acme-tickets": ["whoami"]}
+
+
+def test_the_reply_about_a_failed_creation_names_every_failed_server(api, test_catalogue):
+    from agents_app.models import Agent
+
+    secret = "sk-echo-" + "5" * 24
+    session_id = _planned_session(api, ["crashing", "echo-secret"])
+    body = _chat(api, message="here is my key", session_id=session_id,
+                 credentials={"echo-secret": {"API_KEY": secret}}).json()
+    assert body["status"] == "error", body
+    failures = Agent.objects.get().error["servers"]
+    assert [f["server"] for f in failures] == ["crashing", "echo-secret"]
+    for failure in failures:
+        line = next(line for line in body["reply"].splitlines() if line.startswith(f"- {failure['server']}: "))
+        assert failure["message"] in line and failure["hint"] in line, (line, failure)
+    assert "2 servers failed" in body["reply"] and "configuration file is corrupt" in body["reply"]
+    assert secret not in body["reply"] and secret not in api.get(f"/api/sessions/{session_id}").content.decode()
