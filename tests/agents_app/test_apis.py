@@ -117,6 +117,25 @@ def test_config_exports_a_fast_agent_project_with_placeholders(api, test_servers
     assert "servers=['time', 'github']" in agent_py and "good-token-123" not in json.dumps(exported)
 
 
+def test_exported_agent_declares_its_dependencies_for_uv_run(api):
+    """PEP 723 inline metadata, so `uv run agent.py` installs the fast-agent-mcp version we pin."""
+    import re
+    import tomllib
+
+    agent_py = api.get(f"/api/agents/{create(api, {'time': TIME_SERVER}, model='passthrough')['agent_id']}/config"
+                       ).json()["files"]["agent.py"]
+    # The reference regex of PEP 723.
+    blocks = list(re.finditer(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$", agent_py))
+    assert [b["type"] for b in blocks] == ["script"], agent_py
+    content = "".join(line[2:] if line.startswith("# ") else line[1:]
+                      for line in blocks[0]["content"].splitlines(keepends=True))
+    metadata = tomllib.loads(content)
+    pinned = next(line.strip() for line in (Path(__file__).resolve().parents[2] / "requirements.txt").read_text()
+                  .splitlines() if line.startswith("fast-agent-mcp=="))
+    assert metadata == {"requires-python": ">=3.12", "dependencies": [pinned]}
+    compile(agent_py, "agent.py", "exec")
+
+
 def test_exported_project_runs_with_fast_agent(api, test_servers, tmp_path):
     """The export is a working fast-agent project: its ${TOKEN} placeholder is filled from the environment."""
     body = create(api, {"github": {**script("auth_server"), "env": {"TOKEN": "good-token-123"}}}, model="passthrough")
