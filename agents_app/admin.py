@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from agents_app.models import Agent, AgentRun
-from agents_app.services import agent_revalidate
+from agents_app.services import agent_revalidation_queue
 
 
 @admin.register(Agent)
@@ -20,8 +20,8 @@ class AgentAdmin(admin.ModelAdmin):
 
     @admin.action(description="Validate the selected agents again (start their MCP servers)")
     def revalidate(self, request, queryset) -> None:
-        for agent in queryset:
-            agent_revalidate(agent=agent)
+        for agent in queryset.exclude(status__in=[Agent.Status.CREATING, Agent.Status.VALIDATING]):
+            agent_revalidation_queue(agent=agent)
         self.message_user(request, f"Validation queued for {queryset.count()} agent(s).", messages.SUCCESS)
 
 

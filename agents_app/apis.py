@@ -1,4 +1,4 @@
-"""Agent endpoints: create (spec 2.2.2), inspect, export as a fast-agent project, and talk to the agent.
+"""Agent endpoints: create (spec 2.2.2), inspect, delete, export as a fast-agent project, and talk to the agent.
 
 Creation and runs happen in Celery workers. The endpoints wait a short bound for them
 (AGENT_CREATE_WAIT_SECONDS, AGENT_RUN_WAIT_SECONDS) and otherwise answer 202 with what to poll. Without a
@@ -23,6 +23,7 @@ from agents_app.selectors import (
 from agents_app.services import (
     OFFLINE_MODELS,
     agent_create,
+    agent_delete,
     agent_message_send,
     agent_run_queue,
     agent_validation_queue,
@@ -157,6 +158,11 @@ class AgentDetailApi(APIView):
     @extend_schema(responses={200: dict})
     def get(self, request, agent_id):
         return Response(agent_body(agent_get(client=request.auth, agent_id=agent_id)))
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, agent_id):
+        agent_delete(client=request.auth, agent_id=agent_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class AgentConfigApi(APIView):

@@ -581,7 +581,8 @@ def export_project(*, name: str, instruction: str, model: str, servers: dict[str
                   "# the environment (or a .env file next to this one) before `uv run agent.py`.\n"
     config_text += yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
     agent_py = _AGENT_TEMPLATE.format(
-        app_name=repr(name or "mcpagent"), instruction=repr(instruction), servers=repr(list(servers)), model=repr(model)
+        app_name=repr(name or "mcpagent"), instruction=repr(instruction), servers=repr(list(servers)), model=repr(model),
+        fast_agent_version=_fast_agent_version(),
     )
     variables = sorted(set(names.values()))
     env_example = "".join(("# the path of your copy of this file\n" if var in file_vars else "")
@@ -594,7 +595,19 @@ def export_project(*, name: str, instruction: str, model: str, servers: dict[str
     return {"files": files, "placeholders": variables}
 
 
-_AGENT_TEMPLATE = '''"""Run with `uv run agent.py` (or `python agent.py` with fast-agent-mcp installed)."""
+def _fast_agent_version() -> str:
+    # The version installed here is the one requirements.txt pins and the agent was validated with.
+    from importlib.metadata import version
+
+    return version("fast-agent-mcp")
+
+
+# PEP 723 inline script metadata: `uv run agent.py` installs fast-agent-mcp (the version we run) by itself.
+_AGENT_TEMPLATE = '''# /// script
+# requires-python = ">=3.12"
+# dependencies = ["fast-agent-mcp=={fast_agent_version}"]
+# ///
+"""Run with `uv run agent.py` (or `python agent.py` with fast-agent-mcp installed)."""
 
 import asyncio
 

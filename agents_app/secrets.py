@@ -68,11 +68,14 @@ def secrets_files_for_use(*, agent: Any, server_name: str, scope: str, keys: lis
         yield {key: str(paths[key]) for key in ids if key in paths}
 
 
-def secrets_adopt(*, agent: Any, actor: Any) -> None:
-    """Hand the credentials collected in the agent's session to the agent (they then live as long as it)."""
+def secrets_adopt(*, agent: Any, actor: Any, replace: bool = False) -> None:
+    """Hand the credentials collected in the agent's session to the agent (they then live as long as it).
+    `replace`: values sent to the session since the agent adopted its own replace them (a retry with a fixed
+    token)."""
     if agent.session is not None:
         credentials.credentials_extend_ttl(client=agent.client, session=agent.session, agent=agent, actor=actor,
-                                           reason="agent_create")
+                                           reason="agent_revalidate" if replace else "agent_create",
+                                           replace=replace)
 
 
 def secrets_record_validation(*, agent: Any, scope: str, accepted: bool, details: dict, actor: Any) -> None:

@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -235,13 +236,27 @@ def _url_vars_problem(entry: dict, variables: Any) -> str | None:
     return None
 
 
-def agent_create_for_catalogue_servers(*, client: ApiClient, session: Any, server_slugs: list[str], user_prompt: str,
-                                       workflow: Any, model: str | None = None, server_info: dict | None = None,
-                                       name: str = "", actor: Any = None) -> Agent:
-    """Create an agent for catalogue servers (the chat flow). Launch recipes come from the catalogue, never
-    from the user; env/header values and credential arguments are references to the credentials collected in
-    `session` for each server, and files uploaded for a file requirement are file references (only keys that
-    were collected; the credentials service resolves them, and writes the files, at start time)."""
+@dataclass
+class CatalogueServers:
+    """What agent_create needs for catalogue servers: the mcpServers entries (references only), the catalogue's
+    literal defaults and slug per server name, and the servers described for the instruction."""
+
+    servers: dict[str, dict]
+    defaults: dict[str, dict[str, str]]
+    slugs: dict[str, str]
+    described: list[dict]
+
+    def credential_keys(self) -> dict[str, tuple[str, list[str], list[str]]]:
+        """{server name: (slug, value keys, file keys)}: what the servers would be started with."""
+        return {name: (self.slugs[name], mcp_config.value_keys(entry), mcp_config.file_keys(entry))
+                for name, entry in self.servers.items()}
+
+
+def catalogue_servers(*, session: Any, server_slugs: list[str]) -> CatalogueServers:
+    """The agent configuration for catalogue servers. Launch recipes come from the catalogue, never from the
+    user; env/header values and credential arguments are references to the credentials collected in `session`
+    for each server, and files uploaded for a file requirement are file references (only keys that were
+    collected; the credentials service resolves them, and writes the files, at start time)."""
     from agents_app.master.requirements import counts_as_required
     from registry_app.models import CredentialRequirement, McpServer
     from sessions_app.selectors import collected_credential_keys, collected_file_keys
@@ -253,10 +268,7 @@ def agent_create_for_catalogue_servers(*, client: ApiClient, session: Any, serve
     collected_files = collected_file_keys(session=session) if session is not None else set()
     location = CredentialRequirement.Location
     found = {s.slug: s for s in McpServer.objects.filter(slug__in=server_slugs).prefetch_related("launch_recipes")}
-    servers: dict[str, dict] = {}
-    defaults: dict[str, dict[str, str]] = {}
-    slugs: dict[str, str] = {}
-    described = []
+    result = CatalogueServers(servers={}, defaults={}, slugs={}, described=[])
     for slug in server_slugs:
         server = found.get(slug)
         if server is None:
@@ -279,21 +291,36 @@ def agent_create_for_catalogue_servers(*, client: ApiClient, session: Any, serve
         if recipe is None:
             raise ApplicationError(f"The catalogue does not say how to start {server.name}.", code="recipe_unusable",
                                    details={"server": slug})
-        server_name = server_name_for(slug, taken=servers)
+        server_name = server_name_for(slug, taken=result.servers)
         entry = mcp_config.entry_from_recipe(recipe, env_keys=env_keys, header_keys=header_keys, arg_keys=arg_keys,
                                              file_keys=file_keys, arg_defaults=arg_defaults, omit_keys=omit_keys)
         if "defaults" in entry:
-            defaults[server_name] = entry.pop("defaults")
-        servers[server_name] = entry
-        slugs[server_name] = slug
-        described.append({"name": server.name, "slug": slug, "description": server.description[:500]})
-    info = server_info if isinstance(server_info, dict) and server_info.get("servers") else {"servers": described}
+            result.defaults[server_name] = entry.pop("defaults")
+        result.servers[server_name] = entry
+        result.slugs[server_name] = slug
+        result.described.append({"name": server.name, "slug": slug, "description": server.description[:500]})
+    return result
+
+
+def agent_create_for_catalogue_servers(*, client: ApiClient, session: Any, server_slugs: list[str], user_prompt: str,
+                                       workflow: Any, model: str | None = None, server_info: dict | None = None,
+                                       name: str = "", actor: Any = None) -> Agent:
+    """Create an agent for catalogue servers (the chat flow), configured by catalogue_servers, holding the
+    credentials and files collected in `session`."""
+    chosen = catalogue_servers(session=session, server_slugs=server_slugs)
+    info = server_info if isinstance(server_info, dict) and server_info.get("servers") else {"servers": chosen.described}
     with transaction.atomic():
-        agent = agent_create(client=client, session=session, servers=servers, server_info=info,
+        agent = agent_create(client=client, session=session, servers=chosen.servers, server_info=info,
                              user_prompt=user_prompt, workflow=workflow, model=model, name=name,
-                             catalogue_slugs=slugs, catalogue_defaults=defaults, actor=actor)
+                             catalogue_slugs=chosen.slugs, catalogue_defaults=chosen.defaults, actor=actor)
         secrets_adopt(agent=agent, actor=actor or client)
     return agent
+
+
+def agent_stored_credential_keys(agent: Agent) -> dict[str, tuple[str, list[str], list[str]]]:
+    """CatalogueServers.credential_keys of a stored agent (a server without a catalogue slug has slug "")."""
+    return {name: (entry.get("catalogue", ""), mcp_config.value_keys(entry), mcp_config.file_keys(entry))
+            for name, entry in agent.mcp_config.get("mcpServers", {}).items()}
 
 
 def catalogue_packages_prefetch(*, server_slugs: list[str]) -> dict[str, str]:
@@ -348,7 +375,9 @@ def _progress(step: str, detail: str = "", **extra: Any) -> dict:
 
 def _append_progress(agent_id: Any, entry: dict, **fields: Any) -> None:
     with transaction.atomic():
-        agent = Agent.objects.select_for_update().get(pk=agent_id)
+        agent = Agent.objects.select_for_update().filter(pk=agent_id).first()
+        if agent is None:  # deleted meanwhile (agent_delete)
+            return
         agent.progress = [*agent.progress, entry]
         for key, value in fields.items():
             setattr(agent, key, value)
@@ -432,7 +461,11 @@ def agent_validate(*, agent_id: Any) -> Agent:
                 details={"tools": len(result.tools)} if result.ok else {"error": result.error["code"]},
             )
     with transaction.atomic():
-        agent = Agent.objects.select_for_update().get(pk=agent.id)
+        current = Agent.objects.select_for_update().filter(pk=agent.id).first()
+        if current is None:
+            logger.info("agent %s was deleted during its validation; the outcome is dropped", agent.id)
+            return agent
+        agent = current
         for name, result in results.items():
             detail = f"{len(result.tools)} tool(s) in {result.seconds:.2f} s" if result.ok else result.error["message"]
             agent.progress = [*agent.progress, _progress("server_ok" if result.ok else "server_failed", detail,
@@ -528,16 +561,16 @@ def agent_run_queue(*, run: AgentRun) -> None:
                                status=503, details={"run_id": str(run.id)}) from None
 
 
-def agent_run_execute(*, run_id: Any) -> AgentRun:
+def agent_run_execute(*, run_id: Any) -> AgentRun | None:
     """Run the message with fast-agent against the agent's servers and store every tool call, tool result and
     the reply as conversation turns. Never raises for an agent failure: the run ends `failed` with an error."""
     from sessions_app.models import Conversation
 
     with transaction.atomic():
         run = (AgentRun.objects.select_for_update(of=("self",))
-               .select_related("agent", "agent__client", "agent__session").get(pk=run_id))
-        if run.status != AgentRun.Status.QUEUED:
-            return run
+               .select_related("agent", "agent__client", "agent__session").filter(pk=run_id).first())
+        if run is None or run.status != AgentRun.Status.QUEUED:
+            return run  # None: its agent was deleted
         run.status = AgentRun.Status.RUNNING
         run.started_at = timezone.now()
         run.save(update_fields=["status", "started_at"])
@@ -558,6 +591,8 @@ def agent_run_execute(*, run_id: Any) -> AgentRun:
         outcome.error = {k: redact(v) if k in ("message", "hint") and isinstance(v, str) else v
                          for k, v in outcome.error.items()}
     with transaction.atomic():
+        if not _still_running(run):
+            return run
         for turn in outcome.turns:
             Conversation.objects.create(agent=agent, role=turn["role"], message=turn["message"],
                                         metadata={**turn["metadata"], "run_id": str(run.id)})
@@ -579,10 +614,20 @@ def agent_run_execute(*, run_id: Any) -> AgentRun:
     return run
 
 
+def _still_running(run: AgentRun) -> bool:
+    """Lock the run; False (and the worker drops its outcome) when agent_delete stopped or removed it."""
+    if AgentRun.objects.select_for_update().filter(pk=run.pk, status=AgentRun.Status.RUNNING).exists():
+        return True
+    logger.info("run %s was stopped while it ran (its agent was deleted); the outcome is dropped", run.pk)
+    return False
+
+
 def _run_failed(run: AgentRun, error: dict) -> AgentRun:
     from sessions_app.models import Conversation
 
     with transaction.atomic():
+        if run.status == AgentRun.Status.RUNNING and not _still_running(run):
+            return run
         run.status, run.error, run.finished_at = AgentRun.Status.FAILED, error, timezone.now()
         run.save()
         Conversation.objects.create(agent=run.agent, role=Conversation.Role.SYSTEM,
@@ -611,11 +656,59 @@ def _history(agent: Agent, run: AgentRun) -> list[dict]:
     return history
 
 
-def agent_revalidate(*, agent: Agent) -> Agent:
-    """Validate a finished agent again (e.g. after its service came back or a credential was fixed)."""
-    _append_progress(agent.id, _progress("revalidate", "validation requested again"), status=Agent.Status.CREATING,
-                     error=None)
-    agent.refresh_from_db()
+# --- deletion ----------------------------------------------------------------------------------------
+
+@transaction.atomic
+def agent_delete(*, client: ApiClient, agent_id: Any, actor: Any = None) -> None:
+    """Delete the client's agent with its runs, turns, and every credential and file it holds (each deletion
+    audited). A queued or running run is marked failed first: its worker sees that and drops the outcome
+    instead of writing turns for an agent that is gone (its servers stop when the run ends)."""
+    from agents_app.selectors import agent_get
+    from sessions_app.credentials import credentials_for_agent_delete
+
+    agent = agent_get(client=client, agent_id=agent_id)
+    # Locked first, so no credential can be handed to it (credentials_extend_ttl locks it too) while it goes.
+    agent = Agent.objects.select_for_update().get(pk=agent.pk)
+    AgentRun.objects.filter(agent=agent, status__in=[AgentRun.Status.QUEUED, AgentRun.Status.RUNNING]).update(
+        status=AgentRun.Status.FAILED, finished_at=timezone.now(),
+        error={"server": None, "code": "agent_deleted", "message": "The agent was deleted.", "hint": ""},
+    )
+    counts = credentials_for_agent_delete(client=client, agent=agent, actor=actor or client, reason="agent_delete")
+    deleted_id = agent.id
+    agent.delete()
+    logger.info("agent %s deleted with %d credential(s) and %d file(s)", deleted_id, counts["credentials"],
+                counts["files"])
+
+
+def agent_validation_restart(*, agent_id: Any, actor: Any = None) -> Agent:
+    """Put a finished (ready or failed) agent back to `validating`, its error and tools cleared, so that
+    agent_validate starts its servers again (a finished agent is otherwise left as it is). An agent still
+    being created or validated is a 409."""
+    with transaction.atomic():
+        agent = Agent.objects.select_for_update().get(pk=agent_id)
+        if agent.status not in (Agent.Status.READY, Agent.Status.FAILED):
+            raise ApplicationError(f"The agent is {agent.status}; wait for it to finish before validating again.",
+                                   code="agent_busy", status=409, details={"agent_id": str(agent.id)})
+        if actor is not None and agent.session is not None:
+            secrets_adopt(agent=agent, actor=actor, replace=True)
+        agent.status, agent.error, agent.tools = Agent.Status.VALIDATING, None, {}
+        agent.progress = [*agent.progress, _progress("revalidate", "validation requested again")]
+        agent.save()
+    return agent
+
+
+def agent_revalidate(*, agent_id: Any, actor: Any = None) -> Agent:
+    """Validate a finished agent again, in this process (a worker's task or a command): the same agent, its
+    own credentials, plus any values sent to its session since (they replace the agent's; see
+    agent_validation_restart). Blocking, like agent_validate."""
+    agent_validation_restart(agent_id=agent_id, actor=actor)
+    return agent_validate(agent_id=agent_id)
+
+
+def agent_revalidation_queue(*, agent: Agent) -> Agent:
+    """Validate a finished agent again in a worker (e.g. after its service came back or a credential was
+    fixed); inline when no broker is configured."""
+    agent_validation_restart(agent_id=agent.id)
     agent_validation_queue(agent=agent)
     agent.refresh_from_db()
     return agent

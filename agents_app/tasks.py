@@ -34,7 +34,8 @@ def agent_run_task(run_id: str) -> str:
     from agents_app.services import agent_run_abandon, agent_run_execute
 
     try:
-        return agent_run_execute(run_id=run_id).status
+        run = agent_run_execute(run_id=run_id)
+        return run.status if run is not None else "deleted"
     except SoftTimeLimitExceeded:
         agent_run_abandon(run_id=run_id, reason=f"it took longer than {settings.AGENT_RUN_TIMEOUT_SECONDS} s")
         return "failed"

@@ -387,12 +387,17 @@ def credential_delete(*, client: ApiClient, credential_id, actor: ActorLike, rea
 def credentials_for_session_delete(
     *, client: ApiClient | None = None, session: Session, actor: ActorLike, reason: str
 ) -> dict[str, int]:
-    """Delete the credentials and files only this session holds (values an agent adopted stay with the agent).
-    Call it before deleting the session (the session's client is checked when `client` is given)."""
+    """Delete the credentials and files of this session that no live agent holds: those only the session holds
+    and those of its agents that failed (copies no one can use once the session is gone). Values a ready agent,
+    or one still being validated, holds stay with it. Call it before deleting the session (the session's client
+    is checked when `client` is given)."""
+    from agents_app.models import Agent
+
     _check_owner(client=client or session.client, session=session, agent=None)
+    unheld = Q(agent__isnull=True) | Q(agent__status=Agent.Status.FAILED)
     return _delete_rows(
-        Credential.objects.filter(session=session, agent__isnull=True).defer("value"),
-        StoredFile.objects.filter(session=session, agent__isnull=True).defer("content"),
+        Credential.objects.filter(unheld, session=session).defer("value"),
+        StoredFile.objects.filter(unheld, session=session).defer("content"),
         AuditEvent.Action.DELETE, actor, reason,
     )
 
@@ -422,7 +427,7 @@ def _delete_rows(credentials: QuerySet, files: QuerySet, action: str, actor: Act
 @transaction.atomic
 def credentials_extend_ttl(
     *, client: ApiClient | None = None, session: Session, agent, actor: ActorLike, reason: str,
-    expires_at: datetime | None = _UNSET,
+    expires_at: datetime | None = _UNSET, replace: bool = False,
 ) -> dict[str, int]:
     """Hand the session's live credentials and files to `agent` (built from this session), with the agent
     lifetime (`expires_at`, default agent_expiry(): none, or AGENT_CREDENTIAL_TTL_DAYS from now).
@@ -430,7 +435,9 @@ def credentials_extend_ttl(
     Call it once the agent is created (until then the agent uses the session's values, which expire after
     CREDENTIAL_TTL_HOURS). Values only the session holds are adopted; values an earlier agent of the session
     already adopted are copied, so each agent owns its values and deleting one leaves the other working.
-    Values stored for the agent directly win over the session's."""
+    Values stored for the agent directly win over the session's, unless `replace`: then a value only the session
+    holds (sent after the agent adopted the session's values) replaces the agent's for the same server and key
+    (the agent's row deleted and audited)."""
     client = client or agent.client
     _check_owner(client=client, session=session, agent=agent)
     expires = agent_expiry() if expires_at is _UNSET else expires_at
@@ -438,7 +445,14 @@ def credentials_extend_ttl(
     counts = {"credentials": 0, "files": 0}
     events = []
     for model, kind in ((Credential, "credentials"), (StoredFile, "files")):
-        rows = _scope(model, client=client, session=session, agent=agent).select_for_update(of=("self",))
+        rows = list(_scope(model, client=client, session=session, agent=agent).select_for_update(of=("self",)))
+        if replace:
+            newer = {(row.server, row.key): row for row in rows if row.agent_id is None and row.key}
+            replaced = [row for row in rows if row.agent_id == agent.pk and (row.server, row.key) in newer]
+            events += [_event(row, AuditEvent.Action.DELETE, actor, reason,
+                              {"replaced_by": str(newer[(row.server, row.key)].pk)}) for row in replaced]
+            model.objects.filter(pk__in=[row.pk for row in replaced]).delete()
+            rows = [row for row in rows if row not in replaced]
         for row in _preferred(rows, agent):
             if row.agent_id == agent.pk:
                 continue  # stored for this agent directly: it already has the agent's lifetime

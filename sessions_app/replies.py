@@ -34,3 +34,16 @@ def _join(items: list[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def agent_failure_text(error: dict) -> str:
+    """What went wrong in a failed agent creation: each failed server with its own cause and what to do."""
+    failures = [f for f in error.get("servers") or [error] if isinstance(f, dict)] or [{}]
+
+    def cause_and_fix(failure: dict) -> str:
+        return " ".join(part for part in (failure.get("message") or "validation failed", failure.get("hint")) if part)
+
+    if len(failures) == 1:
+        return cause_and_fix(failures[0])
+    return f"{len(failures)} servers failed:\n" + "\n".join(
+        f"- {failure.get('server') or 'a server'}: {cause_and_fix(failure)}" for failure in failures)

@@ -33,8 +33,11 @@ def session_create(*, client: ApiClient, metadata: dict | None = None) -> Sessio
 
 @transaction.atomic
 def session_delete(*, client: ApiClient, session_id) -> None:
-    """Delete a session with its turns and every credential and file collected in it (audited)."""
+    """Delete a session with its turns and every credential and file collected in it that no live agent holds
+    (audited; see credentials_for_session_delete). Its agents stay, without the session."""
     session = session_get(client=client, session_id=session_id)
+    # Locked, so a chat turn cannot store values into it (or start an agent from it) while it goes.
+    session = Session.objects.select_for_update().get(pk=session.pk)
     from sessions_app.credentials import credentials_for_session_delete
 
     credentials_for_session_delete(session=session, actor=client, reason="session_delete")

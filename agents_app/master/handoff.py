@@ -10,9 +10,13 @@ logger = logging.getLogger(__name__)
 
 def agent_create_for_session(*, session_id) -> str | None:
     """Create the agent for the session's plan through the agent service, validate it by starting its servers,
-    and record the outcome on the session. Returns the agent id, or None if it could not be created."""
-    from agents_app.services import agent_create_for_catalogue_servers, agent_validate
+    and record the outcome on the session. Returns the agent id, or None if it could not be created.
+
+    A retry (the session's last agent failed, and the plan's servers and the collected credential names are
+    the same) validates that agent again instead of creating another with its own copy of every value."""
+    from agents_app.services import agent_create_for_catalogue_servers, agent_revalidate, agent_validate
     from sessions_app.models import Session
+    from sessions_app.replies import agent_failure_text
     from sessions_app.services import session_agent_finished
 
     session = Session.objects.select_related("client").get(pk=session_id)
@@ -23,17 +27,32 @@ def agent_create_for_session(*, session_id) -> str | None:
         for step in plan.workflow
     ]
     try:
-        agent = agent_create_for_catalogue_servers(
-            client=session.client, session=session, server_slugs=plan.server_slugs(),
-            user_prompt=session.context.get("request") or plan.request, workflow=workflow,
-        )
+        failed = _agent_to_retry(session, plan)
+        if failed is not None:
+            agent = agent_revalidate(agent_id=failed.id, actor=session.client)
+        else:
+            agent = agent_create_for_catalogue_servers(
+                client=session.client, session=session, server_slugs=plan.server_slugs(),
+                user_prompt=session.context.get("request") or plan.request, workflow=workflow,
+            )
+            agent = agent_validate(agent_id=agent.id)
     except ApplicationError as exc:
         session_agent_finished(session_id=session.id, agent_id=None, ok=False, error=exc.message)
         return None
-    agent = agent_validate(agent_id=agent.id)
-    error = ""
-    if agent.status != agent.Status.READY:
-        failure = agent.error or {}
-        error = " ".join(part for part in (failure.get("message", "validation failed"), failure.get("hint", "")) if part)
+    error = "" if agent.status == agent.Status.READY else agent_failure_text(agent.error or {})
     session_agent_finished(session_id=session.id, agent_id=agent.id, ok=not error, error=error)
     return str(agent.id)
+
+
+def _agent_to_retry(session, plan: Plan):
+    """The session's last agent if it failed and would be built the same way now (same servers, same credential
+    and file names collected), else None."""
+    from agents_app.models import Agent
+    from agents_app.services import agent_stored_credential_keys, catalogue_servers
+
+    agent_id = session.context.get("agent_id")
+    agent = session.agents.filter(pk=agent_id, status=Agent.Status.FAILED).first() if agent_id else None
+    if agent is None:
+        return None
+    fresh = catalogue_servers(session=session, server_slugs=plan.server_slugs())
+    return agent if fresh.credential_keys() == agent_stored_credential_keys(agent) else None

@@ -117,6 +117,25 @@ def test_config_exports_a_fast_agent_project_with_placeholders(api, test_servers
     assert "servers=['time', 'github']" in agent_py and "good-token-123" not in json.dumps(exported)
 
 
+def test_exported_agent_declares_its_dependencies_for_uv_run(api):
+    """PEP 723 inline metadata, so `uv run agent.py` installs the fast-agent-mcp version we pin."""
+    import re
+    import tomllib
+
+    agent_py = api.get(f"/api/agents/{create(api, {'time': TIME_SERVER}, model='passthrough')['agent_id']}/config"
+                       ).json()["files"]["agent.py"]
+    # The reference regex of PEP 723.
+    blocks = list(re.finditer(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$", agent_py))
+    assert [b["type"] for b in blocks] == ["script"], agent_py
+    content = "".join(line[2:] if line.startswith("# ") else line[1:]
+                      for line in blocks[0]["content"].splitlines(keepends=True))
+    metadata = tomllib.loads(content)
+    pinned = next(line.strip() for line in (Path(__file__).resolve().parents[2] / "requirements.txt").read_text()
+                  .splitlines() if line.startswith("fast-agent-mcp=="))
+    assert metadata == {"requires-python": ">=3.12", "dependencies": [pinned]}
+    compile(agent_py, "agent.py", "exec")
+
+
 def test_exported_project_runs_with_fast_agent(api, test_servers, tmp_path):
     """The export is a working fast-agent project: its ${TOKEN} placeholder is filled from the environment."""
     body = create(api, {"github": {**script("auth_server"), "env": {"TOKEN": "good-token-123"}}}, model="passthrough")
@@ -212,6 +231,78 @@ def test_agents_are_scoped_to_their_client(api, other_api, anon_api):
     assert other_api.get("/api/agents").json()["agents"] == []
     error_of(api.get("/api/agents/not-a-uuid"), 404)
     assert not AgentRun.objects.exists()
+
+
+def test_delete_removes_the_agent_its_credentials_and_files_and_stops_its_queued_run(api, other_api, test_servers):
+    from agents_app.services import agent_message_send, agent_run_execute
+    from sessions_app.credentials import files_store
+    from sessions_app.models import AuditEvent, Credential, StoredFile
+
+    github = {**script("auth_server"), "env": {"TOKEN": "good-token-123"}}
+    doomed = Agent.objects.get(pk=create(api, {"github": github}, model="passthrough")["agent_id"])
+    kept = Agent.objects.get(pk=create(api, {"github": github}, model="passthrough")["agent_id"])
+    for agent in (doomed, kept):
+        files_store(client=api.client_obj, agent=agent, actor=api.client_obj, reason="test",
+                    files=[{"filename": "settings.json", "content": "eyJhIjogMX0=", "key": "SETTINGS"}])
+    queued = agent_message_send(agent=doomed, message=CALL_TIME)
+    doomed_rows = {str(pk) for pk in [*Credential.objects.filter(agent=doomed).values_list("pk", flat=True),
+                                      *StoredFile.objects.filter(agent=doomed).values_list("pk", flat=True)]}
+    assert len(doomed_rows) == 2
+
+    error_of(other_api.delete(f"/api/agents/{doomed.id}"), 404, "not_found")
+    assert Agent.objects.filter(pk=doomed.pk).exists() and Credential.objects.filter(agent=doomed).exists()
+
+    response = api.delete(f"/api/agents/{doomed.id}")
+    assert response.status_code == 204, response.content
+    error_of(api.get(f"/api/agents/{doomed.id}"), 404, "not_found")
+    assert not Credential.objects.filter(pk__in=doomed_rows).exists()
+    assert not StoredFile.objects.filter(pk__in=doomed_rows).exists()
+    deletions = AuditEvent.objects.filter(action="delete", reason="agent_delete")
+    assert {e.object_id for e in deletions} == doomed_rows
+    assert {str(e.agent_id) for e in deletions} == {str(doomed.id)}
+    # Its queued run went with it: the worker that picks the task up finds nothing to do.
+    assert agent_run_execute(run_id=queued.id) is None
+    assert not Conversation.objects.filter(agent_id=doomed.id).exists()
+    error_of(api.delete(f"/api/agents/{doomed.id}"), 404, "not_found")
+
+    # The client's other agent keeps its values and still runs with them.
+    assert Credential.objects.filter(agent=kept).count() == 1 and StoredFile.objects.filter(agent=kept).count() == 1
+    ran = api.post(f"/api/agents/{kept.id}/messages", {"message": "***CALL_TOOL whoami {}"}, format="json")
+    assert ran.status_code == 200 and "test-user" in ran.json()["reply"], ran.content
+
+
+def test_a_run_whose_agent_is_deleted_while_it_runs_writes_nothing(transactional_db, api, test_servers, settings):
+    """The worker finishing a run after its agent was deleted drops the outcome instead of failing on it."""
+    import threading
+
+    from django.db import connections
+
+    from agents_app.services import agent_delete, agent_message_send, agent_run_execute
+
+    settings.AGENT_RUN_TIMEOUT_SECONDS = 4
+    agent = Agent.objects.get(pk=create(api, {"slow": script("slow_tool")}, model="passthrough")["agent_id"])
+    run = agent_message_send(agent=agent, message="***CALL_TOOL wait_forever {}")
+    outcome: dict = {}
+
+    def worker() -> None:
+        try:
+            outcome["run"] = agent_run_execute(run_id=run.id)
+        except Exception as exc:  # noqa: BLE001 -- the assertion below names it
+            outcome["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while AgentRun.objects.get(pk=run.pk).status != AgentRun.Status.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.05)
+    agent_delete(client=api.client_obj, agent_id=agent.id)
+    thread.join(60)
+    assert "error" not in outcome, outcome
+    assert outcome["run"].status == AgentRun.Status.RUNNING  # what the worker held; nothing was written
+    assert not AgentRun.objects.filter(pk=run.pk).exists()
+    assert not Conversation.objects.filter(agent_id=agent.id).exists()
 
 
 def test_passthrough_run_calls_the_real_tool_and_stores_every_turn(api):

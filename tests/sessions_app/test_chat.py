@@ -174,6 +174,53 @@ def test_delete_session(api, bundled_catalogue):
     assert not Conversation.objects.filter(session_id=session_id).exists()
 
 
+def test_delete_session_deletes_every_value_no_live_agent_holds(api, other_api, settings):
+    """Values the session's ready agent adopted stay with it; values only the session holds, and the copies a
+    failed agent of the session holds, are deleted (each audited)."""
+    from agents_app.models import Agent
+    from agents_app.secrets import secrets_adopt
+    from agents_app.services import agent_create, agent_validate
+    from sessions_app.credentials import credentials_store, files_store
+    from sessions_app.models import AuditEvent, Credential, StoredFile
+    from tests.agents_app.conftest import SERVERS, TIME_SERVER
+
+    settings.AGENT_ALLOWED_SCRIPT_DIRS = [str(SERVERS)]
+    session = Session.objects.get(pk=api.post("/api/sessions/create").json()["session_id"])
+
+    def store(server: str, values: dict) -> None:
+        assert credentials_store(client=api.client_obj, session=session, server=server, values=values,
+                                 actor=api.client_obj, reason="chat").ok
+
+    def agent(servers: dict) -> Agent:
+        created = agent_create(client=api.client_obj, session=session, servers=servers, user_prompt="x",
+                               workflow="y", model="passthrough")
+        return agent_validate(agent_id=created.id)
+
+    store("svc-adopted", {"ADOPTED_TOKEN": "adopted-value-123"})
+    ready = agent({"time": TIME_SERVER})
+    secrets_adopt(agent=ready, actor=api.client_obj)
+    failed = agent({"broken": {"command": "python", "args": [str(SERVERS / "crashing.py")],
+                               "env": {"API_KEY": "failed-agent-value-1"}}})
+    secrets_adopt(agent=failed, actor=api.client_obj)  # a copy of ADOPTED_TOKEN, like a chat retry made
+    assert (ready.status, failed.status) == (Agent.Status.READY, Agent.Status.FAILED)
+    store("svc-later", {"LATER_TOKEN": "later-value-456"})
+    assert files_store(client=api.client_obj, session=session, actor=api.client_obj, reason="chat",
+                       files=[{"filename": "settings.json", "content": "eyJhIjogMX0=", "key": "SETTINGS"}]).ok
+    kept = set(Credential.objects.filter(agent=ready).values_list("pk", flat=True))
+    doomed = {*Credential.objects.filter(session=session).exclude(pk__in=kept).values_list("pk", flat=True),
+              *StoredFile.objects.filter(session=session).values_list("pk", flat=True)}
+    assert len(kept) == 1 and len(doomed) == 4  # later + file (session only), copy + API_KEY (failed agent)
+
+    _error(other_api.delete(f"/api/sessions/{session.id}"), 404, "not_found")
+    assert api.delete(f"/api/sessions/{session.id}").status_code == 204
+    assert set(Credential.objects.values_list("pk", flat=True)) == kept
+    assert not StoredFile.objects.exists()
+    deleted = AuditEvent.objects.filter(action="delete", reason="session_delete")
+    assert {e.object_id for e in deleted} == {str(pk) for pk in doomed}
+    assert Credential.objects.get(pk=kept.pop()).value == "adopted-value-123"
+    assert Agent.objects.filter(pk__in=[ready.pk, failed.pk], session=None).count() == 2
+
+
 # --- to a validated agent ---
 
 def _value_for(credential: dict) -> str:
@@ -292,3 +339,85 @@ def test_whole_chat_flow_leaves_no_secret_in_logs_or_database(api, bundled_catal
     assert_no_plaintext_in_db(secrets)
     detail = api.get(f"/api/sessions/{first['session_id']}").content.decode()
     assert all(secret not in detail for secret in secrets)
+
+
+# --- a failed creation, and retries ---
+
+@pytest.fixture
+def test_catalogue(db, settings):
+    """Catalogue servers started from the tiny test servers: acme-tickets accepts only TOKEN=good-token-123,
+    crashing exits at start, echo-secret exits printing its API_KEY."""
+    from registry_app.models import CredentialRequirement, LaunchRecipe, McpServer
+    from tests.agents_app.conftest import SERVERS
+
+    settings.AGENT_ALLOWED_SCRIPT_DIRS = [str(SERVERS)]
+    for slug, name, script, key in (("acme-tickets", "Acme Tickets", "auth_server", "TOKEN"),
+                                    ("crashing", "Crashing", "crashing", None),
+                                    ("echo-secret", "Echo Secret", "echo_secret", "API_KEY")):
+        server = McpServer.objects.create(slug=slug, name=name, description=f"{name} test server")
+        LaunchRecipe.objects.create(server=server, kind="other", command="python", args=[str(SERVERS / f"{script}.py")])
+        if key:
+            CredentialRequirement.objects.create(server=server, key=key, location="env", kind="token", required=True,
+                                                 secret=True)
+
+
+def _planned_session(api, slugs: list[str]) -> str:
+    """A session whose plan (as the analyzer would record it) uses the given catalogue servers."""
+    from agents_app.master.plan import ChosenServer, Plan, WorkflowStep
+
+    session = Session.objects.get(pk=api.post("/api/sessions/create").json()["session_id"])
+    plan = Plan(request="Work with my tickets", servers=[
+        ChosenServer(need=slug, slug=slug, name=slug, repository_url="", confidence=1.0, reason="test")
+        for slug in slugs], workflow=[WorkflowStep(step=1, action="Do it", server=slugs[0])])
+    session.context = {"request": plan.request, "plan": plan.to_dict()}
+    session.save()
+    return str(session.id)
+
+
+def test_a_retry_validates_the_same_failed_agent_again(api, test_catalogue):
+    from agents_app.models import Agent
+    from sessions_app.models import AuditEvent, Credential
+
+    session_id = _planned_session(api, ["acme-tickets"])
+    first = _chat(api, message="here is my token", session_id=session_id,
+                  credentials={"acme-tickets": {"TOKEN": "revoked-token"}}).json()
+    assert first["status"] == "error" and first["agent_created"] is False, first
+    assert "rejected the credentials" in first["reply"]
+    agent = Agent.objects.get()
+    assert agent.status == Agent.Status.FAILED
+    rows = set(Credential.objects.values_list("pk", flat=True))
+    assert len(rows) == 1
+
+    retried = _chat(api, message="please retry", session_id=session_id).json()
+    assert retried["status"] == "error" and "rejected the credentials" in retried["reply"], retried
+    assert list(Agent.objects.values_list("pk", flat=True)) == [agent.pk]  # no new agent
+    assert set(Credential.objects.values_list("pk", flat=True)) == rows  # no new copy
+    agent.refresh_from_db()
+    assert [p["step"] for p in agent.progress].count("revalidate") == 1 and agent.status == Agent.Status.FAILED
+
+    # A retry with a fixed value: the value replaces the agent's, and the same agent becomes ready.
+    fixed = _chat(api, message="sorry, this one", session_id=session_id,
+                  credentials={"acme-tickets": {"TOKEN": "good-token-123"}}).json()
+    assert fixed["agent_created"] is True and fixed["agent_id"] == str(agent.pk), fixed
+    assert Agent.objects.count() == 1
+    held = Credential.objects.get()
+    assert held.agent_id == agent.pk and held.value == "good-token-123"
+    assert AuditEvent.objects.filter(action="delete", object_id=str(rows.pop()), reason="agent_revalidate").exists()
+    assert api.get(f"/api/agents/{agent.pk}").json()["tools"] == {"acme-tickets": ["whoami"]}
+
+
+def test_the_reply_about_a_failed_creation_names_every_failed_server(api, test_catalogue):
+    from agents_app.models import Agent
+
+    secret = "sk-echo-" + "5" * 24
+    session_id = _planned_session(api, ["crashing", "echo-secret"])
+    body = _chat(api, message="here is my key", session_id=session_id,
+                 credentials={"echo-secret": {"API_KEY": secret}}).json()
+    assert body["status"] == "error", body
+    failures = Agent.objects.get().error["servers"]
+    assert [f["server"] for f in failures] == ["crashing", "echo-secret"]
+    for failure in failures:
+        line = next(line for line in body["reply"].splitlines() if line.startswith(f"- {failure['server']}: "))
+        assert failure["message"] in line and failure["hint"] in line, (line, failure)
+    assert "2 servers failed" in body["reply"] and "configuration file is corrupt" in body["reply"]
+    assert secret not in body["reply"] and secret not in api.get(f"/api/sessions/{session_id}").content.decode()

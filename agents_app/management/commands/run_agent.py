@@ -30,6 +30,8 @@ class Command(BaseCommand):
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
         run = agent_run_execute(run_id=run.id)
+        if run is None:
+            raise CommandError(f"Agent {agent_id} was deleted while the message ran.")
         if verbose:
             for turn in agent_turns(agent=agent, run=run).filter(role="tool"):
                 meta = turn.metadata
