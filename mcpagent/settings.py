@@ -158,6 +158,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("MCPAGENT_CELERY_QUEUE", "celery")
 CELERY_BEAT_SCHEDULE: dict = {}
 
+# --- Cache (rate-limit counters): Redis when REDIS_URL is set, shared by every process; else this process's memory. ---
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": "mcpagent"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # --- Secrets at rest: a comma-separated list of Fernet keys, newest first (rotation: prepend a new key). ---
 ENCRYPTION_KEY = env_str("ENCRYPTION_KEY", "")
 ENCRYPTION_KEY_FALLBACKS = env_list("ENCRYPTION_KEY_FALLBACKS", [])
@@ -285,6 +292,17 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 50),
     "UNAUTHENTICATED_USER": None,
+    # Rate limits (mcpagent.throttling), "<count>/<s|min|hour|day>" or "off"; over a limit the answer is a 429.
+    "DEFAULT_THROTTLE_CLASSES": ["mcpagent.throttling.ClientRateThrottle", "mcpagent.throttling.IpRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "client": env_str("API_RATE_LIMIT_PER_CLIENT", "600/min"),
+        "ip": env_str("API_RATE_LIMIT_PER_IP", "1200/min"),
+        # Missing, invalid or revoked keys: past this, 429 instead of 401 (key guessing, floods of bad requests).
+        "auth_failure": env_str("API_AUTH_FAILURE_RATE_LIMIT", "30/min"),
+    },
+    # Proxies in front of us that append to X-Forwarded-For; 0 = the client address is the connection's own
+    # (a client could otherwise pick the address its requests are counted under).
+    "NUM_PROXIES": env_int("API_TRUSTED_PROXY_COUNT", 0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "mcpagent API",
