@@ -225,6 +225,10 @@ AGENT_VALIDATION_TIMEOUT_SECONDS = env_float("AGENT_VALIDATION_TIMEOUT_SECONDS",
 AGENT_CREATE_WAIT_SECONDS = env_float("AGENT_CREATE_WAIT_SECONDS", 8.0)
 # POST /api/agents/{id}/messages answers with the reply if the run ends within this, else 202 with a run id.
 AGENT_RUN_WAIT_SECONDS = env_float("AGENT_RUN_WAIT_SECONDS", 30.0)
+# Agent creations (agents being created or validated, chat sessions being analysed or creating their agent) and
+# runs (queued or running) one API client may have at once; more are a 429. 0 = no limit.
+AGENT_MAX_CONCURRENT_CREATIONS_PER_CLIENT = env_int("AGENT_MAX_CONCURRENT_CREATIONS_PER_CLIENT", 5)
+AGENT_MAX_CONCURRENT_RUNS_PER_CLIENT = env_int("AGENT_MAX_CONCURRENT_RUNS_PER_CLIENT", 10)
 # A whole agent run (Celery soft time limit; the hard limit is 30 s later).
 AGENT_RUN_TIMEOUT_SECONDS = env_int("AGENT_RUN_TIMEOUT_SECONDS", 180)
 # One MCP tool call (read timeout of each server's session during runs).
