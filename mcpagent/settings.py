@@ -182,6 +182,9 @@ CREDENTIAL_VALUE_MAX_CHARS = env_int("CREDENTIAL_VALUE_MAX_CHARS", 16384)
 FILE_MAX_BYTES = env_int("FILE_MAX_BYTES", 1024 * 1024)
 FILES_MAX_REQUEST_BYTES = env_int("FILES_MAX_REQUEST_BYTES", 5 * 1024 * 1024)
 FILES_MAX_PER_REQUEST = env_int("FILES_MAX_PER_REQUEST", 20)
+# Live files one session may hold, and their total size (0 = no limit).
+FILES_MAX_PER_SESSION = env_int("FILES_MAX_PER_SESSION", 50)
+FILES_MAX_BYTES_PER_SESSION = env_int("FILES_MAX_BYTES_PER_SESSION", 20 * 1024 * 1024)
 FILES_MATERIALIZE_DIR = env_str("FILES_MATERIALIZE_DIR", "")  # "" = /dev/shm if writable, else the temp dir
 CELERY_BEAT_SCHEDULE["purge-expired-credentials"] = {
     "task": "sessions_app.tasks.purge_expired_credentials",
