@@ -1,6 +1,7 @@
 """Settings: every knob is an environment variable with a documented default (README, "Configuration")."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -67,6 +68,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc files, served by us: the docs need no CDN
     "django_structlog",
+    "axes",  # admin login lockout
     "mcpagent",
     "registry_app",
     "sessions_app",
@@ -87,6 +89,22 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "mcpagent.errors.ApiErrorMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a lockout into its 429 page
+]
+
+# --- Admin logins: django-axes locks an address, and a user name, out after repeated failures. ---
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("ADMIN_LOGIN_LOCKOUT_MINUTES", 15))  # then the failures are forgotten
+# Either is enough to lock: many passwords tried on one user from many addresses, or many users from one.
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": env_int("ADMIN_PASSWORD_MIN_LENGTH", 12)}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
 ROOT_URLCONF = "mcpagent.urls"
@@ -311,6 +329,11 @@ REST_FRAMEWORK = {
     # (a client could otherwise pick the address its requests are counted under).
     "NUM_PROXIES": env_int("API_TRUSTED_PROXY_COUNT", 0),
 }
+if REST_FRAMEWORK["NUM_PROXIES"]:
+    # The admin lockout counts the same address as the API's limits: the one the outermost trusted proxy saw.
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    AXES_IPWARE_PROXY_ORDER = "right-most"
+    AXES_IPWARE_PROXY_COUNT = REST_FRAMEWORK["NUM_PROXIES"]
 SPECTACULAR_SETTINGS = {
     "TITLE": "mcpagent API",
     "DESCRIPTION": "Turn a plain-language workflow request into a configured, validated, runnable MCP agent.",
