@@ -344,6 +344,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "mcpagent.schema.add_error_responses",
+    ],
 }
 # JSON bodies nested deeper than this (arrays/objects) are refused with a 400 (mcpagent.parsers).
 MAX_JSON_DEPTH = env_int("MAX_JSON_DEPTH", 64)
