@@ -30,6 +30,7 @@ from agents_app.services import (
     wait_for,
 )
 from mcpagent.errors import ApplicationError
+from mcpagent.schema import error_responses
 
 
 def agent_body(agent: Agent) -> dict:
@@ -114,7 +115,8 @@ class AgentCreateApi(APIView):
         message = serializers.CharField()
         agent = serializers.DictField()
 
-    @extend_schema(request=InputSerializer, responses={201: OutputSerializer, 202: OutputSerializer})
+    @extend_schema(request=InputSerializer,
+                   responses={201: OutputSerializer, 202: OutputSerializer, **error_responses(422, 503)})
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -175,11 +177,11 @@ class AgentConfigApi(APIView):
 class AgentMessagesApi(APIView):
     @extend_schema_serializer(component_name="AgentMessageInput")
     class InputSerializer(serializers.Serializer):
-        message = serializers.CharField(max_length=50_000)
+        message = serializers.CharField(min_length=1, max_length=50_000)
         model = serializers.ChoiceField(choices=list(OFFLINE_MODELS), required=False,
                                         help_text="Override the agent's model for this message (offline models only).")
 
-    @extend_schema(request=InputSerializer, responses={200: dict, 202: dict})
+    @extend_schema(request=InputSerializer, responses={200: dict, 202: dict, **error_responses(409, 502, 503)})
     def post(self, request, agent_id):
         agent = agent_get(client=request.auth, agent_id=agent_id)
         serializer = self.InputSerializer(data=request.data)

@@ -64,3 +64,25 @@ def agent_export(*, agent: Agent) -> dict:
     """A ready-to-run fast-agent project for the agent; secrets are ${VAR} placeholders."""
     return mcp_config.export_project(name=agent.name, instruction=agent.instruction, model=agent.model,
                                      servers=agent.mcp_config.get("mcpServers", {}))
+
+
+_CREATING = (Agent.Status.CREATING, Agent.Status.VALIDATING)
+
+
+def creations_in_progress_count(*, client: ApiClient, excluding_session: Any = None) -> int:
+    """Agents of the client being created or validated, plus its chat sessions whose agent is still to come
+    (being analysed, or creating an agent whose row does not exist yet)."""
+    from sessions_app.models import Session
+
+    agents = Agent.objects.filter(client=client, status__in=_CREATING).count()
+    sessions = (Session.objects.filter(client=client, status__in=(Session.Status.ANALYSING,
+                                                                  Session.Status.CREATING_AGENT))
+                .exclude(agents__status__in=_CREATING))
+    if excluding_session is not None:
+        sessions = sessions.exclude(pk=excluding_session.pk)
+    return agents + sessions.count()
+
+
+def runs_in_progress_count(*, client: ApiClient) -> int:
+    return AgentRun.objects.filter(agent__client=client,
+                                   status__in=(AgentRun.Status.QUEUED, AgentRun.Status.RUNNING)).count()

@@ -158,6 +158,8 @@ def agent_create(*, client: ApiClient, servers: dict[str, dict], user_prompt: st
     playback = _check_playback(playback)
     catalogue = catalogue_slugs or {}
     normalised = _check_servers(servers)
+    if session is None:  # a chat session's creation was admitted by its chat turn (sessions_app chat_turn)
+        in_progress_check(client=client, kind="creations")
     stored: dict[str, dict] = {}
     values_by_server: dict[str, dict[str, str]] = {}
     for server_name, entry in normalised.items():
@@ -181,6 +183,32 @@ def agent_create(*, client: ApiClient, servers: dict[str, dict], user_prompt: st
         secrets_store(agent=agent, server_name=server_name, scope=credential_scope(server_name, stored[server_name]),
                       values=values, actor=actor or client, reason="agent_create")
     return agent
+
+
+def in_progress_check(*, client: ApiClient, kind: str, excluding_session: Any = None) -> None:
+    """429 too_many_in_progress when the client already has its limit of agent creations or runs under way, so
+    one client cannot fill the worker queue. Call inside the transaction that starts the new one: the client's
+    row stays locked until it commits, so concurrent requests of one client are counted one after another."""
+    from agents_app.selectors import creations_in_progress_count, runs_in_progress_count
+
+    setting = {"creations": "AGENT_MAX_CONCURRENT_CREATIONS_PER_CLIENT",
+               "runs": "AGENT_MAX_CONCURRENT_RUNS_PER_CLIENT"}[kind]
+    limit = getattr(settings, setting)
+    if limit <= 0:
+        return
+    list(ApiClient.objects.select_for_update().filter(pk=client.pk).values_list("pk"))
+    if kind == "creations":
+        count = creations_in_progress_count(client=client, excluding_session=excluding_session)
+        what = "agent creations"
+    else:
+        count = runs_in_progress_count(client=client)
+        what = "agent runs"
+    if count >= limit:
+        raise ApplicationError(
+            f"This client already has {count} {what} in progress, the most allowed at once ({setting}={limit}); "
+            "try again when one has finished.",
+            code="too_many_in_progress", status=429, details={"limit": limit, "in_progress": count, "setting": setting},
+        )
 
 
 def _check_servers(servers: Any) -> dict[str, dict]:
@@ -542,6 +570,7 @@ def agent_message_send(*, agent: Agent, message: str, model: str | None = None, 
         )
     model = _check_model(model or agent.model)
     with transaction.atomic():
+        in_progress_check(client=agent.client, kind="runs")
         run = AgentRun.objects.create(agent=agent, message=message, model=model)
         Conversation.objects.create(agent=agent, role=Conversation.Role.USER, message=message,
                                     metadata={"run_id": str(run.id)})

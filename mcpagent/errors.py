@@ -61,6 +61,11 @@ def exception_handler(exc: Exception, context: dict) -> Response:
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
 
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+        from mcpagent.throttling import throttle_auth_failure
+
+        exc = throttle_auth_failure(context.get("request"), exc)
+
     if isinstance(exc, exceptions.APIException):
         set_rollback()
         headers = {}
@@ -74,7 +79,8 @@ def exception_handler(exc: Exception, context: dict) -> Response:
             )
         else:
             code = exc.get_codes() if isinstance(exc.get_codes(), str) else _STATUS_CODES.get(exc.status_code, "error")
-            body = error_body(code, str(exc.detail), None)
+            details = {"retry_after_seconds": int(exc.wait)} if isinstance(exc, exceptions.Throttled) and exc.wait else None
+            body = error_body(code, str(exc.detail), details)
         return Response(body, status=exc.status_code, headers=headers)
 
     set_rollback()

@@ -1,6 +1,7 @@
 """Settings: every knob is an environment variable with a documented default (README, "Configuration")."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -67,6 +68,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc files, served by us: the docs need no CDN
     "django_structlog",
+    "axes",  # admin login lockout
     "mcpagent",
     "registry_app",
     "sessions_app",
@@ -87,6 +89,22 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "mcpagent.errors.ApiErrorMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a lockout into its 429 page
+]
+
+# --- Admin logins: django-axes locks an address, and a user name, out after repeated failures. ---
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("ADMIN_LOGIN_LOCKOUT_MINUTES", 15))  # then the failures are forgotten
+# Either is enough to lock: many passwords tried on one user from many addresses, or many users from one.
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": env_int("ADMIN_PASSWORD_MIN_LENGTH", 12)}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
 ROOT_URLCONF = "mcpagent.urls"
@@ -158,6 +176,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("MCPAGENT_CELERY_QUEUE", "celery")
 CELERY_BEAT_SCHEDULE: dict = {}
 
+# --- Cache (rate-limit counters): Redis when REDIS_URL is set, shared by every process; else this process's memory. ---
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": "mcpagent"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # --- Secrets at rest: a comma-separated list of Fernet keys, newest first (rotation: prepend a new key). ---
 ENCRYPTION_KEY = env_str("ENCRYPTION_KEY", "")
 ENCRYPTION_KEY_FALLBACKS = env_list("ENCRYPTION_KEY_FALLBACKS", [])
@@ -175,6 +200,9 @@ CREDENTIAL_VALUE_MAX_CHARS = env_int("CREDENTIAL_VALUE_MAX_CHARS", 16384)
 FILE_MAX_BYTES = env_int("FILE_MAX_BYTES", 1024 * 1024)
 FILES_MAX_REQUEST_BYTES = env_int("FILES_MAX_REQUEST_BYTES", 5 * 1024 * 1024)
 FILES_MAX_PER_REQUEST = env_int("FILES_MAX_PER_REQUEST", 20)
+# Live files one session may hold, and their total size (0 = no limit).
+FILES_MAX_PER_SESSION = env_int("FILES_MAX_PER_SESSION", 50)
+FILES_MAX_BYTES_PER_SESSION = env_int("FILES_MAX_BYTES_PER_SESSION", 20 * 1024 * 1024)
 FILES_MATERIALIZE_DIR = env_str("FILES_MATERIALIZE_DIR", "")  # "" = /dev/shm if writable, else the temp dir
 CELERY_BEAT_SCHEDULE["purge-expired-credentials"] = {
     "task": "sessions_app.tasks.purge_expired_credentials",
@@ -218,6 +246,10 @@ AGENT_VALIDATION_TIMEOUT_SECONDS = env_float("AGENT_VALIDATION_TIMEOUT_SECONDS",
 AGENT_CREATE_WAIT_SECONDS = env_float("AGENT_CREATE_WAIT_SECONDS", 8.0)
 # POST /api/agents/{id}/messages answers with the reply if the run ends within this, else 202 with a run id.
 AGENT_RUN_WAIT_SECONDS = env_float("AGENT_RUN_WAIT_SECONDS", 30.0)
+# Agent creations (agents being created or validated, chat sessions being analysed or creating their agent) and
+# runs (queued or running) one API client may have at once; more are a 429. 0 = no limit.
+AGENT_MAX_CONCURRENT_CREATIONS_PER_CLIENT = env_int("AGENT_MAX_CONCURRENT_CREATIONS_PER_CLIENT", 5)
+AGENT_MAX_CONCURRENT_RUNS_PER_CLIENT = env_int("AGENT_MAX_CONCURRENT_RUNS_PER_CLIENT", 10)
 # A whole agent run (Celery soft time limit; the hard limit is 30 s later).
 AGENT_RUN_TIMEOUT_SECONDS = env_int("AGENT_RUN_TIMEOUT_SECONDS", 180)
 # One MCP tool call (read timeout of each server's session during runs).
@@ -285,7 +317,23 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 50),
     "UNAUTHENTICATED_USER": None,
+    # Rate limits (mcpagent.throttling), "<count>/<s|min|hour|day>" or "off"; over a limit the answer is a 429.
+    "DEFAULT_THROTTLE_CLASSES": ["mcpagent.throttling.ClientRateThrottle", "mcpagent.throttling.IpRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "client": env_str("API_RATE_LIMIT_PER_CLIENT", "600/min"),
+        "ip": env_str("API_RATE_LIMIT_PER_IP", "1200/min"),
+        # Missing, invalid or revoked keys: past this, 429 instead of 401 (key guessing, floods of bad requests).
+        "auth_failure": env_str("API_AUTH_FAILURE_RATE_LIMIT", "30/min"),
+    },
+    # Proxies in front of us that append to X-Forwarded-For; 0 = the client address is the connection's own
+    # (a client could otherwise pick the address its requests are counted under).
+    "NUM_PROXIES": env_int("API_TRUSTED_PROXY_COUNT", 0),
 }
+if REST_FRAMEWORK["NUM_PROXIES"]:
+    # The admin lockout counts the same address as the API's limits: the one the outermost trusted proxy saw.
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    AXES_IPWARE_PROXY_ORDER = "right-most"
+    AXES_IPWARE_PROXY_COUNT = REST_FRAMEWORK["NUM_PROXIES"]
 SPECTACULAR_SETTINGS = {
     "TITLE": "mcpagent API",
     "DESCRIPTION": "Turn a plain-language workflow request into a configured, validated, runnable MCP agent.",
@@ -296,6 +344,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "mcpagent.schema.add_error_responses",
+    ],
 }
 # JSON bodies nested deeper than this (arrays/objects) are refused with a 400 (mcpagent.parsers).
 MAX_JSON_DEPTH = env_int("MAX_JSON_DEPTH", 64)

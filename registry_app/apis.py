@@ -4,12 +4,13 @@ import time
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from mcpagent.schema import error_responses
 from registry_app.models import McpServer
 from registry_app.selectors import MAX_LIMIT, server_get, server_list, server_search
 
@@ -63,7 +64,7 @@ class ServerSearchApi(APIView):
             "`empty_query`, `query_too_long` (400)."
         ),
         parameters=[InputSerializer],
-        responses={200: OutputSerializer},
+        responses={200: OutputSerializer, **error_responses(503)},
     )
     def get(self, request):
         started = time.perf_counter()
@@ -180,12 +181,18 @@ class ServerListApi(APIView):
 
     @extend_schema(
         summary="List MCP servers (paginated, by name)",
+        operation_id="servers_list",
         parameters=[
             InputSerializer,
             OpenApiParameter("page", OpenApiTypes.INT, description="Page number, from 1."),
             OpenApiParameter("page_size", OpenApiTypes.INT, description="Servers per page (at most 200)."),
         ],
-        responses={200: OutputSerializer(many=True)},
+        responses={200: inline_serializer("PaginatedServerList", {
+            "count": serializers.IntegerField(help_text="Servers in all pages."),
+            "next": serializers.URLField(allow_null=True, help_text="The next page, or null on the last."),
+            "previous": serializers.URLField(allow_null=True, help_text="The previous page, or null on the first."),
+            "results": OutputSerializer(many=True),
+        })},
     )
     def get(self, request):
         params = self.InputSerializer(data=request.query_params)

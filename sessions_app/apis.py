@@ -6,6 +6,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from mcpagent.schema import error_responses
 from sessions_app.models import Conversation, Session
 from sessions_app.selectors import session_get, session_turns
 from sessions_app.services import ChatInput, chat_turn, session_create, session_delete
@@ -56,7 +57,7 @@ class ChatApi(APIView):
             key = serializers.CharField(max_length=200, required=False)
             mcp_server = serializers.CharField(max_length=200, required=False)
 
-        message = serializers.CharField(max_length=settings.CHAT_MAX_MESSAGE_CHARS)
+        message = serializers.CharField(min_length=1, max_length=settings.CHAT_MAX_MESSAGE_CHARS)
         session_id = serializers.UUIDField(required=False, allow_null=True)
         credentials = serializers.DictField(
             child=serializers.DictField(child=serializers.CharField(max_length=20_000, trim_whitespace=False,
@@ -79,7 +80,7 @@ class ChatApi(APIView):
         workflow = serializers.ListField(child=serializers.DictField())
         optional_settings = serializers.ListField(child=serializers.DictField())
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **error_responses(404, 409)})
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

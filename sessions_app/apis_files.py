@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mcpagent.errors import ApplicationError
+from mcpagent.schema import error_responses
 from sessions_app.credentials import files_store
 from sessions_app.selectors import session_get
 
@@ -101,7 +102,7 @@ class SessionFileUploadApi(APIView):
             "file": serializers.FileField(), "type": serializers.CharField(required=False),
             "key": serializers.CharField(required=False), "server": serializers.CharField(required=False),
         })},
-        responses={201: OutputSerializer},
+        responses={201: OutputSerializer, **error_responses(413)},
     )
     def post(self, request, session_id: str) -> Response:
         session = session_get(client=request.auth, session_id=session_id)

@@ -549,6 +549,69 @@ def _curated_file_problems(server: str, key: str, data: bytes) -> list[str]:
     return file_problems(spec, data) if spec else []
 
 
+def _file_requirement_keys(server_slug: str) -> list[str]:
+    from registry_app.models import CredentialRequirement
+
+    requirements = CredentialRequirement.objects.filter(server__slug=server_slug).filter(
+        Q(location=CredentialRequirement.Location.FILE) | Q(kind=CredentialRequirement.Kind.FILE_PATH))
+    return sorted(requirements.values_list("key", flat=True))
+
+
+def _check_file_target(*, session: Session, server: str, key: str) -> str:
+    """The catalogue server a session file is for (its slug; "" for none). `server` must be one of the session's
+    planned servers or an active catalogue server, and `key` one of that server's file requirements; a key sent
+    without a server must be a file requirement of a planned server once the session has a plan (before that,
+    any safe key: it is matched when the plan is made). A file for nothing that exists is never used."""
+    from agents_app.master.plan import Plan
+    from registry_app.models import McpServer
+
+    plan = Plan.from_dict(session.context["plan"]) if session.context.get("plan") else None
+    planned = plan.server_slugs() if plan else []
+    if server:
+        slug = next((planned_slug for planned_slug in planned if planned_slug.lower() == server.lower()), None)
+        if slug is None and McpServer.objects.filter(slug=server, status=McpServer.Status.ACTIVE).exists():
+            slug = server
+        if slug is None:
+            raise filecheck.FileRejected(
+                "unknown_server", f"server '{server}' is neither a server of this session nor in the catalogue.",
+                400, {"field": "server", "session_servers": planned})
+        if key and key not in (keys := _file_requirement_keys(slug)):
+            raise filecheck.FileRejected(
+                "unknown_file_key", f"key '{key}' is not a file {slug} asks for.", 400,
+                {"field": "key", "server": slug, "file_keys": keys})
+        return slug
+    if plan is not None:
+        keys = sorted({k for slug in planned for k in _file_requirement_keys(slug)})
+        if key not in keys:
+            raise filecheck.FileRejected(
+                "unknown_file_key", f"key '{key}' is not a file any server of this session asks for.", 400,
+                {"field": "key", "file_keys": keys})
+    return ""
+
+
+def _session_quota_error(session: Session, checked: list) -> dict | None:
+    """FILES_MAX_PER_SESSION / FILES_MAX_BYTES_PER_SESSION over the session's live files after this store (a keyed
+    file replaces the earlier one for its server and key, which then no longer counts)."""
+    stored = StoredFile.objects.filter(session=session).filter(_live())
+    replaced = Q(pk__in=[])
+    for meta, _data, _info in checked:
+        if meta["key"]:
+            replaced |= Q(agent=None, server=meta["server"], key=meta["key"])
+    kept = stored.exclude(replaced)
+    count = kept.count() + len(checked)
+    size = sum(kept.values_list("size", flat=True)) + sum(len(data) for _meta, data, _info in checked)
+    for total, limit, setting, what in (
+        (count, settings.FILES_MAX_PER_SESSION, "FILES_MAX_PER_SESSION", "files"),
+        (size, settings.FILES_MAX_BYTES_PER_SESSION, "FILES_MAX_BYTES_PER_SESSION", "bytes"),
+    ):
+        if limit > 0 and total > limit:
+            return {"index": None, "code": "session_file_quota_exceeded", "status": 400,
+                    "message": f"The session would hold {total} {what} of files, more than the {limit} allowed "
+                               f"({setting}); a file sent again with the same server and key replaces the earlier one.",
+                    "details": {"setting": setting, "limit": limit, "total": total}}
+    return None
+
+
 @transaction.atomic
 def files_store(
     *,
@@ -560,8 +623,10 @@ def files_store(
     reason: str,
 ) -> FilesStoreResult:
     """Check and store files (each {filename, content: base64 str | data: bytes, type?, key?, server?}): all or
-    none. Limits: FILE_MAX_BYTES each, FILES_MAX_REQUEST_BYTES and FILES_MAX_PER_REQUEST per call. A file with a
-    key replaces the session's earlier file for the same server and key."""
+    none. Limits: FILE_MAX_BYTES each, FILES_MAX_REQUEST_BYTES and FILES_MAX_PER_REQUEST per call,
+    FILES_MAX_PER_SESSION and FILES_MAX_BYTES_PER_SESSION per session. A file with a key replaces the session's
+    earlier file for the same server and key. A session's file names a server and key that exist
+    (_check_file_target)."""
     _check_owner(client=client, session=session, agent=agent)
     result = FilesStoreResult()
     if not isinstance(files, list) or not files:
@@ -587,6 +652,8 @@ def files_store(
                 raise filecheck.FileRejected("invalid_key", "key must be a credential name (letters, digits, _ . -).")
             if server and not SERVER_RE.match(server):
                 raise filecheck.FileRejected("invalid_server", "server is not a valid server name.")
+            if session is not None and agent is None and (server or key):
+                server = _check_file_target(session=session, server=server, key=key)
             data = _file_bytes(item)
             info = filecheck.check_file(filename=item.get("filename"), data=data)
             if problems := _curated_file_problems(server, key, data):
@@ -611,6 +678,9 @@ def files_store(
         return result
 
     _lock_owner(session=session, agent=agent)
+    if session is not None and agent is None and (quota_error := _session_quota_error(session, checked)):
+        result.errors.append(quota_error)
+        return result
     expires_at = agent_expiry() if agent is not None else session_expiry()
     events = []
     for meta, data, info in checked:

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import transaction
 
 from agents_app.master.plan import Plan
-from agents_app.services import catalogue_packages_prefetch_queue
+from agents_app.services import catalogue_packages_prefetch_queue, in_progress_check
 from mcpagent.errors import ApplicationError
 from mcpagent.models import ApiClient
 from sessions_app.models import Conversation, Session
@@ -174,6 +174,8 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
         else:
             conversation_add(session=session, role=Conversation.Role.ASSISTANT,
                              message=_ready_reply(session), metadata={"status": session.status})
+        if dispatch:  # analysis and agent creation are worker jobs: refused (all of this turn undone) at the limit
+            in_progress_check(client=client, kind="creations", excluding_session=session)
     _dispatch(dispatch)
     _wait(session)
     session.refresh_from_db()

@@ -41,6 +41,16 @@ def _api(name: str) -> APIClient:
     return api
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate-limit counters live in the cache; each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def api(db) -> APIClient:
     """An authenticated DRF test client; `.client_obj` is its ApiClient."""

@@ -277,7 +277,17 @@ def test_one_bad_file_stores_none_and_each_is_named(api, session_x):
     assert excinfo.value.code == "invalid_files" and excinfo.value.status == 400
 
 
+def catalogue_file_server(slug: str = "file-reader", key: str = "READER_CONFIG"):
+    from registry_app.models import CredentialRequirement, McpServer
+
+    server = McpServer.objects.create(slug=slug, name=slug.title(), description="Reads a configured file")
+    CredentialRequirement.objects.create(server=server, key=key, location="env", kind="file_path", required=True,
+                                         description="its configuration file")
+    return server
+
+
 def test_a_keyed_file_replaces_the_previous_one(api, session_x):
+    catalogue_file_server("gdrive", "GOOGLE_APPLICATION_CREDENTIALS")
     for content in (b'{"v": 1}', b'{"v": 2}'):
         assert upload(api, session_x, "c.json", content, key="GOOGLE_APPLICATION_CREDENTIALS", server="gdrive").status_code == 201
     stored = StoredFile.objects.get(session=session_x)
@@ -338,3 +348,70 @@ def test_materialize_defaults_to_memory_backed_storage(api, session_x, settings)
     upload(api, session_x, "a.txt", b"x=1\n")
     with file_materialize(client=api.client_obj, session=session_x, actor=api.client_obj, reason="x") as paths:
         assert str(next(iter(paths.values()))).startswith("/dev/shm/mcpagent-files-")
+
+
+def test_upload_for_a_server_that_does_not_exist_is_400_naming_the_field(api, session_x):
+    for key in ("READER_CONFIG", "ANYTHING", ""):
+        response = upload(api, session_x, "a.json", b'{"a": 1}', key=key, server="nonexistent-server")
+        assert response.status_code == 400, response.content
+        error = response.json()["error"]
+        assert error["code"] == "unknown_server" and "nonexistent-server" in error["message"]
+        assert error["details"]["files"][0]["details"]["field"] == "server"
+    assert StoredFile.objects.count() == 0
+
+
+def test_upload_for_a_key_the_server_does_not_ask_for_is_400_naming_the_field(api, session_x):
+    catalogue_file_server()
+    response = upload(api, session_x, "a.json", b'{"a": 1}', key="OTHER_FILE", server="file-reader")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "unknown_file_key"
+    assert error["details"]["files"][0]["details"] == {"field": "key", "server": "file-reader",
+                                                       "file_keys": ["READER_CONFIG"]}
+    assert upload(api, session_x, "a.json", b'{"a": 1}', key="READER_CONFIG", server="file-reader").status_code == 201
+
+
+def test_once_planned_a_key_without_server_must_be_a_planned_servers_file(api, session_x):
+    catalogue_file_server()
+    session_x.context["plan"] = {"request": "read my file", "servers": [
+        {"need": "files", "slug": "file-reader", "name": "File Reader", "repository_url": "", "confidence": 1.0,
+         "reason": ""}]}
+    session_x.save()
+    response = upload(api, session_x, "a.json", b'{"a": 1}', key="SOME_FILE")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "unknown_file_key"
+    assert upload(api, session_x, "a.json", b'{"a": 1}', key="READER_CONFIG").status_code == 201
+
+
+def test_session_file_count_quota(api, session_x, settings):
+    settings.FILES_MAX_PER_SESSION = 2
+    assert upload(api, session_x, "a.txt", b"a\n").status_code == 201
+    assert upload(api, session_x, "b.txt", b"b\n").status_code == 201
+    response = upload(api, session_x, "c.txt", b"c\n")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "session_file_quota_exceeded" and "FILES_MAX_PER_SESSION" in error["message"]
+    assert StoredFile.objects.filter(session=session_x).count() == 2
+
+
+def test_session_file_bytes_quota_counts_a_replaced_file_once(api, session_x, settings):
+    catalogue_file_server()
+    settings.FILES_MAX_BYTES_PER_SESSION = 100
+    for _ in range(3):  # the same key again replaces: still 60 bytes stored
+        assert upload(api, session_x, "c.json", b"{}" + b" " * 58, key="READER_CONFIG",
+                      server="file-reader").status_code == 201
+    response = upload(api, session_x, "d.txt", b"x" * 41)
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "session_file_quota_exceeded" and "FILES_MAX_BYTES_PER_SESSION" in error["message"]
+    assert error["details"]["files"][0]["details"] == {"setting": "FILES_MAX_BYTES_PER_SESSION", "limit": 100,
+                                                       "total": 101}
+    assert upload(api, session_x, "d.txt", b"x" * 40).status_code == 201
+
+
+def test_one_sessions_files_do_not_count_for_another(api, session_x, settings):
+    from sessions_app.models import Session
+
+    settings.FILES_MAX_PER_SESSION = 1
+    assert upload(api, session_x, "a.txt", b"a\n").status_code == 201
+    other = Session.objects.create(client=api.client_obj)
+    assert upload(api, other, "a.txt", b"a\n").status_code == 201
