@@ -84,6 +84,7 @@ def _rss_mb(pid: int) -> float:
 
 
 def queued_creations(count: int) -> None:
+    from django.conf import settings
     from django.db import connection
     from django.db.models import Count
 
@@ -113,6 +114,8 @@ def queued_creations(count: int) -> None:
                 raise SystemExit(f"worker did not start; see {log.name}")
 
         def create_all(n: int) -> list:
+            # One client queues them all: its cap on creations in progress is lifted for this measurement.
+            settings.AGENT_MAX_CONCURRENT_CREATIONS_PER_CLIENT = 0
             agents = [agent_create(client=client, servers={"time": TIME_SERVER}, user_prompt=f"time {i}",
                                    workflow="Get the time", model="passthrough") for i in range(n)]
             for agent in agents:
