@@ -1,4 +1,4 @@
-"""Every MCP server we start goes through here: `sandboxed(spec, ...)` turns a launch into a sandboxed one.
+"""Every MCP server we start goes through here: `sandboxed(...)` turns a launch into a sandboxed one.
 
 The servers are third-party programs started with users' secrets, so each runs in its own bubblewrap sandbox
 (see bwrap.py for what it sees), reaches the network only through the egress proxy (egress.py), and is held to
@@ -6,7 +6,6 @@ limits (inner.py, cgroups.py). SANDBOX=none starts servers directly, only with A
 If the sandbox cannot be set up, the launch fails with SandboxUnavailable: never a silent fallback.
 """
 
-import logging
 import os
 import shutil
 import subprocess
@@ -24,8 +23,6 @@ from django.core.exceptions import ImproperlyConfigured
 from agents_app.sandbox import bwrap, cgroups, seccomp
 from agents_app.sandbox.bwrap import SandboxUnavailable
 from agents_app.sandbox.egress import EgressPolicy, egress_proxy
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["SandboxUnavailable", "SandboxedLaunch", "sandboxed", "status", "check_configuration"]
 BACKENDS = ("bwrap", "none")
@@ -129,9 +126,10 @@ def _prepare(*, server: str, executable: str, args: list[str], env: dict[str, st
              writable: list[str], only_hosts: list[str], writable_caches: bool, prefetched: bool) -> SandboxedLaunch:
     launch = SandboxedLaunch(command="", args=[], env=dict(env), cwd=None, server=server)
     try:
+        # Private (0700): outside its user namespace the sandbox's user is ours, so it may write there which
+        # limit stopped it.
         status_dir = tempfile.mkdtemp(prefix="mcpagent-sandbox-status-")
         launch._cleanup.append(lambda: shutil.rmtree(status_dir, ignore_errors=True))
-        os.chmod(status_dir, 0o777)  # the sandbox's user writes which limit stopped it
         launch._status_dir = status_dir
         socket_path = None
         if settings.SANDBOX_NETWORK == "proxy":

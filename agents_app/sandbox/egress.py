@@ -137,9 +137,7 @@ class EgressProxy:
 
         self._servers[path] = asyncio.run_coroutine_threadsafe(start(), self._loop).result(timeout=5)
         self._connections[path] = connections
-        # The sandbox's user may differ from ours: the folder is private, the socket in it may be connected to.
-        os.chmod(folder, 0o711)
-        os.chmod(path, 0o666)
+        os.chmod(path, 0o600)  # outside its user namespace the sandbox's user is ours
         return path
 
     def close(self, path: str) -> None:
