@@ -97,7 +97,8 @@ def celery_worker(transactional_db, redis_url, settings):
 
     from mcpagent.celery import app
 
-    queue = f"q-{settings.DATABASES['default']['TEST']['NAME']}"
+    # Our pid in the name: a worker orphaned by a killed earlier run (its own session) never takes these tasks.
+    queue = f"q-{settings.DATABASES['default']['TEST']['NAME']}-{os.getpid()}"
     env = environ_for_own_process()
     env.update(
         REDIS_URL=redis_url,
@@ -109,7 +110,7 @@ def celery_worker(transactional_db, redis_url, settings):
         # The tiny test servers (tests/agents_app/servers) may run in the worker too (the test_servers fixture).
         AGENT_ALLOWED_SCRIPT_DIRS=str(ROOT / "tests" / "agents_app" / "servers"),
     )
-    log_path = ROOT / ".data" / f"worker-{queue}.log"
+    log_path = ROOT / ".data" / f"worker-{settings.DATABASES['default']['TEST']['NAME']}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "w")
     proc = subprocess.Popen(
