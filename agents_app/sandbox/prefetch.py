@@ -76,8 +76,10 @@ def prefetch(command: str, args: list) -> str:
     for path in caches:
         Path(path).mkdir(parents=True, exist_ok=True)
     try:
-        with sandboxed(server=f"prefetch {spec}", executable=executable, args=fetch_args, env={}, cwd=None,
-                       writable_caches=True) as launch:
+        # Bytecode compiled once here: each server's sandbox sees the cache read-only and would otherwise
+        # compile every module it imports at each start.
+        with sandboxed(server=f"prefetch {spec}", executable=executable, args=fetch_args,
+                       env={"UV_COMPILE_BYTECODE": "1"}, cwd=None, writable_caches=True) as launch:
             done = subprocess.run([launch.command, *launch.args], env=launch.env, cwd=launch.cwd,
                                   stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
                                   timeout=PREFETCH_TIMEOUT_SECONDS)
