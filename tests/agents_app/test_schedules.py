@@ -174,3 +174,20 @@ def test_messages_sent_by_the_client_do_not_touch_the_schedule(api, agent_id):
     assert api.post(f"/api/agents/{agent_id}/messages", {"message": "hi"}, format="json").status_code == 200
     assert AgentRun.objects.get(agent_id=agent_id).trigger == AgentRun.Trigger.MESSAGE
     assert AgentSchedule.objects.get(agent_id=agent_id).consecutive_failures == 2
+
+
+@pytest.mark.worker
+def test_real_worker_runs_the_tick_task_by_name(celery_worker, api):
+    from mcpagent.celery import app
+    from tests.agents_app.test_worker import wait_until
+
+    agent_id = api.post("/api/agents/create", {"mcp_config": {"mcpServers": {"time": TIME_SERVER}},
+                                               "user_prompt": "Time in UTC", "workflow": "Get the time",
+                                               "model": "passthrough"}, format="json").json()["agent_id"]
+    wait_until(lambda: api.get(f"/api/agents/{agent_id}").json()["status"], lambda s: s in ("ready", "failed"))
+    api.put(f"/api/agents/{agent_id}/schedule", {"cron": "* * * * *"}, format="json")
+    make_due(agent_id)
+    assert app.send_task("agents_app.tasks.agent_schedules_tick").get(timeout=60) == 1
+    run = wait_until(lambda: AgentRun.objects.filter(agent_id=agent_id).first(),
+                     lambda r: r is not None and r.status in ("succeeded", "failed"))
+    assert run.trigger == AgentRun.Trigger.SCHEDULE and run.status == AgentRun.Status.SUCCEEDED, run.error
