@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from agents_app.models import Agent, AgentRun
+from agents_app.models import Agent, AgentRun, AgentSchedule
 from agents_app.services import agent_revalidation_queue
 
 
@@ -27,11 +27,25 @@ class AgentAdmin(admin.ModelAdmin):
 
 @admin.register(AgentRun)
 class AgentRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "agent", "status", "model", "created_at", "finished_at"]
-    list_filter = ["status", "model"]
+    list_display = ["id", "agent", "status", "trigger", "model", "created_at", "finished_at"]
+    list_filter = ["status", "trigger", "model"]
     search_fields = ["id", "agent__id", "agent__name"]
-    readonly_fields = ["id", "agent", "status", "message", "model", "reply", "error", "metadata", "created_at",
+    readonly_fields = ["id", "agent", "status", "trigger", "message", "model", "reply", "error", "metadata", "created_at",
                        "started_at", "finished_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(AgentSchedule)
+class AgentScheduleAdmin(admin.ModelAdmin):
+    list_display = ["agent", "cron", "interval_seconds", "timezone", "enabled", "paused_reason",
+                    "consecutive_failures", "next_run_at", "last_run_at"]
+    list_filter = ["enabled"]
+    search_fields = ["agent__id", "agent__name"]
+    # Changed through the API (agent_schedule_set validates cron and time zone); staff may only switch it off.
+    readonly_fields = ["agent", "cron", "interval_seconds", "timezone", "paused_reason", "consecutive_failures",
+                       "next_run_at", "last_run_at", "created_at", "updated_at"]
 
     def has_add_permission(self, request) -> bool:
         return False

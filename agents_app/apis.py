@@ -11,12 +11,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agents_app.models import Agent, AgentRun
+from agents_app.models import Agent, AgentRun, AgentSchedule
 from agents_app.selectors import (
     agent_export,
     agent_get,
     agent_list,
     agent_run_get,
+    agent_schedule_get,
     agent_servers,
     agent_turns,
 )
@@ -26,6 +27,8 @@ from agents_app.services import (
     agent_delete,
     agent_message_send,
     agent_run_queue,
+    agent_schedule_delete,
+    agent_schedule_set,
     agent_validation_queue,
     wait_for,
 )
@@ -218,3 +221,74 @@ class AgentRunApi(APIView):
     def get(self, request, agent_id, run_id):
         agent = agent_get(client=request.auth, agent_id=agent_id)
         return Response(run_body(agent_run_get(agent=agent, run_id=run_id)))
+
+
+def schedule_body(schedule: AgentSchedule) -> dict:
+    return {
+        "agent_id": str(schedule.agent_id),
+        "cron": schedule.cron or None,
+        "interval_seconds": schedule.interval_seconds,
+        "timezone": schedule.timezone,
+        "enabled": schedule.enabled,
+        "paused": bool(schedule.paused_reason),
+        "paused_reason": schedule.paused_reason or None,
+        "consecutive_failures": schedule.consecutive_failures,
+        "next_run_at": schedule.next_run_at.isoformat() if schedule.next_run_at else None,
+        "last_run_at": schedule.last_run_at.isoformat() if schedule.last_run_at else None,
+        "created_at": schedule.created_at.isoformat(),
+        "updated_at": schedule.updated_at.isoformat(),
+    }
+
+
+class AgentScheduleApi(APIView):
+    """The agent's schedule: it runs its workflow by itself at the times a cron expression names (in a time zone)
+    or every `interval_seconds`; see the README's *Schedules*."""
+
+    @extend_schema_serializer(component_name="AgentScheduleInput")
+    class InputSerializer(serializers.Serializer):
+        cron = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=200,
+                                     help_text="5 fields: minute hour day-of-month month day-of-week, e.g. `0 8 * * *`.")
+        interval_seconds = serializers.IntegerField(required=False, allow_null=True,
+                                                    help_text="Instead of cron: run every N seconds (at least 60).")
+        timezone = serializers.CharField(required=False, default="UTC", max_length=64,
+                                         help_text="IANA time zone the cron expression is read in.")
+        enabled = serializers.BooleanField(required=False, default=True)
+
+    @extend_schema_serializer(component_name="AgentScheduleOutput")
+    class OutputSerializer(serializers.Serializer):
+        agent_id = serializers.UUIDField()
+        cron = serializers.CharField(allow_null=True)
+        interval_seconds = serializers.IntegerField(allow_null=True)
+        timezone = serializers.CharField()
+        enabled = serializers.BooleanField()
+        paused = serializers.BooleanField()
+        paused_reason = serializers.CharField(allow_null=True, help_text="Why the schedule paused itself "
+                                              "(the last of AGENT_SCHEDULE_MAX_FAILURES failed runs in a row).")
+        consecutive_failures = serializers.IntegerField()
+        next_run_at = serializers.DateTimeField(allow_null=True)
+        last_run_at = serializers.DateTimeField(allow_null=True)
+        created_at = serializers.DateTimeField()
+        updated_at = serializers.DateTimeField()
+
+    @extend_schema(operation_id="agents_schedule_retrieve", responses={200: OutputSerializer})
+    def get(self, request, agent_id):
+        agent = agent_get(client=request.auth, agent_id=agent_id)
+        return Response(self.OutputSerializer(schedule_body(agent_schedule_get(agent=agent))).data)
+
+    @extend_schema(operation_id="agents_schedule_update", request=InputSerializer,
+                   responses={200: OutputSerializer, 201: OutputSerializer})
+    def put(self, request, agent_id):
+        agent = agent_get(client=request.auth, agent_id=agent_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        schedule, created = agent_schedule_set(agent=agent, cron=data.get("cron"),
+                                               interval_seconds=data.get("interval_seconds"),
+                                               timezone_name=data["timezone"], enabled=data["enabled"])
+        return Response(self.OutputSerializer(schedule_body(schedule)).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(operation_id="agents_schedule_destroy", responses={204: None})
+    def delete(self, request, agent_id):
+        agent_schedule_delete(agent=agent_get(client=request.auth, agent_id=agent_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -50,9 +50,15 @@ class AgentRun(models.Model):
         SUCCEEDED = "succeeded"
         FAILED = "failed"
 
+    class Trigger(models.TextChoices):
+        MESSAGE = "message"  # a client's POST /api/agents/{id}/messages
+        SCHEDULE = "schedule"  # the agent's AgentSchedule (agent_schedules_run_due)
+        WEBHOOK = "webhook"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="runs")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.MESSAGE)
     message = models.TextField()
     model = models.CharField(max_length=100)
     reply = models.TextField(blank=True)
@@ -67,3 +73,34 @@ class AgentRun(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.id} ({self.status})"
+
+
+class AgentSchedule(models.Model):
+    """When an agent runs its workflow by itself: a 5-field cron expression in `timezone`, or every
+    `interval_seconds`. A beat task (agent_schedules_tick) starts the runs whose `next_run_at` has come. The
+    schedule pauses itself (`paused_reason`) after AGENT_SCHEDULE_MAX_FAILURES failed runs in a row."""
+
+    agent = models.OneToOneField(Agent, on_delete=models.CASCADE, related_name="schedule")
+    cron = models.CharField(max_length=200, blank=True)
+    interval_seconds = models.PositiveIntegerField(null=True, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC")
+    enabled = models.BooleanField(default=True)
+    paused_reason = models.TextField(blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["enabled", "next_run_at"], name="agentschedule_due")]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(cron="", interval_seconds__isnull=False)
+                           | (~models.Q(cron="") & models.Q(interval_seconds__isnull=True))),
+                name="agentschedule_cron_xor_interval",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"schedule of {self.agent_id} ({self.cron or f'every {self.interval_seconds} s'})"

@@ -6,7 +6,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from agents_app import mcp_config
-from agents_app.models import Agent, AgentRun
+from agents_app.models import Agent, AgentRun, AgentSchedule
 from mcpagent.errors import NotFound
 from mcpagent.models import ApiClient
 
@@ -35,6 +35,13 @@ def agent_run_get(*, agent: Agent, run_id: Any) -> AgentRun:
     if run is None:
         raise NotFound("Run not found.", details={"run_id": str(run_id)[:100]})
     return run
+
+
+def agent_schedule_get(*, agent: Agent) -> AgentSchedule:
+    schedule = AgentSchedule.objects.filter(agent=agent).first()
+    if schedule is None:
+        raise NotFound("The agent has no schedule.", details={"agent_id": str(agent.id)})
+    return schedule
 
 
 def agent_turns(*, agent: Agent, run: AgentRun | None = None) -> QuerySet:

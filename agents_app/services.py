@@ -17,7 +17,8 @@ from django.utils import timezone
 from agents_app import mcp_config, safety
 from agents_app.runtime import run_agent, task_redactor, validate_servers
 from agents_app.sandbox import prefetch
-from agents_app.models import Agent, AgentRun
+from agents_app import schedule_times
+from agents_app.models import Agent, AgentRun, AgentSchedule
 from agents_app.secrets import (
     credential_scope,
     secrets_adopt,
@@ -558,7 +559,8 @@ def wait_for(predicate_query: Any, *, done: tuple[str, ...], seconds: float) -> 
 
 # --- runs --------------------------------------------------------------------------------------------
 
-def agent_message_send(*, agent: Agent, message: str, model: str | None = None, actor: Any = None) -> AgentRun:
+def agent_message_send(*, agent: Agent, message: str, model: str | None = None, actor: Any = None,
+                       trigger: str = AgentRun.Trigger.MESSAGE) -> AgentRun:
     """Record the user's message and a queued run; the caller dispatches it (agent_run_queue)."""
     from sessions_app.models import Conversation
 
@@ -571,7 +573,7 @@ def agent_message_send(*, agent: Agent, message: str, model: str | None = None, 
     model = _check_model(model or agent.model)
     with transaction.atomic():
         in_progress_check(client=agent.client, kind="runs")
-        run = AgentRun.objects.create(agent=agent, message=message, model=model)
+        run = AgentRun.objects.create(agent=agent, message=message, model=model, trigger=trigger)
         Conversation.objects.create(agent=agent, role=Conversation.Role.USER, message=message,
                                     metadata={"run_id": str(run.id)})
     return run
@@ -638,6 +640,7 @@ def agent_run_execute(*, run_id: Any) -> AgentRun | None:
         run.finished_at = timezone.now()
         run.save()
     AGENT_RUNS.labels(outcome=run.status).inc()
+    agent_schedule_record_run(run=run)
     logger.info("agent %s run %s: %s in %.2f s, %d tool call(s)", agent.id, run.id, run.status, outcome.seconds,
                 run.metadata["tool_calls"])
     return run
@@ -662,6 +665,7 @@ def _run_failed(run: AgentRun, error: dict) -> AgentRun:
         Conversation.objects.create(agent=run.agent, role=Conversation.Role.SYSTEM,
                                     message=error["message"], metadata={"run_id": str(run.id), "error": error})
     AGENT_RUNS.labels(outcome=run.status).inc()
+    agent_schedule_record_run(run=run)
     return run
 
 
@@ -683,6 +687,113 @@ def _history(agent: Agent, run: AgentRun) -> list[dict]:
     while history and history[0]["role"] != "user":
         history.pop(0)
     return history
+
+
+# --- schedules ---------------------------------------------------------------------------------------
+
+def _schedule_next_run(schedule: AgentSchedule, *, after: Any) -> Any:
+    if schedule.cron:
+        return schedule_times.next_cron_time(schedule.cron, schedule.timezone, after=after)
+    return schedule_times.next_interval_time(schedule.interval_seconds, previous=schedule.next_run_at, after=after)
+
+
+@transaction.atomic
+def agent_schedule_set(*, agent: Agent, cron: str | None = None, interval_seconds: int | None = None,
+                       timezone_name: str = "UTC", enabled: bool = True) -> tuple[AgentSchedule, bool]:
+    """Create or replace the agent's schedule: exactly one of `cron` and `interval_seconds`. Replacing clears a
+    pause and the failure count and computes `next_run_at` afresh. Returns (schedule, created)."""
+    cron = (cron or "").strip()
+    if bool(cron) == (interval_seconds is not None):
+        field = "cron" if not cron else "interval_seconds"
+        raise ApplicationError("Give exactly one of cron and interval_seconds.", code="invalid_input",
+                               details={"field": field})
+    schedule_times.check_timezone(timezone_name)
+    if cron:
+        schedule_times.parse_cron(cron)
+        cron = " ".join(cron.split())
+    else:
+        schedule_times.check_interval(interval_seconds)
+    schedule = AgentSchedule.objects.select_for_update().filter(agent=agent).first()
+    created = schedule is None
+    schedule = schedule or AgentSchedule(agent=agent)
+    schedule.cron = cron
+    schedule.interval_seconds = None if cron else interval_seconds
+    schedule.timezone = timezone_name
+    schedule.enabled, schedule.paused_reason, schedule.consecutive_failures = enabled, "", 0
+    schedule.next_run_at = None  # an interval starts afresh from now, not on the old cadence
+    schedule.next_run_at = _schedule_next_run(schedule, after=timezone.now())
+    schedule.save()
+    return schedule, created
+
+
+@transaction.atomic
+def agent_schedule_delete(*, agent: Agent) -> None:
+    from agents_app.selectors import agent_schedule_get
+
+    agent_schedule_get(agent=agent).delete()
+
+
+def agent_schedules_run_due(*, now: Any = None, limit: int = 500) -> list[AgentRun]:
+    """Start the runs of the enabled, unpaused schedules whose `next_run_at` has come (the beat task's work).
+
+    Each due schedule is locked (skip_locked: two ticks at once share the work, never a schedule) and its
+    `next_run_at` moved past now before anything starts, so one slot starts at most one run; slots missed while
+    no tick ran are skipped, not made up. A slot is skipped (logged, nothing recorded) when the agent already has
+    a queued or running run, is not ready, or its client is at its cap of runs in progress."""
+    now = now or timezone.now()
+    started: list[AgentRun] = []
+    with transaction.atomic():
+        due = list(AgentSchedule.objects.select_for_update(skip_locked=True, of=("self",))
+                   .select_related("agent", "agent__client")
+                   .filter(enabled=True, paused_reason="", next_run_at__lte=now).order_by("next_run_at")[:limit])
+        for schedule in due:
+            slot = schedule.next_run_at
+            schedule.next_run_at = _schedule_next_run(schedule, after=now)
+            schedule.save(update_fields=["next_run_at", "updated_at"])
+            agent = schedule.agent
+            if AgentRun.objects.filter(agent=agent, status__in=[AgentRun.Status.QUEUED,
+                                                                AgentRun.Status.RUNNING]).exists():
+                logger.info("schedule of agent %s: slot %s skipped, a run is still under way", agent.id, slot)
+                continue
+            try:
+                run = agent_message_send(agent=agent, message=agent.workflow or agent.metadata.get("user_prompt"),
+                                         trigger=AgentRun.Trigger.SCHEDULE)
+            except ApplicationError as exc:
+                logger.warning("schedule of agent %s: slot %s skipped: %s (%s)", agent.id, slot, exc.message,
+                               exc.code)
+                continue
+            schedule.last_run_at = now
+            schedule.save(update_fields=["last_run_at", "updated_at"])
+            started.append(run)
+    for run in started:  # after the commit, so a worker finds the run
+        try:
+            agent_run_queue(run=run)
+        except ApplicationError:
+            logger.warning("scheduled run %s could not be queued (the queue is unavailable)", run.id)
+    return started
+
+
+def agent_schedule_record_run(*, run: AgentRun) -> None:
+    """A scheduled run ended: success resets the failure count; a failure counts, and the
+    AGENT_SCHEDULE_MAX_FAILURES-th in a row pauses the schedule with the run's error as the reason."""
+    if run.trigger != AgentRun.Trigger.SCHEDULE or run.status not in (AgentRun.Status.SUCCEEDED,
+                                                                      AgentRun.Status.FAILED):
+        return
+    with transaction.atomic():
+        schedule = AgentSchedule.objects.select_for_update().filter(agent_id=run.agent_id).first()
+        if schedule is None:
+            return
+        if run.status == AgentRun.Status.SUCCEEDED:
+            schedule.consecutive_failures = 0
+        else:
+            schedule.consecutive_failures += 1
+            limit = settings.AGENT_SCHEDULE_MAX_FAILURES
+            if limit > 0 and schedule.consecutive_failures >= limit and not schedule.paused_reason:
+                message = (run.error or {}).get("message") or "the run failed"
+                schedule.paused_reason = (f"Paused after {schedule.consecutive_failures} failed runs in a row; "
+                                          f"the last: {message}")[:2000]
+                logger.warning("schedule of agent %s paused: %s", run.agent_id, schedule.paused_reason)
+        schedule.save(update_fields=["consecutive_failures", "paused_reason", "updated_at"])
 
 
 # --- deletion ----------------------------------------------------------------------------------------

@@ -41,6 +41,14 @@ def agent_run_task(run_id: str) -> str:
         return "failed"
 
 
+@shared_task(autoretry_for=_DB_ERRORS, retry_backoff=True, max_retries=2, soft_time_limit=50, time_limit=60)
+def agent_schedules_tick() -> int:
+    """Beat, every AGENT_SCHEDULE_TICK_SECONDS: start the runs of the schedules that are due."""
+    from agents_app.services import agent_schedules_run_due
+
+    return len(agent_schedules_run_due())
+
+
 @shared_task(soft_time_limit=1800, time_limit=1860)
 def packages_prefetch_task(server_slugs: list[str]) -> dict[str, str]:
     """Fetch the packages of the chosen catalogue servers while the user gathers credentials, so that agent

@@ -7,6 +7,7 @@ from agents_app.apis import (
     AgentListApi,
     AgentMessagesApi,
     AgentRunApi,
+    AgentScheduleApi,
 )
 
 urlpatterns = [
@@ -15,5 +16,6 @@ urlpatterns = [
     path("agents/<str:agent_id>", AgentDetailApi.as_view(), name="agent-detail"),
     path("agents/<str:agent_id>/config", AgentConfigApi.as_view(), name="agent-config"),
     path("agents/<str:agent_id>/messages", AgentMessagesApi.as_view(), name="agent-messages"),
+    path("agents/<str:agent_id>/schedule", AgentScheduleApi.as_view(), name="agent-schedule"),
     path("agents/<str:agent_id>/runs/<str:run_id>", AgentRunApi.as_view(), name="agent-run"),
 ]

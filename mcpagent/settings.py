@@ -254,6 +254,16 @@ AGENT_MAX_CONCURRENT_RUNS_PER_CLIENT = env_int("AGENT_MAX_CONCURRENT_RUNS_PER_CL
 AGENT_RUN_TIMEOUT_SECONDS = env_int("AGENT_RUN_TIMEOUT_SECONDS", 180)
 # One MCP tool call (read timeout of each server's session during runs).
 AGENT_TOOL_TIMEOUT_SECONDS = env_int("AGENT_TOOL_TIMEOUT_SECONDS", 60)
+# Schedules (AgentSchedule): how often the beat task looks for due schedules, and how many failed scheduled runs
+# in a row pause a schedule (0 = never pause).
+AGENT_SCHEDULE_TICK_SECONDS = env_int("AGENT_SCHEDULE_TICK_SECONDS", 60)
+AGENT_SCHEDULE_MAX_FAILURES = env_int("AGENT_SCHEDULE_MAX_FAILURES", 3)
+CELERY_BEAT_SCHEDULE["agent-schedules-tick"] = {
+    "task": "agents_app.tasks.agent_schedules_tick",
+    "schedule": float(AGENT_SCHEDULE_TICK_SECONDS),
+    # A tick that waited longer than one period is dropped: the next one does the same work.
+    "options": {"expires": float(AGENT_SCHEDULE_TICK_SECONDS)},
+}
 # Model for new agents: Claude when ANTHROPIC_API_KEY is set, else fast-agent's offline `passthrough`.
 AGENT_DEFAULT_MODEL = env_str("AGENT_DEFAULT_MODEL", "sonnet" if ANTHROPIC_API_KEY else "passthrough")
 
