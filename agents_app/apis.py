@@ -33,6 +33,7 @@ from agents_app.services import (
     wait_for,
 )
 from mcpagent.errors import ApplicationError
+from mcpagent.fields import StrictCharField
 from mcpagent.schema import error_responses
 
 
@@ -95,7 +96,7 @@ class AgentCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         mcp_server_info = serializers.JSONField(required=False)
         mcp_config = serializers.JSONField()
-        user_prompt = serializers.CharField(max_length=20_000)
+        user_prompt = StrictCharField(max_length=20_000)
         workflow = serializers.JSONField()
         model = serializers.CharField(max_length=100, required=False, allow_blank=True)
         name = serializers.CharField(max_length=200, required=False, allow_blank=True)
@@ -180,7 +181,7 @@ class AgentConfigApi(APIView):
 class AgentMessagesApi(APIView):
     @extend_schema_serializer(component_name="AgentMessageInput")
     class InputSerializer(serializers.Serializer):
-        message = serializers.CharField(min_length=1, max_length=50_000)
+        message = StrictCharField(min_length=1, max_length=50_000)
         model = serializers.ChoiceField(choices=list(OFFLINE_MODELS), required=False,
                                         help_text="Override the agent's model for this message (offline models only).")
 

@@ -223,6 +223,10 @@ ANALYZER_MODEL = env_str("ANALYZER_MODEL", "sonnet")  # fast-agent model name or
 ANALYZER_MAX_RETRIES = env_int("ANALYZER_MAX_RETRIES", 2)
 # Budget of one whole analysis (catalogue tool start-up, model calls, tool calls, corrections).
 ANALYZER_TIMEOUT_SECONDS = env_float("ANALYZER_TIMEOUT_SECONDS", 60.0)
+# Largest plan one request may become (either analyzer); beyond it the plan is cut and the reply says so.
+# 0 = no limit.
+PLAN_MAX_STEPS = env_int("PLAN_MAX_STEPS", 20)
+PLAN_MAX_SERVERS = env_int("PLAN_MAX_SERVERS", 8)
 
 # --- Agents (agents_app): creation, validation of MCP servers, runs with fast-agent. ---
 # Launchers an MCP config may use; npx/uvx/python/docker/node keep to their safe forms (agents_app.safety).

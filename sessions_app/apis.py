@@ -6,6 +6,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from mcpagent.fields import StrictCharField
 from mcpagent.schema import error_responses
 from sessions_app.models import Conversation, Session
 from sessions_app.selectors import session_get, session_turns
@@ -51,13 +52,13 @@ class ChatApi(APIView):
     @extend_schema_serializer(component_name="ChatRequest")
     class InputSerializer(serializers.Serializer):
         class FileSerializer(serializers.Serializer):
-            filename = serializers.CharField(max_length=255)
-            content = serializers.CharField(trim_whitespace=False)
+            filename = StrictCharField(max_length=255)
+            content = StrictCharField(trim_whitespace=False)
             type = serializers.ChoiceField(choices=["credential", "config", "other"], default="other")
-            key = serializers.CharField(max_length=200, required=False)
-            mcp_server = serializers.CharField(max_length=200, required=False)
+            key = StrictCharField(max_length=200, required=False)
+            mcp_server = StrictCharField(max_length=200, required=False)
 
-        message = serializers.CharField(min_length=1, max_length=settings.CHAT_MAX_MESSAGE_CHARS)
+        message = StrictCharField(min_length=1, max_length=settings.CHAT_MAX_MESSAGE_CHARS)
         session_id = serializers.UUIDField(required=False, allow_null=True)
         credentials = serializers.DictField(
             child=serializers.DictField(child=serializers.CharField(max_length=20_000, trim_whitespace=False,

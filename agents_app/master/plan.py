@@ -57,3 +57,39 @@ class Plan:
 
     def server_slugs(self) -> list[str]:
         return [s.slug for s in self.servers]
+
+
+def plan_within_limits(plan: Plan, *, max_steps: int, max_servers: int) -> Plan:
+    """The plan cut to at most max_steps workflow steps and max_servers servers, with a note saying so.
+
+    One agent cannot sensibly run a hundred-step workflow over dozens of servers, and a reply listing them all
+    is unreadable. Servers are kept in the order the kept steps first use them; steps that need a dropped server
+    are dropped too, so no step names a server the agent will not have."""
+    asked_steps, asked_servers = len(plan.workflow), len(plan.servers)
+    steps = plan.workflow[:max_steps] if max_steps > 0 else list(plan.workflow)
+    if max_servers > 0 and asked_servers > max_servers:
+        first_use = {}
+        for step in steps:
+            if step.server and step.server not in first_use:
+                first_use[step.server] = len(first_use)
+        ranked = sorted(plan.servers, key=lambda s: first_use.get(s.slug, len(first_use)))
+        kept = {s.slug for s in ranked[:max_servers]}
+        plan.servers = [s for s in plan.servers if s.slug in kept]
+        steps = [step for step in steps if not step.server or step.server in kept]
+    if len(steps) == asked_steps and len(plan.servers) == asked_servers:
+        return plan
+    for number, step in enumerate(steps, start=1):
+        step.step = number
+    plan.workflow = steps
+    limits = []
+    if max_steps > 0 and asked_steps > max_steps:
+        limits.append(f"{max_steps} workflow steps")
+    if max_servers > 0 and asked_servers > max_servers:
+        limits.append(f"{max_servers} servers")
+    plan.notes.append(
+        f"Your request was cut: it needs {asked_steps} workflow steps over {asked_servers} servers, and one agent "
+        f"takes at most {' and '.join(limits)}, so I planned only the first {len(steps)} steps with "
+        f"{len(plan.servers)} servers. To do the rest, split the request into smaller ones (a few related steps "
+        "each, within those limits) and send each as its own request: each becomes its own agent."
+    )
+    return plan

@@ -7,15 +7,20 @@ import logging
 from django.conf import settings
 
 from agents_app.master.offline import OfflineAnalyzer
-from agents_app.master.plan import Plan
+from agents_app.master.plan import Plan, plan_within_limits
 from agents_app.master.requirements import plan_requirements
 from mcpagent.metrics import ANALYSIS_DURATION
 
 logger = logging.getLogger(__name__)
 
 
-@ANALYSIS_DURATION.time()
 def analyze_request(*, request: str, exclude_slugs: set[str] | None = None) -> Plan:
+    return plan_within_limits(_analyze(request, exclude_slugs), max_steps=settings.PLAN_MAX_STEPS,
+                              max_servers=settings.PLAN_MAX_SERVERS)
+
+
+@ANALYSIS_DURATION.time()
+def _analyze(request: str, exclude_slugs: set[str] | None) -> Plan:
     if settings.ANTHROPIC_API_KEY:
         from agents_app.master.llm import LlmAnalysisFailed, LlmAnalyzer
 

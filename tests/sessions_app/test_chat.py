@@ -49,6 +49,20 @@ def test_one_megabyte_message_is_400_and_stores_nothing(api):
     assert _counts() == before
 
 
+@pytest.mark.parametrize("message", [123, True, ["read my gmail"], {"text": "hi"}])
+def test_a_message_that_is_not_a_string_is_400_naming_the_field(api, message):
+    before = _counts()
+    error = _error(_chat(api, message=message), 400, "validation_error")
+    assert "message" in error["details"], error
+    assert _counts() == before
+
+
+def test_a_file_name_that_is_not_a_string_is_400(api):
+    files = [{"filename": 7, "content": base64.b64encode(b"{}").decode(), "type": "config"}]
+    error = _error(_chat(api, message="hello", files=files), 400, "validation_error")
+    assert "files" in error["details"], error
+
+
 def test_unknown_session_is_404(api):
     before = _counts()
     _error(_chat(api, message="hello", session_id="6f1c1b1e-0000-4000-8000-000000000000"), 404, "not_found")
@@ -122,6 +136,20 @@ def test_spec_example_plans_gmail_notion_slack_with_five_steps(api, bundled_cata
     assert asked and all(c["instructions"] for c in body["required_credentials"])
     assert {slug for slug, _ in asked} <= set(by_server.values())
     assert "Slack" in body["reply"] and "Notion" in body["reply"]
+
+
+def test_a_huge_request_is_cut_to_the_plan_limits_and_the_reply_says_how_to_split_it(api, bundled_catalogue,
+                                                                                      settings):
+    settings.PLAN_MAX_STEPS, settings.PLAN_MAX_SERVERS = 20, 8
+    clause = "read my Gmail, summarize the emails, store them in Notion, post a message to Slack, "
+    message = "I want an agent that " + clause * 200
+    assert len(message) > 15_000
+    body = _chat(api, message=message).json()
+    assert 0 < len(body["workflow"]) <= 20, len(body["workflow"])
+    assert len(body["servers"]) <= 8
+    assert [step["step"] for step in body["workflow"]] == list(range(1, len(body["workflow"]) + 1))
+    assert "Your request was cut" in body["reply"] and "split the request" in body["reply"]
+    assert len(body["reply"]) < 5_000
 
 
 def test_session_detail_shows_plan_and_missing_names(api, bundled_catalogue):
