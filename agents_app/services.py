@@ -314,7 +314,7 @@ def catalogue_servers(*, session: Any, server_slugs: list[str]) -> CatalogueServ
                 {location.HEADER: header_keys, location.ARG: arg_keys}.get(req.location, env_keys).append(req.key)
             elif req.location == location.ARG and req.default:
                 arg_defaults[req.key] = req.default
-            elif not counts_as_required(required=req.required, secret=req.secret, default=req.default):
+            elif not counts_as_required(required=req.required, secret=req.secret, default=req.default, key=req.key):
                 omit_keys.append(req.key)
         recipe = pick_recipe(list(server.launch_recipes.all()))
         if recipe is None:

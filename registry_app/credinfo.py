@@ -493,3 +493,105 @@ def file_problems(spec: dict, content: dict | bytes | str) -> list[str]:
         if lookup(dotted) != expected:
             problems.append(f"field {dotted} must be {expected!r}")
     return problems
+
+
+# ---------------------------------------------------------------- what the catalogue's own texts are worth
+
+# Source texts that stand in for a value instead of describing it: your_account_sid, <api-key>, api_key_here,
+# changeme, ${TOKEN}, xxxx. Shown to a user they say nothing, or worse, look like the value to send.
+_PLACEHOLDER = re.compile(
+    r"""^(?:
+        <[^<>]+>                                   # <your-api-key>
+      | \[[^\[\]]+\]                               # [API_KEY]
+      | \{\{?[^{}]+\}\}?  | \$\{?[A-Za-z_][\w]*\}?  # {token}, {{token}}, ${TOKEN}, $TOKEN
+      | (?:your|my|insert|enter|put|paste|add)[-_.][\w.-]*  # your_account_sid, YOUR-API-KEY, insert_key_here
+      | (?:your|my)\s+[\w-]+(?:\s+[\w-]+)?\s+here  # your api key here
+      | [\w.-]*[-_\s]here                          # api_key_here, token-here
+      | change[-_]?me | replace[-_]?me | placeholder | todo | tbd | n/?a | none | null | dummy | sample
+      | x{3,}[\w-]* | [\w-]*x{4,} | \*{3,} | \.{3} | …
+    )$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_PLACEHOLDER_PATH = re.compile(r"/path/to/|/your[-_]|\byour[-_][\w-]+\.(?:json|pem|key|onnx|ya?ml)\b", re.IGNORECASE)
+
+
+def looks_like_placeholder(text: str | None) -> bool:
+    """Is this source text a stand-in for a value (your_api_key, <token>, key_here, changeme) rather than
+    words that describe it or a real default?"""
+    text = (text or "").strip().strip("\"'`")
+    if not text:
+        return False
+    return bool(_PLACEHOLDER.match(text) or _PLACEHOLDER_PATH.search(text))
+
+
+# Environment settings that tune how a server runs (mode, ports, logging, transport, flags, timeouts): the server
+# has its own default for each, so a source flagging one "required" is wrong and the user must not be asked.
+_CONFIGURATION_KEYS = {
+    "NODE_ENV", "ENV", "ENVIRONMENT", "APP_ENV", "PYTHON_ENV", "RUST_LOG", "RUST_BACKTRACE", "NODE_OPTIONS",
+    "NODE_PATH", "PATH", "PYTHONPATH", "PYTHONUNBUFFERED", "TZ", "LANG", "NO_COLOR", "FORCE_COLOR", "CI",
+    "DEBUG", "VERBOSE", "QUIET", "TRANSPORT", "TRANSPORT_TYPE", "SERVER_NAME", "SERVER_VERSION", "HTTP_PROXY",
+    "HTTPS_PROXY", "NO_PROXY", "TIMEOUT",
+}
+_CONFIGURATION_PATTERNS = re.compile(
+    r"""(?:^|_)(?:PORT|LOG|LOGLEVEL|LOGGING)$              # PORT, MYSQL_PORT, MCP_LOG
+      | (?:^|_)LOG_(?:LEVEL|FORMAT|FILE|DIR|PATH)$       # LOG_LEVEL, APP_LOG_FILE
+      | (?:^|_)(?:DEBUG|VERBOSE)(?:_[A-Z0-9]+)?$ | ^DEBUG_  # DEBUG, MCP_DEBUG, DEBUG_MODE
+      | ^(?:ENABLE|DISABLE|FEATURE)_ | _(?:ENABLED|DISABLED)$ | (?:^|_)FEATURE_FLAGS?$
+      | _TIMEOUT(?:_MS|_SECONDS|_SEC|_S)?$ | _MAX_RETRIES$ | _RETRY_(?:COUNT|DELAY)$
+      | ^MCP_(?:TRANSPORT(?:_TYPE)?|MODE|SERVER_(?:NAME|HOST|VERSION)|HOST|LOG_LEVEL)$
+    """,
+    re.VERBOSE,
+)
+
+
+def is_configuration_setting(key: str) -> bool:
+    """Does the name say this is how the server runs (NODE_ENV, a port, a log level, a feature flag, a debug
+    switch, a timeout), not an account the user must hold? Such a setting is never a required credential."""
+    normalised = normalise_key(key)
+    return normalised in _CONFIGURATION_KEYS or bool(_CONFIGURATION_PATTERNS.search(normalised))
+
+
+_KIND_STEPS = {
+    "api_key": "Sign in to {service} and create an API key (usually under account settings, API keys or "
+               "developer settings); copy it when it is shown.",
+    "token": "Sign in to {service} and create an access token (usually under account or developer settings) "
+             "with the permissions the workflow needs; copy it when it is shown.",
+    "oauth_client": "Register an OAuth application in {service}'s developer console and copy its client "
+                    "credentials.",
+    "password": "Use the password of the {service} account the server should act as (an app password if the "
+                "account has one for third-party access).",
+    "url": "Use the address of your instance or API endpoint at {service}, as shown in your account or server "
+           "settings.",
+    "setting": "Find your {what} in your account or dashboard at {service}.",
+    "file_path": "Download the file {service} gives you for API access and send it as a file.",
+}
+_NAME_NOISE = re.compile(r"\b(?:mcp|server|servers|model context protocol|integration|the|api)\b", re.IGNORECASE)
+
+
+def service_label(*, server_name: str, repository_url: str = "", slug: str = "") -> str:
+    """What a user would call the service a server wraps: the curated service's name when one fits
+    (Gmail, Twilio), otherwise the server's name without 'MCP server' ("the SMS service")."""
+    fitting = _fitting_services(server_name=server_name, slug=slug, repository_url=repository_url)
+    if fitting:
+        return fitting[0].name
+    label = " ".join(_NAME_NOISE.sub(" ", server_name.replace("-", " ").replace("_", " ")).split())
+    return f"the {label} service" if label else server_name
+
+
+def generic_credential_text(*, key: str, kind: str, location: str, server_name: str, repository_url: str = "",
+                            homepage: str = "", slug: str = "") -> tuple[str, list[str]]:
+    """(description, instructions) for a credential the catalogue describes only with a placeholder, built
+    from what it does know: the service, the kind of value, where it goes and where the server is documented."""
+    service = service_label(server_name=server_name, repository_url=repository_url, slug=slug)
+    what = " ".join(key.replace("-", "_").lower().split("_")).replace(" id", " ID").replace(" sid", " SID") \
+        .replace(" url", " URL").strip()
+    owner = service.removeprefix("the ").removesuffix(" service")
+    description = f"Your {owner} {what}" if owner.lower() not in what.lower() else f"Your {what}"
+    steps = [_KIND_STEPS.get(kind, _KIND_STEPS["setting"]).format(service=service, what=f"{owner} {what}")]
+    docs = homepage or repository_url
+    if docs:
+        steps.append(f"{server_name}'s documentation says where it comes from: {docs}")
+    where = {"header": "HTTP header", "env": "environment variable", "arg": "command-line argument"}.get(
+        location, location)
+    steps.append(f"Send it as {key} ({where}) for {server_name}.")
+    return description, steps

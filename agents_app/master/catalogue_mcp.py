@@ -91,7 +91,7 @@ def search_servers(query: str, limit: int = 8) -> dict:
             continue
         tools = [t.name for t in server.tools.all()]
         launch = assess({r.kind for r in server.launch_recipes.all()},
-                        [{"location": c.location, "description": c.description, "instructions": c.instructions,
+                        [{"key": c.key, "location": c.location, "description": c.description, "instructions": c.instructions,
                           "required": c.required, "secret": c.secret, "default": c.default}
                          for c in server.credentials.all()])
         results.append({

@@ -131,7 +131,7 @@ def _signed_in(credential: dict) -> bool:
 
 def _required(credential: dict) -> bool:
     return counts_as_required(required=credential.get("required"), secret=credential.get("secret"),
-                              default=credential.get("default"))
+                              default=credential.get("default"), key=credential.get("key", ""))
 
 
 def assess(recipe_kinds: set[str], credentials: list[dict]) -> Launchability:

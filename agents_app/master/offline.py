@@ -331,7 +331,7 @@ def _buildability(hits: list) -> list[tuple[object, float, list[str], Launchabil
         kinds.setdefault(server_id, set()).add(kind)
     credentials: dict[int, list[dict]] = {}
     for row in CredentialRequirement.objects.filter(server_id__in=ids).values(
-        "server_id", "location", "description", "instructions", "required", "secret", "default"
+        "server_id", "key", "location", "description", "instructions", "required", "secret", "default"
     ):
         credentials.setdefault(row["server_id"], []).append(row)
     scored = []

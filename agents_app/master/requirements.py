@@ -17,28 +17,58 @@ def _curated(req: CredentialRequirement) -> dict | None:
     return match_credential(key=req.key, server_name=server.name, repository_url=server.repository_url, slug=server.slug)
 
 
+def _generic(req: CredentialRequirement) -> tuple[str, list[str]]:
+    from registry_app.credinfo import generic_credential_text
+
+    server = req.server
+    return generic_credential_text(key=req.key, kind=req.kind, location=req.location, server_name=server.name,
+                                   repository_url=server.repository_url or "", homepage=server.homepage,
+                                   slug=server.slug)
+
+
 def _instructions(req: CredentialRequirement, curated: dict | None) -> list[str]:
-    if req.instructions:
-        return [str(step) for step in req.instructions]
+    from registry_app.credinfo import looks_like_placeholder
+
+    # A source's "instructions" may be a placeholder (your_account_sid): those steps are dropped, never shown.
+    own = [str(step) for step in req.instructions or [] if not looks_like_placeholder(str(step))]
+    if own:
+        return own
     if curated and curated.get("instructions"):
         return [str(step) for step in curated["instructions"]]
-    steps = []
-    if req.description:
-        steps.append(req.description.strip())
+    if not req.description or looks_like_placeholder(req.description):
+        return _generic(req)[1]
+    steps = [req.description.strip()]
     where = {"header": "HTTP header", "env": "environment variable"}.get(req.location, req.location)
     steps.append(f"Provide it as {req.key} ({where}) for {req.server.name}.")
-    if req.example:
+    if req.example and not looks_like_placeholder(req.example):
         steps.append(f"It looks like: {req.example}")
     return steps
 
 
-def counts_as_required(*, required: bool, secret: bool, default: str | None) -> bool:
-    """Sources rarely flag everything; a secret with no default cannot work unset, so it counts as required."""
-    return bool(required or (secret and not default))
+def _description(req: CredentialRequirement, curated: dict | None) -> str:
+    from registry_app.credinfo import looks_like_placeholder
+
+    if req.description and not looks_like_placeholder(req.description):
+        return req.description
+    return (curated or {}).get("description", "") or _generic(req)[0]
+
+
+def counts_as_required(*, required: bool, secret: bool, default: str | None, key: str = "") -> bool:
+    """Must the user give this value? Not when the server has a real default (a placeholder default is none),
+    nor for a setting whose name says it tunes how the server runs (NODE_ENV, a port, a log level, a flag):
+    sources flag those "required" wrongly. Sources rarely flag everything either, so a secret with no default
+    cannot work unset and counts as required."""
+    from registry_app.credinfo import is_configuration_setting, looks_like_placeholder
+
+    if default and not looks_like_placeholder(default):
+        return False
+    if key and is_configuration_setting(key):
+        return False
+    return bool(required or secret)
 
 
 def _is_required(req: CredentialRequirement) -> bool:
-    return counts_as_required(required=req.required, secret=req.secret, default=req.default)
+    return counts_as_required(required=req.required, secret=req.secret, default=req.default, key=req.key)
 
 
 def plan_requirements(server_slugs: list[str], *, collected: dict[str, set[str]] | None = None,
@@ -55,8 +85,8 @@ def plan_requirements(server_slugs: list[str], *, collected: dict[str, set[str]]
     required, optional, files = [], [], []
     for req in sorted(rows, key=lambda r: (order[r.server.slug], not _is_required(r), r.key)):
         slug = req.server.slug
-        curated = None if req.instructions else _curated(req)
-        description = req.description or (curated or {}).get("description", "") or f"{req.key} for {req.server.name}"
+        curated = _curated(req)
+        description = _description(req, curated)
         if req.kind == CredentialRequirement.Kind.FILE_PATH or req.location == CredentialRequirement.Location.FILE:
             if _is_required(req) and f"{slug}:{req.key}" not in collected_files and req.key not in collected_files:
                 suffix = next((t for ext, t in _FILE_TYPES.items() if ext in (req.default or req.example).lower()), "json")

@@ -11,7 +11,9 @@ from registry_app.credinfo import (
     CredinfoError,
     credinfo_services,
     file_problems,
+    is_configuration_setting,
     load_credinfo,
+    looks_like_placeholder,
     match_credential,
     service_files,
 )
@@ -293,3 +295,36 @@ def test_wrong_version_and_bad_json_are_refused(tmp_path):
         load_credinfo(path)
     with pytest.raises(CredinfoError, match="file not found"):
         load_credinfo(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("text", [
+    "your_account_sid", "YOUR_API_KEY", "your-api-key-here", "<your-api-key>", "<token>", "api_key_here",
+    "your api key here", "changeme", "CHANGE_ME", "${GITHUB_TOKEN}", "xxxxxxxx", "sk-xxxxxxxx", "...",
+    "/path/to/your/models", "[API_KEY]", "{{token}}",
+])
+def test_placeholders_are_recognised(text):
+    assert looks_like_placeholder(text)
+
+
+@pytest.mark.parametrize("text", [
+    "Your Discord bot token", "Twilio Account SID from the console", "eg: production", "production",
+    "https://api.example.com", "$HOME/.kube/config", "8089", "xoxb-1234", "Your API key for the service", "",
+])
+def test_descriptions_and_real_values_are_not_placeholders(text):
+    assert not looks_like_placeholder(text)
+
+
+@pytest.mark.parametrize("key", [
+    "NODE_ENV", "LOG_LEVEL", "PORT", "MYSQL_PORT", "mcp-server-port", "DEBUG", "MCP_DEBUG", "ENABLE_UPLOADS",
+    "UPLOADS_ENABLED", "FEATURE_FLAGS", "REQUEST_TIMEOUT_MS", "MCP_TRANSPORT", "NODE_OPTIONS", "MCP_SERVER_NAME",
+])
+def test_configuration_settings_are_recognised(key):
+    assert is_configuration_setting(key)
+
+
+@pytest.mark.parametrize("key", [
+    "SLACK_BOT_TOKEN", "ACCOUNT_SID", "MYSQL_HOST", "MYSQL_USER", "DATABASE_URL", "API_KEY", "JIRA_URL",
+    "DEBUGGER_TOKEN", "SUPPORT_EMAIL",
+])
+def test_credentials_are_not_configuration_settings(key):
+    assert not is_configuration_setting(key)
