@@ -290,12 +290,6 @@ class LaunchSpec:
         return [v for v in (*self.env.values(), *self.headers.values(), *self.arg_values, *self.url_values)
                 if len(v) >= 4]
 
-    def redact(self, text: str) -> str:
-        """Remove this server's secret values from text (stderr, exception messages) before anyone sees it."""
-        for value in sorted(self.secret_values, key=len, reverse=True):
-            text = text.replace(value, "***")
-        return text
-
 
 def launch_spec(*, name: str, entry: dict, values: dict[str, str], files: dict[str, Any] | None = None,
                 label: str = "") -> LaunchSpec:

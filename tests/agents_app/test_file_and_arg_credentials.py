@@ -15,6 +15,7 @@ import yaml
 from django.db import connection
 
 from agents_app import mcp_config
+from agents_app.runtime import task_redactor
 from agents_app.models import Agent
 from agents_app.services import agent_create, agent_create_for_catalogue_servers, agent_launch, agent_validate
 from mcpagent.errors import ApplicationError
@@ -308,7 +309,7 @@ def test_recipe_arguments_become_references_defaults_or_nothing():
                                   files={"CONFIG_FILE": "/run/f/config.json"})
     assert spec.args == ["-y", "acme-mcp", "--token=tok-secret-1", "--config", "/run/f/config.json",
                          "--level=readonly", "--region", "eu-west-1"]
-    assert spec.redact("bad token tok-secret-1 in eu-west-1") == "bad token *** in ***"
+    assert task_redactor([spec])("bad token tok-secret-1 in eu-west-1") == "bad token *** in ***"
     assert set(spec.secret_keys) == {"TOKEN", "CONFIG_FILE", "REGION"}
     with pytest.raises(ApplicationError) as caught:
         mcp_config.launch_spec(name="x", entry=entry, values={"TOKEN": "t"}, files={"CONFIG_FILE": "/f"})

@@ -11,6 +11,7 @@ import yaml
 from mcp.server.mcpserver import MCPServer
 
 from agents_app import mcp_config
+from agents_app.runtime import task_redactor
 from agents_app.models import Agent
 from agents_app.services import agent_create, agent_create_for_catalogue_servers, agent_validate
 from mcpagent.errors import ApplicationError
@@ -104,7 +105,7 @@ def test_values_are_encoded_for_their_place_and_redacted(settings):
     assert set(spec.url_keys) == set(spec.secret_keys) == {"tenant", "port", "workspace", "team"}
     # The values as given and as they appear in the URL (lower-cased host, percent-encoded path) are redacted.
     message = f"{spec.url} failed for Acme-Corp in sales/eu 2"
-    redacted = spec.redact(message)
+    redacted = task_redactor([spec])(message)
     for shown in ("acme-corp", "Acme-Corp", "sales%2Feu%202", "sales/eu 2", "a%26b%3Dc%23d"):
         assert shown not in redacted, redacted
     assert redacted == "https://***.example.com:***/v1/***/mcp?team=*** failed for *** in ***"
