@@ -11,6 +11,8 @@ SCRIPTS = [
     ("search quality", ["bench_search_quality.py"]),
     ("search speed", ["bench_search_speed.py"]),
     ("master agent", ["bench_chat.py"]),
+    ("planner quality", ["bench_planner_quality.py"]),
+    ("planner on LiveMCPBench", ["bench_planner_livemcpbench.py"]),
     ("agents", ["bench_agents.py"]),
     ("sandbox", ["bench_sandbox.py"]),
 ]
