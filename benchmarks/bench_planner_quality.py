@@ -29,6 +29,7 @@ import os
 import re
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -98,7 +99,7 @@ def evaluate(requests: list[dict], show_misses: bool) -> None:
     facts = server_facts({s.slug for _, plan, _ in results for s in plan.servers})
     totals = {"all": [0, 0], "capability_only": [0, 0], "names_services": [0, 0]}  # [complete, requests]
     needs_total = needs_met = chosen = chosen_needed = 0
-    archived, toolless = set(), set()
+    archived, toolless = Counter(), Counter()  # slug -> times chosen
     questions_supported = False
     asked = asked_where_ok = asked_elsewhere = requests_with_question_ok = 0
     misses = []
@@ -122,10 +123,8 @@ def evaluate(requests: list[dict], show_misses: bool) -> None:
         for slug, ident in identities:
             chosen += 1
             chosen_needed += any(matches(need["regex"], ident) for need in item["needs"])
-            if facts.get(slug, {}).get("archived"):
-                archived.add(slug)
-            if facts.get(slug, {}).get("toolless"):
-                toolless.add(slug)
+            archived[slug] += facts.get(slug, {}).get("archived", False)
+            toolless[slug] += facts.get(slug, {}).get("toolless", False)
         group = "capability_only" if item["capability_only"] else "names_services"
         for key in ("all", group):
             totals[key][0] += not unmet
@@ -146,8 +145,10 @@ def evaluate(requests: list[dict], show_misses: bool) -> None:
     print(f"  need recall (needs met / needs):       {needs_met / max(needs_total, 1):.3f}  ({needs_met}/{needs_total})")
     print(f"  precision (chosen servers matching a need / chosen): "
           f"{chosen_needed / max(chosen, 1):.3f}  ({chosen_needed}/{chosen})")
-    print(f"  archived or inactive servers chosen:   {len(archived)}  {sorted(archived)[:10]}  (goal 0)")
-    print(f"  tool-less servers chosen (no tools, no launch recipe): {len(toolless)}  {sorted(toolless)[:10]}  (goal 0)")
+    for label, counter in (("archived or inactive", archived), ("tool-less (no tools, no launch recipe)", toolless)):
+        chosen_slugs = sorted(slug for slug, times in counter.items() if times)
+        print(f"  {label} servers chosen: {len(chosen_slugs)} servers, {sum(counter.values())} times  "
+              f"{chosen_slugs[:10]}  (goal 0)")
     if questions_supported:
         print(f"  questions asked:                       {asked / len(results):.3f}  ({asked}/{len(results)}); "
               f"on requests with a question_ok need {asked_where_ok}/{requests_with_question_ok}, "
