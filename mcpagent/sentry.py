@@ -3,7 +3,7 @@
 What is sent: the exception, its stack (without local variables: a frame's locals can hold a user's credential
 under any name), the request's method, URL path and non-sensitive headers, log breadcrumbs, and tags for the
 request id, API client and Celery task of the log context (so an event can be matched with its JSON log lines).
-What is not: request bodies, query strings, cookies, user details (send_default_pii=False).
+What is not: request bodies, query strings, cookies, user details (send_default_pii=False), a task's arguments.
 
 Every event then passes two scrubbers before it is sent:
 - sentry's EventScrubber, recursive, with its default denylist plus our secret field names: the value of any
@@ -62,6 +62,10 @@ def before_send(event: dict, hint: dict) -> dict:
     for name in CONTEXT_TAGS:
         if context.get(name) and name not in tags:
             tags[name] = str(context[name])
+    job = (event.get("extra") or {}).get("celery-job")
+    if isinstance(job, dict):  # a task's arguments are input: ids by our rule, but never sent
+        job.pop("args", None)
+        job.pop("kwargs", None)
     request = event.get("request")
     if isinstance(request, dict):
         for field in _REQUEST_FIELDS_DROPPED:

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import sentry_sdk
+from celery import shared_task
 from django.conf import settings
 from django.test import Client
 from django.urls import path
@@ -107,3 +108,19 @@ def test_page_error_reaches_sentry_through_django_integration(sentry):
 def test_without_dsn_nothing_is_initialised():
     init_sentry(dsn="")
     assert not sentry_sdk.get_client().dsn
+
+
+@shared_task(name="tests.sentry_failing_task")
+def failing_task(token: str, note: str = "") -> None:
+    raise RuntimeError(f"task failed with {token}")
+
+
+def test_task_error_reaches_sentry_without_secrets(sentry):
+    # Without a broker (tests) tasks run in-process through Celery's own tracer, as a worker runs them.
+    with pytest.raises(RuntimeError):
+        failing_task.delay(SLACK_TOKEN, note=PLAIN_SECRET)
+    sentry_sdk.flush(timeout=5)
+    events = sentry.wait_for_events(1)
+    assert any(e["exception"]["values"][-1]["type"] == "RuntimeError" for e in events if "exception" in e)
+    assert SLACK_TOKEN.encode() not in _all_bytes(sentry)
+    assert PLAIN_SECRET.encode() not in _all_bytes(sentry), "a task's arguments are never sent"

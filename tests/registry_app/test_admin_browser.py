@@ -81,6 +81,9 @@ def test_staff_sees_dashboard_and_curation_pages(live_server, catalogue_with_usa
             assert page.locator("#result_list tbody tr").first.inner_text().strip().startswith("Slack MCP Server")
             _no_sideways_scroll(page)
             page.screenshot(path=str(ARTIFACTS / "admin-server-list.png"), full_page=True)
+            hidden = page.evaluate("(() => { const r = document.querySelector('.results'); "
+                                   "return r.scrollWidth - r.clientWidth; })()")
+            assert hidden <= 0, f"{hidden} px of the server list's columns need scrolling"
 
             page.goto(f"{live_server.url}/admin/registry_app/mcpserver/{gmail.pk}/change/")
             link = page.locator(".catalogue-source a").first
