@@ -29,18 +29,19 @@ from sessions_app.models import Session
 NO_PLAN = "direct (no plan)"
 
 # One row per (agent, catalogue server in its config): slug, agent status, whether that server's last
-# validation passed (null: not validated yet) and when (the progress entry of that server).
-_AGENT_SERVERS_SQL = f"""
-    SELECT e.value->>'catalogue' AS slug, a.id AS agent_id, a.status AS status,
-           (a.metadata->'validation'->'servers'->e.key->>'ok')::boolean AS ok,
+# validation passed (null: not validated yet) and, with VALIDATED_AT, when (that server's progress entry).
+_VALIDATED_AT = """,
            (SELECT max((p->>'at')::timestamptz)
               FROM jsonb_array_elements(CASE WHEN jsonb_typeof(a.progress) = 'array' THEN a.progress
                                              ELSE '[]'::jsonb END) p
-             WHERE p->>'server' = e.key AND p->>'step' IN ('server_ok', 'server_failed')) AS validated_at,
-           a.created_at AS created_at
+             WHERE p->>'server' = e.key AND p->>'step' IN ('server_ok', 'server_failed')) AS validated_at"""
+_AGENT_SERVERS_SQL = f"""
+    SELECT e.value->>'catalogue' AS slug, a.id AS agent_id, a.status AS status,
+           (a.metadata->'validation'->'servers'->e.key->>'ok')::boolean AS ok, a.created_at AS created_at
+           {{validated_at}}
       FROM {Agent._meta.db_table} a,
            jsonb_each(CASE WHEN jsonb_typeof(a.mcp_config->'mcpServers') = 'object' THEN a.mcp_config->'mcpServers'
-                           ELSE '{{}}'::jsonb END) e
+                           ELSE '{{{{}}}}'::jsonb END) e
      WHERE jsonb_typeof(e.value) = 'object' AND e.value ? 'catalogue'
 """
 
@@ -79,7 +80,7 @@ def server_usage(slugs: list[str]) -> dict[str, ServerUsage]:
                    count(*) FILTER (WHERE ok IS NOT NULL), count(*) FILTER (WHERE ok = false),
                    (array_agg(ok ORDER BY validated_at DESC NULLS LAST) FILTER (WHERE ok IS NOT NULL))[1],
                    max(validated_at)
-              FROM ({_AGENT_SERVERS_SQL}) rows
+              FROM ({_AGENT_SERVERS_SQL.format(validated_at=_VALIDATED_AT)}) rows
              WHERE slug = ANY(%s)
              GROUP BY slug
             """,
@@ -108,32 +109,32 @@ class RankedServer:
         return self.failures / self.validations if self.validations else None
 
 
-def most_used_servers(*, since, limit: int = 15) -> list[RankedServer]:
-    """Catalogue servers by the number of agents created since `since` that use them."""
-    return _ranked(since=since, limit=limit, order="agents DESC, failures DESC")
-
-
-def servers_by_validation_failures(*, since, limit: int = 15) -> list[RankedServer]:
-    """Catalogue servers by failed validations since `since` (only servers with at least one)."""
-    return [s for s in _ranked(since=since, limit=limit, order="failures DESC, agents DESC") if s.failures]
-
-
-def _ranked(*, since, limit: int, order: str) -> list[RankedServer]:
+def server_figures(*, since) -> list[RankedServer]:
+    """Every catalogue server the agents created since `since` use, with its agent and validation counts, in one
+    pass over the agents; most_used_servers and servers_by_validation_failures rank them."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT rows.slug, coalesce(srv.name, rows.slug), count(DISTINCT agent_id) AS agents,
-                   count(*) FILTER (WHERE ok IS NOT NULL), count(*) FILTER (WHERE ok = false) AS failures
-              FROM ({_AGENT_SERVERS_SQL}) rows
+            SELECT rows.slug, coalesce(srv.name, rows.slug), count(DISTINCT agent_id),
+                   count(*) FILTER (WHERE ok IS NOT NULL), count(*) FILTER (WHERE ok = false)
+              FROM ({_AGENT_SERVERS_SQL.format(validated_at="")}) rows
               LEFT JOIN {McpServer._meta.db_table} srv ON srv.slug = rows.slug
              WHERE rows.created_at >= %s
              GROUP BY rows.slug, srv.name
-             ORDER BY {order}, rows.slug
-             LIMIT %s
             """,
-            [since, limit],
+            [since],
         )
         return [RankedServer(*row) for row in cursor.fetchall()]
+
+
+def most_used_servers(servers: list[RankedServer], limit: int = 15) -> list[RankedServer]:
+    """By the number of agents using them."""
+    return sorted(servers, key=lambda s: (-s.agents, -s.failures, s.slug))[:limit]
+
+
+def servers_by_validation_failures(servers: list[RankedServer], limit: int = 15) -> list[RankedServer]:
+    """By failed validations (only servers with at least one)."""
+    return sorted((s for s in servers if s.failures), key=lambda s: (-s.failures, -s.agents, s.slug))[:limit]
 
 
 @dataclass

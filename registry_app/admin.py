@@ -43,7 +43,6 @@ from registry_app.curation import (
     servers_set_verified,
     suppressions_restore,
 )
-from registry_app.provenance import upstream_refs
 from registry_app.models import (
     CredentialRequirement,
     CurationEdit,
@@ -53,6 +52,7 @@ from registry_app.models import (
     ServerTool,
     SuppressedRow,
 )
+from registry_app.provenance import upstream_refs
 from registry_app.selectors import MAX_LIMIT as SEARCH_LIMIT
 from registry_app.selectors import server_search
 
