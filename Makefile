@@ -9,7 +9,7 @@ PYTHON := $(shell for p in python3.12 $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/
 	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 endif
 
-.PHONY: run test venv bench worker check clean-data
+.PHONY: run test venv bench worker check security clean-data
 
 venv: $(VENV)/.installed
 
@@ -34,6 +34,10 @@ test: venv
 
 bench: venv
 	$(PY) benchmarks/run_all.py
+
+# bandit on our code and pip-audit on the installed dependencies; allowlists with reasons in .ci/ (see README).
+security: venv
+	$(PY) .ci/security_scan.py
 
 check: venv
 	$(PY) manage.py check

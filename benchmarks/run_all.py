@@ -15,6 +15,7 @@ SCRIPTS = [
     ("planner on LiveMCPBench", ["bench_planner_livemcpbench.py"]),
     ("agents", ["bench_agents.py"]),
     ("sandbox", ["bench_sandbox.py"]),
+    ("staff pages", ["bench_admin.py"]),
 ]
 
 

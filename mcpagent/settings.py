@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "registry_app",
     "sessions_app",
     "agents_app",
+    "ops_app",  # staff dashboard and catalogue usage columns: reads every app above, nothing imports it
 ]
 
 MIDDLEWARE = [
@@ -451,6 +452,16 @@ structlog.configure(
 # django-structlog: request lines by mcpagent.request_logging; the request's log context travels into Celery tasks.
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
 DJANGO_STRUCTLOG_USER_ID_FIELD = None  # API requests log client_id (mcpagent.auth) instead of a user id
+
+# --- Error reporting (mcpagent.sentry): on only with SENTRY_DSN; events are scrubbed of secrets before sending. ---
+SENTRY_DSN = env_str("SENTRY_DSN", "")
+SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "")
+SENTRY_RELEASE = env_str("SENTRY_RELEASE", "")
+SENTRY_TRACES_SAMPLE_RATE = env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0)
+from mcpagent.sentry import init_sentry  # noqa: E402
+
+init_sentry(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT, release=SENTRY_RELEASE,
+            traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)
 
 # Last: the secrets read above leave os.environ, so no process started from here (an MCP server, a launcher)
 # inherits them. Our own processes get them back through mcpagent.env.environ_for_own_process().

@@ -6,7 +6,11 @@ honour; the server's change page restores such rows and releases pinned fields, 
 the suppressed-rows list and the "Release pinned fields" action of the server list.
 
 The server list stays a fixed handful of queries whatever the page size: counts and source names are
-correlated subqueries on the page's rows, filters use EXISTS, and the full result count is not computed.
+correlated subqueries on the page's rows, filters use EXISTS, and the full result count is not computed. Its
+search is the product's own ranked catalogue search (selectors.server_search, hidden servers included), followed
+by plain substring matches of name, slug, description and repository URL. The change page shows the upstream
+sources as names and links (registry_app.provenance), JSON pretty-printed and credential steps a line each
+(registry_app.admin_widgets), long sections collapsed.
 """
 
 from __future__ import annotations
@@ -14,16 +18,19 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.views.main import ORDER_VAR
 from django.contrib.postgres.expressions import ArraySubquery
-from django.db import connection, models
-from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
+from django.db import models
+from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.forms import Textarea
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 
 from mcpagent.errors import ApplicationError
+from registry_app.admin_filters import CategoryFilter, HasCredentialsFilter, HasToolsFilter, SourceFilter
+from registry_app.admin_widgets import PrettyJSONWidget, StepsField, schema_parameters
 from registry_app.curation import (
     CURATABLE_FIELDS,
     server_children_save,
@@ -45,6 +52,9 @@ from registry_app.models import (
     ServerTool,
     SuppressedRow,
 )
+from registry_app.provenance import upstream_refs
+from registry_app.selectors import MAX_LIMIT as SEARCH_LIMIT
+from registry_app.selectors import server_search
 
 MERGE_LIMIT = 20  # a merge of more servers than this is almost certainly a mis-selection
 REEMBED_LIMIT = 500  # about 5 s of embedding; beyond that use `manage.py embed_servers` (a request would time out)
@@ -55,64 +65,6 @@ _RELATIONS = {ServerTool: "tools", CredentialRequirement: "credentials", LaunchR
 def _count_of(model: type[models.Model]) -> Coalesce:
     rows = model.objects.filter(server=OuterRef("pk")).order_by().values("server").annotate(n=Count("pk")).values("n")
     return Coalesce(Subquery(rows), 0)
-
-
-# ------------------------------------------------------------------------------------------------ list filters
-
-
-class CategoryFilter(admin.SimpleListFilter):
-    title = "category"
-    parameter_name = "category"
-
-    def lookups(self, request, model_admin):
-        # categories is an array column: its distinct elements, in one query (GIN-indexed for the filter itself).
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT DISTINCT unnest(categories) AS c FROM {McpServer._meta.db_table} ORDER BY c")
-            return [(value, value) for (value,) in cursor.fetchall()]
-
-    def queryset(self, request, queryset):
-        return queryset.filter(categories__contains=[self.value()]) if self.value() else queryset
-
-
-class SourceFilter(admin.SimpleListFilter):
-    title = "source"
-    parameter_name = "source"
-
-    def lookups(self, request, model_admin):
-        sources = ServerSource.objects.order_by("source").values_list("source", flat=True).distinct()
-        return [(source, source) for source in sources]
-
-    def queryset(self, request, queryset):
-        if not self.value():
-            return queryset
-        return queryset.filter(Exists(ServerSource.objects.filter(server=OuterRef("pk"), source=self.value())))
-
-
-class _HasRelatedFilter(admin.SimpleListFilter):
-    model: type[models.Model]
-
-    def lookups(self, request, model_admin):
-        return [("yes", "Yes"), ("no", "No")]
-
-    def queryset(self, request, queryset):
-        exists = Exists(self.model.objects.filter(server=OuterRef("pk")))
-        if self.value() == "yes":
-            return queryset.filter(exists)
-        if self.value() == "no":
-            return queryset.filter(~exists)
-        return queryset
-
-
-class HasCredentialsFilter(_HasRelatedFilter):
-    title = "has credentials"
-    parameter_name = "has_credentials"
-    model = CredentialRequirement
-
-
-class HasToolsFilter(_HasRelatedFilter):
-    title = "has tools"
-    parameter_name = "has_tools"
-    model = ServerTool
 
 
 # ------------------------------------------------------------------------------------------------ inlines
@@ -129,18 +81,31 @@ class _ChildForm(forms.ModelForm):
         return cleaned
 
 
+_JSON_AS_TEXT = {models.JSONField: {"widget": PrettyJSONWidget}}
+
+
+class CredentialRequirementForm(_ChildForm):
+    instructions = StepsField(required=False, label="Instructions")
+
+
 class ServerToolInline(admin.TabularInline):
     model = ServerTool
     form = _ChildForm
     extra = 0
-    fields = ["name", "description", "input_schema", "source"]
-    readonly_fields = ["source"]
-    formfield_overrides = {models.TextField: {"widget": Textarea(attrs={"rows": 2, "cols": 60})}}
+    classes = ["collapse"]  # a server can have dozens of tools
+    fields = ["name", "description", "parameters", "input_schema", "source"]
+    readonly_fields = ["parameters", "source"]
+    formfield_overrides = {models.TextField: {"widget": Textarea(attrs={"rows": 3, "class": "catalogue-text"})},
+                           **_JSON_AS_TEXT}
+
+    @admin.display(description="parameters")
+    def parameters(self, obj: ServerTool):
+        return schema_parameters(obj.input_schema) if obj.pk else ""
 
 
 class CredentialRequirementInline(admin.StackedInline):
     model = CredentialRequirement
-    form = _ChildForm
+    form = CredentialRequirementForm
     extra = 0
     fields = [
         ("key", "location", "kind", "service"),
@@ -152,16 +117,20 @@ class CredentialRequirementInline(admin.StackedInline):
         "source",
     ]
     readonly_fields = ["source"]
-    formfield_overrides = {models.TextField: {"widget": Textarea(attrs={"rows": 2, "cols": 80})}}
+    formfield_overrides = {models.TextField: {"widget": Textarea(attrs={"rows": 2, "class": "catalogue-text"})},
+                           **_JSON_AS_TEXT}
 
 
-class LaunchRecipeInline(admin.TabularInline):
+class LaunchRecipeInline(admin.StackedInline):
     model = LaunchRecipe
     form = _ChildForm
     extra = 0
-    fields = ["kind", "identifier", "version", "transport", "url", "command", "args", "env", "headers", "priority",
-              "source"]
+    classes = ["collapse"]
+    # Stacked, a few fields a row: eleven columns side by side do not fit a screen.
+    fields = [("kind", "transport", "priority", "source"), ("command", "identifier", "version"), "url",
+              ("args", "env", "headers")]
     readonly_fields = ["source"]
+    formfield_overrides = _JSON_AS_TEXT
 
 
 class _ReadOnly:
@@ -182,14 +151,9 @@ class _ReadOnlyInline(_ReadOnly, admin.TabularInline):
     can_delete = False
 
 
-class ServerSourceInline(_ReadOnlyInline):
-    model = ServerSource
-    fields = ["source", "source_id", "location", "first_seen", "last_seen"]
-    readonly_fields = fields
-
-
 class CurationEditInline(_ReadOnlyInline):
     model = CurationEdit
+    classes = ["collapse"]
     fields = ["at", "user", "action", "changes"]
     readonly_fields = fields
     verbose_name_plural = "curation history"
@@ -260,17 +224,21 @@ class McpServerAdmin(admin.ModelAdmin):
     form = McpServerForm
     actions = ["mark_verified", "mark_unverified", "mark_active", "mark_deprecated", "mark_hidden", "reembed",
                "merge_selected", "merge_into_most_popular", "release_pinned"]
-    inlines = [ServerToolInline, CredentialRequirementInline, LaunchRecipeInline, ServerSourceInline,
-               CurationEditInline]
+    inlines = [CredentialRequirementInline, ServerToolInline, LaunchRecipeInline, CurationEditInline]
     fieldsets = [
-        (None, {"fields": ["name", "slug", "description", "repository_url", "homepage", "categories", "license"]}),
+        (None, {"fields": ["at_a_glance", "name", "slug", "description", "repository_url", "homepage", "categories",
+                           "license", "provenance"]}),
         ("Curation", {"fields": ["status", "verified", "featured", "official", "popularity", "egress_hosts",
                                  "curated_fields"]}),
         ("Search and provenance", {"classes": ["collapse"],
                                    "fields": ["first_seen", "last_seen", "updated_at", "content_hash",
                                               "search_document"]}),
     ]
-    readonly_fields = ["curated_fields", "first_seen", "last_seen", "updated_at", "content_hash", "search_document"]
+    readonly_fields = ["at_a_glance", "provenance", "curated_fields", "first_seen", "last_seen", "updated_at",
+                       "content_hash", "search_document"]
+
+    class Media:
+        css = {"all": ["registry_app/admin.css"]}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[McpServer]:
         sources = ServerSource.objects.filter(server=OuterRef("pk")).order_by("source").values("source").distinct()
@@ -279,6 +247,57 @@ class McpServerAdmin(admin.ModelAdmin):
             tools_count=_count_of(ServerTool),
             credentials_count=_count_of(CredentialRequirement),
             source_names=ArraySubquery(sources),
+        )
+
+    # --- search: the product's own ranked catalogue search, then plain substring matches (slugs, URLs)
+
+    def get_search_results(self, request, queryset, search_term):
+        substring, _ = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        try:
+            hits = server_search(query=term, limit=SEARCH_LIMIT, include_inactive=True) if term else []
+        except ApplicationError:  # over-long or empty after cleaning: substring matches only
+            hits = []
+        ids = [hit.server.pk for hit in hits]
+        if not ids:
+            return substring, False
+        rank = Case(*[When(pk=pk, then=Value(i)) for i, pk in enumerate(ids)], default=Value(len(ids)),
+                    output_field=IntegerField())
+        matches = queryset.filter(Q(pk__in=ids) | Q(pk__in=substring.values("pk"))).annotate(search_rank=rank)
+        if ORDER_VAR not in request.GET:  # a clicked column header still sorts by that column
+            matches = matches.order_by("search_rank", "name", "-pk")
+        return matches, False
+
+    @admin.display(description="at a glance")
+    def at_a_glance(self, obj: McpServer):
+        if not obj.pk:
+            return ""
+        credentials = list(obj.credentials.values_list("key", "required"))
+        recipes = sorted({kind for kind in obj.launch_recipes.values_list("kind", flat=True)})
+        keys = ", ".join(f"{key}{'*' if required else ''}" for key, required in credentials) or "none"
+        return format_html(
+            '<div class="catalogue-glance"><span><strong>{}</strong> tools</span><span><strong>{}</strong> '
+            "credentials: {}</span><span>launch: <strong>{}</strong></span><span>status: <strong>{}</strong>"
+            "</span></div>",
+            obj.tools.count(), len(credentials), keys, ", ".join(recipes) or "no recipe", obj.status,
+        )
+
+    @admin.display(description="upstream sources")
+    def provenance(self, obj: McpServer):
+        if not obj.pk:
+            return ""
+        rows = list(obj.sources.order_by("source", "source_id").values_list("source", "source_id", "location", "data"))
+        refs = upstream_refs(rows)
+        if not refs:
+            return "none (added by staff)"
+        return format_html_join(
+            "", '<div class="catalogue-source"><strong>{}</strong>: {} {}</div>',
+            ((ref.title,
+              format_html('<a href="{}" rel="noreferrer" target="_blank">{}</a>', ref.url, ref.source_id)
+              if ref.url else ref.source_id,
+              format_html('(<a href="{}" rel="noreferrer" target="_blank">project</a>)', ref.project_url)
+              if ref.project_url and ref.project_url != ref.url else "")
+             for ref in refs),
         )
 
     def get_fieldsets(self, request, obj=None):

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class OpsAppConfig(AppConfig):
+    name = "ops_app"
+    verbose_name = "Operations"

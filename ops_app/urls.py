@@ -1,0 +1,9 @@
+from django.contrib import admin
+from django.urls import path
+
+from ops_app.views import dashboard
+
+urlpatterns = [
+    # admin_view: staff only (others are sent to the admin login), never cached, CSRF-protected like the admin.
+    path("", admin.site.admin_view(dashboard), name="admin-dashboard"),
+]
