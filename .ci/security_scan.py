@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-CODE = ["mcpagent", "registry_app", "sessions_app", "agents_app", "ops_app"]
+CODE = ["mcpagent", "registry_app", "sessions_app", "agents_app"]
 BANDIT_ALLOWLIST = ROOT / ".ci" / "bandit-allowlist.txt"
 AUDIT_IGNORE = ROOT / ".ci" / "pip-audit-ignore.txt"
 STRICT = os.environ.get("SECURITY_SCAN_STRICT", "") == "1"

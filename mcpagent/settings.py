@@ -73,7 +73,6 @@ INSTALLED_APPS = [
     "registry_app",
     "sessions_app",
     "agents_app",
-    "ops_app",  # staff dashboard and catalogue usage columns: reads every app above, nothing imports it
 ]
 
 MIDDLEWARE = [

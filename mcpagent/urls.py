@@ -6,7 +6,7 @@ from mcpagent.health import HealthApi
 from mcpagent.metrics import metrics_view
 
 urlpatterns = [
-    path("admin/dashboard/", include("ops_app.urls")),  # before admin/: an admin page of its own
+    path("admin/dashboard/", include("sessions_app.ops.urls")),  # before admin/: an admin page of its own
     path("admin/", admin.site.urls),
     path("api/health", HealthApi.as_view(), name="health"),
     path("metrics", metrics_view, name="metrics"),

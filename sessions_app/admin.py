@@ -5,6 +5,7 @@ from django.contrib import admin
 
 from sessions_app.credentials import Actor, credential_delete, file_delete
 from sessions_app.models import AuditEvent, Credential, StoredFile
+from sessions_app.ops import admin as ops_admin  # noqa: F401  the dashboard link and the catalogue's usage columns
 
 
 class _SecretAdmin(admin.ModelAdmin):

@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from ops_app import figures
+from sessions_app.ops import figures
 from tests.registry_app.test_admin import make_server
 from tests.registry_app.usage_data import build_usage, make_agent
 

@@ -1,10 +1,10 @@
-"""Staff pages over every app's data: the dashboard's link on the admin index (the page: ops_app.views), and the
+"""Staff pages over every app's data: the dashboard's link on the admin index (the page: sessions_app.ops.views), and the
 catalogue admin with how agents use each server.
 
 The server admin of registry_app knows only the catalogue (registry_app imports nothing above it); here it gains
 the columns that need agents and plans: runnable here, times chosen, agents using it, last validation. Runnable
 here comes from annotations on the page's rows; the usage columns from one grouped query for the whole page
-(ops_app.figures.server_usage), so the list makes the same number of queries for 10 rows or 500.
+(sessions_app.ops.figures.server_usage), so the list makes the same number of queries for 10 rows or 500.
 """
 
 from django.contrib import admin
@@ -15,11 +15,11 @@ from django.db.models.functions import JSONObject
 from django.utils.html import format_html
 
 from agents_app.master.launchability import assess
-from ops_app.figures import ServerUsage, server_usage
+from sessions_app.ops.figures import ServerUsage, server_usage
 from registry_app.admin import McpServerAdmin
 from registry_app.models import CredentialRequirement, LaunchRecipe, McpServer
 
-admin.site.index_template = "ops_app/admin_index.html"
+admin.site.index_template = "ops/admin_index.html"
 
 
 class UsageChangeList(ChangeList):

@@ -7,8 +7,8 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from agents_app.models import Agent, AgentRun
-from ops_app import figures
-from ops_app.charts import share, stacked_bars
+from sessions_app.ops import figures
+from sessions_app.ops.charts import share, stacked_bars
 
 DEFAULT_DAYS, MAX_DAYS = 30, 365
 AGENT_SERIES = [(Agent.Status.READY, "#2e7d32"), (Agent.Status.FAILED, "#c62828")]
@@ -53,4 +53,4 @@ def dashboard(request):
         "status_bars": [(status, n, share(n, health.total)) for status, n in health.by_status.items()],
     }
     request.current_app = admin.site.name
-    return TemplateResponse(request, "ops_app/dashboard.html", context)
+    return TemplateResponse(request, "ops/dashboard.html", context)

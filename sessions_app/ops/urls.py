@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from ops_app.views import dashboard
+from sessions_app.ops.views import dashboard
 
 urlpatterns = [
     # admin_view: staff only (others are sent to the admin login), never cached, CSRF-protected like the admin.

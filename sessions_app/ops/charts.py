@@ -1,4 +1,4 @@
-"""Chart geometry for the dashboard's server-rendered SVG (templates/ops_app/charts/*.html draw it).
+"""Chart geometry for the dashboard's server-rendered SVG (templates/ops/charts/*.html draw it).
 
 Charts are drawn on the server as inline SVG rather than by a JavaScript chart library: the admin runs under a
 Content-Security-Policy that allows only our own scripts and there is no CDN to load one from; a daily stacked bar
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ops_app.figures import Day
+from sessions_app.ops.figures import Day
 
 WIDTH, HEIGHT = 760, 180  # viewBox units; the SVG scales to its box
 LEFT, BOTTOM, TOP = 36, 22, 8  # room for the y labels, the date labels and the top tick
