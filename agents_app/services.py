@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents_app import mcp_config, safety
-from agents_app.runtime import run_agent, task_redactor, validate_servers
+from agents_app.runtime import WarmKey, run_agent, task_redactor, validate_servers, warm_servers_drop
 from agents_app.sandbox import prefetch
 from agents_app import schedule_times
 from agents_app.models import Agent, AgentRun, AgentSchedule
@@ -615,7 +615,8 @@ def agent_run_execute(*, run_id: Any) -> AgentRun | None:
             return _run_failed(run, _launch_error(exc))
         # run_agent stops every server process (also on failure or its run timeout) before it returns.
         outcome = run_agent(specs=specs, instruction=agent.instruction, model=run.model, message=run.message,
-                            history=history, playback=playback)
+                            history=history, playback=playback,
+                            warm=WarmKey(agent=str(agent.id), client=str(agent.client_id)))
     if outcome.error:
         # A failure can name the server's host or URL, which may carry a setting filled into it.
         redact = task_redactor(specs)
@@ -629,7 +630,7 @@ def agent_run_execute(*, run_id: Any) -> AgentRun | None:
                                         metadata={**turn["metadata"], "run_id": str(run.id)})
         run.metadata = {"seconds": outcome.seconds, "tool_calls": sum(
             1 for t in outcome.turns if t["metadata"].get("kind") == "tool_call"),
-            "leftover_processes": outcome.leftover_processes}
+            "leftover_processes": outcome.leftover_processes, "warm_servers": outcome.warm}
         if outcome.ok:
             run.status, run.reply, run.error = AgentRun.Status.SUCCEEDED, outcome.reply, None
         else:
@@ -816,6 +817,8 @@ def agent_delete(*, client: ApiClient, agent_id: Any, actor: Any = None) -> None
     counts = credentials_for_agent_delete(client=client, agent=agent, actor=actor or client, reason="agent_delete")
     deleted_id = agent.id
     agent.delete()
+    # This process's warm servers of the agent; workers notice within AGENT_WARM_CHECK_SECONDS.
+    transaction.on_commit(lambda: warm_servers_drop(deleted_id))
     logger.info("agent %s deleted with %d credential(s) and %d file(s)", deleted_id, counts["credentials"],
                 counts["files"])
 
@@ -834,6 +837,9 @@ def agent_validation_restart(*, agent_id: Any, actor: Any = None) -> Agent:
         agent.status, agent.error, agent.tools = Agent.Status.VALIDATING, None, {}
         agent.progress = [*agent.progress, _progress("revalidate", "validation requested again")]
         agent.save()
+        # Its credentials may change: warm servers started with the old ones stop (workers: within
+        # AGENT_WARM_CHECK_SECONDS, as the agent is no longer ready).
+        transaction.on_commit(lambda: warm_servers_drop(agent.id))
     return agent
 
 

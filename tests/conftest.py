@@ -90,9 +90,29 @@ def redis_url() -> str:
     return f"{REDIS_URL.rstrip('/')}/{db_index}"
 
 
+@pytest.fixture(autouse=True)
+def _cold_runs_by_default(settings):
+    """Runs start their servers for themselves (no warm pool) unless a test turns warm servers on: the pool
+    would keep server processes past the test."""
+    settings.AGENT_WARM_SERVERS = False
+
+
 @pytest.fixture
 def celery_worker(transactional_db, redis_url, settings):
-    """A real `celery worker` process on Redis, against the test database; tasks sent from the test go to it."""
+    """A real `celery worker` process on Redis, against the test database; tasks sent from the test go to it.
+    Runs are cold in it (see warm_celery_worker)."""
+    yield from _celery_worker(settings, redis_url, concurrency=2, extra_env={"AGENT_WARM_SERVERS": "0"})
+
+
+@pytest.fixture
+def warm_celery_worker(transactional_db, redis_url, settings):
+    """A worker with one process that keeps agents' servers warm: idle after 3 s, agents checked every 0.3 s."""
+    settings.AGENT_WARM_SERVERS = True
+    yield from _celery_worker(settings, redis_url, concurrency=1, extra_env={
+        "AGENT_WARM_SERVERS": "1", "AGENT_WARM_IDLE_SECONDS": "3", "AGENT_WARM_CHECK_SECONDS": "0.3"})
+
+
+def _celery_worker(settings, redis_url, *, concurrency: int, extra_env: dict):
     from django.db import connection
 
     from mcpagent.celery import app
@@ -109,12 +129,13 @@ def celery_worker(transactional_db, redis_url, settings):
         PYTHONUNBUFFERED="1",
         # The tiny test servers (tests/agents_app/servers) may run in the worker too (the test_servers fixture).
         AGENT_ALLOWED_SCRIPT_DIRS=str(ROOT / "tests" / "agents_app" / "servers"),
+        **extra_env,
     )
     log_path = ROOT / ".data" / f"worker-{settings.DATABASES['default']['TEST']['NAME']}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "mcpagent", "worker", "--pool=prefork", "--concurrency=2",
+        [sys.executable, "-m", "celery", "-A", "mcpagent", "worker", "--pool=prefork", f"--concurrency={concurrency}",
          "-Q", queue, "--loglevel=INFO", "--without-gossip", "--without-mingle", "-n", f"{queue}@%h"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
