@@ -100,19 +100,11 @@ def _cold_runs_by_default(settings):
 @pytest.fixture
 def celery_worker(transactional_db, redis_url, settings):
     """A real `celery worker` process on Redis, against the test database; tasks sent from the test go to it.
-    Runs are cold in it (see warm_celery_worker)."""
-    yield from _celery_worker(settings, redis_url, concurrency=2, extra_env={"AGENT_WARM_SERVERS": "0"})
+    Runs are cold in it (tests/agents_app/test_warm_servers.py starts one that keeps servers warm)."""
+    yield from celery_worker_process(settings, redis_url, concurrency=2, extra_env={"AGENT_WARM_SERVERS": "0"})
 
 
-@pytest.fixture
-def warm_celery_worker(transactional_db, redis_url, settings):
-    """A worker with one process that keeps agents' servers warm: idle after 3 s, agents checked every 0.3 s."""
-    settings.AGENT_WARM_SERVERS = True
-    yield from _celery_worker(settings, redis_url, concurrency=1, extra_env={
-        "AGENT_WARM_SERVERS": "1", "AGENT_WARM_IDLE_SECONDS": "3", "AGENT_WARM_CHECK_SECONDS": "0.3"})
-
-
-def _celery_worker(settings, redis_url, *, concurrency: int, extra_env: dict):
+def celery_worker_process(settings, redis_url, *, concurrency: int, extra_env: dict):
     from django.db import connection
 
     from mcpagent.celery import app
