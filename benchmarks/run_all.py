@@ -13,6 +13,7 @@ SCRIPTS = [
     ("master agent", ["bench_chat.py"]),
     ("agents", ["bench_agents.py"]),
     ("sandbox", ["bench_sandbox.py"]),
+    ("agent runs, warm vs cold servers", ["bench_runs.py"]),
 ]
 
 
