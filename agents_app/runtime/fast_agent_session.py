@@ -2,6 +2,7 @@
 started for the run) and by warm ones (servers kept by agents_app.runtime.pool); `converse` is where a message runs.
 fast_agent is imported lazily (about 1.3 s) and only where a run needs it."""
 
+import asyncio
 import json
 import os
 from collections.abc import Awaitable, Callable
@@ -94,7 +95,8 @@ async def with_agent(*, specs: list[LaunchSpec], launches: dict[str, sandbox.San
     try:
         async with fast.run() as app:
             agent = app["agent"]
-            for spec in specs:
+
+            async def attach(spec: LaunchSpec) -> RunOutcome | None:
                 try:
                     server = _server_settings(MCPServerSettings, spec, launch=launches.get(spec.name),
                                               tool_timeout=tool_timeout)
@@ -109,6 +111,12 @@ async def with_agent(*, specs: list[LaunchSpec], launches: dict[str, sandbox.San
                         "hint": "Check the server (GET /api/agents/{id}); create the agent again if its "
                                 "credentials changed.",
                     })
+                return None
+
+            # All servers start at once: a run waits for the slowest, not for the sum.
+            failures = [f for f in await asyncio.gather(*(attach(spec) for spec in specs)) if f is not None]
+            if failures:
+                return failures[0]
             return await use(agent)
     except SystemExit as exc:
         return RunOutcome(ok=False, error=_run_error(redact, exc.__cause__ or exc.__context__ or exc))
