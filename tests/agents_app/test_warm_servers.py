@@ -1,6 +1,6 @@
 """Warm servers in a real Celery worker (one prefork process, Redis, real sandbox): a ready agent's servers
 (mcp-server-time, mcp-server-git) keep running between its messages, are started again when one died, stop when
-idle or when the agent is deleted, and are never shared between agents."""
+idle, when the agent is deleted and when the worker shuts down, and are never shared between agents."""
 
 import contextlib
 import os
@@ -89,7 +89,7 @@ def test_servers_stay_warm_restart_when_killed_and_stop_when_idle(warm_worker, a
     assert wait_until(lambda: server_processes(warm_worker), lambda found: not found, seconds=IDLE_SECONDS + 15) == {}
 
 
-def test_agents_never_share_servers_and_deleting_an_agent_stops_its_own(warm_worker, api, other_api):
+def test_agents_never_share_servers_and_deletion_or_shutdown_stops_them(warm_worker, api, other_api):
     mine = create_agent(api, {"time": TIME_SERVER})
     theirs = create_agent(other_api, {"time": TIME_SERVER})  # the same configuration, another client
 
@@ -108,5 +108,14 @@ def test_agents_never_share_servers_and_deleting_an_agent_stops_its_own(warm_wor
                       seconds=IDLE_SECONDS / 2)
     assert not left & my_servers and left == their_servers
 
-    assert other_api.delete(f"/api/agents/{theirs}").status_code == 204
-    assert wait_until(lambda: server_processes(warm_worker), lambda found: not found, seconds=IDLE_SECONDS / 2) == {}
+    # The worker shuts down: every server it kept warm stops with it.
+    os.killpg(warm_worker.pid, signal.SIGTERM)
+    warm_worker.wait(timeout=30)
+    assert wait_until(lambda: {pid for pid in their_servers if alive(pid)}, lambda found: not found, seconds=5) == set()
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
