@@ -465,6 +465,7 @@ def agent_validate(*, agent_id: Any) -> Agent:
     agent = Agent.objects.select_related("client", "session").get(pk=agent_id)
     if agent.status in (Agent.Status.READY, Agent.Status.FAILED):
         return agent
+    warm_servers_drop(agent.id)  # revalidation: servers kept warm by this process may hold old credentials
     _append_progress(agent.id, _progress("validating", "starting MCP servers"), status=Agent.Status.VALIDATING)
     started = time.monotonic()
     with ExitStack() as stack:
@@ -612,8 +613,10 @@ def agent_run_execute(*, run_id: Any) -> AgentRun | None:
         try:
             specs = stack.enter_context(agent_launch(agent, reason="agent_run"))
         except ApplicationError as exc:
+            warm_servers_drop(agent.id)  # a credential gone or invalid: servers started with it stop too
             return _run_failed(run, _launch_error(exc))
-        # run_agent stops every server process (also on failure or its run timeout) before it returns.
+        # run_agent stops the server processes it started for this run (also on failure or its run timeout) before
+        # it returns, unless it keeps them running for the agent's next run (agents_app.runtime.pool).
         outcome = run_agent(specs=specs, instruction=agent.instruction, model=run.model, message=run.message,
                             history=history, playback=playback,
                             warm=WarmKey(agent=str(agent.id), client=str(agent.client_id)))

@@ -4,7 +4,8 @@ Each pool entry is one agent's fast-agent app with every server attached, held o
 event loop (a daemon thread of the process). A run hands its message to that task and waits for the outcome:
 one run at a time per entry, so two runs never interleave on one stdio session (a second run of the same agent
 meanwhile starts its servers cold). An entry is keyed by the agent and a fingerprint of everything its servers
-were started with (commands, arguments, credential values, instruction, model): a rotated credential gives
+and app were started with (commands, arguments, credential values, instruction, model, the model provider's
+settings): a rotated credential gives
 another fingerprint, and the old servers stop. Nothing is shared between agents or API clients.
 
 An entry stops when it has been idle AGENT_WARM_IDLE_SECONDS, when its agent is deleted or no longer ready
@@ -59,15 +60,19 @@ class WarmKey:
     client: str
 
 
-def usable_for(specs: list[LaunchSpec]) -> bool:
+def usable_for(specs: list[LaunchSpec], model: str) -> bool:
     """Warm servers are on, and none of these servers needs a credential file: those are written for one run and
-    removed after it, so a server kept running would lose its file."""
-    return (settings.AGENT_WARM_SERVERS and settings.AGENT_WARM_IDLE_SECONDS > 0
+    removed after it, so a server kept running would lose its file. Not for the `playback` model either: its
+    script position lives in the app and survives the agent's clear()."""
+    return (settings.AGENT_WARM_SERVERS and settings.AGENT_WARM_IDLE_SECONDS > 0 and model != "playback"
             and not any(spec.file_paths for spec in specs))
 
 
 def fingerprint(specs: list[LaunchSpec], instruction: str, model: str) -> str:
-    data = json.dumps([[asdict(spec) for spec in specs], instruction, model], sort_keys=True, default=str)
+    # The model provider's settings too: the entry's fast-agent app was configured with them when it started.
+    provider = [settings.ANTHROPIC_API_KEY, settings.ANTHROPIC_BASE_URL, settings.OPENAI_API_KEY,
+                settings.OPENAI_BASE_URL]
+    data = json.dumps([[asdict(spec) for spec in specs], instruction, model, provider], sort_keys=True, default=str)
     return hmac.new(_FINGERPRINT_KEY, data.encode(), hashlib.sha256).hexdigest()
 
 
@@ -172,7 +177,7 @@ class WarmPool:
         self._stopping: list[_Entry] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._checked_at = 0.0
+        self._checked_at = time.monotonic()
 
     # --- runs ----------------------------------------------------------------------------------------
 

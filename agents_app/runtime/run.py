@@ -44,7 +44,7 @@ def run_agent(*, specs: list[LaunchSpec], instruction: str, model: str, message:
     started = time.monotonic()
     with _RUN_LOCK:
         outcome = None
-        if warm is not None and pool.usable_for(specs):
+        if warm is not None and pool.usable_for(specs, model):
             outcome = pool.warm_pool().run(
                 warm, specs=specs, instruction=instruction, model=model, message=message, history=history or [],
                 playback=playback, startup_timeout=startup_timeout, tool_timeout=tool_timeout,

@@ -66,3 +66,20 @@ def test_a_warm_run_that_times_out_stops_its_servers(warm, test_servers):
     # The next run finds no warm servers (the timed-out ones are not reused) and starts them again.
     again = runtime.run_agent(specs=[spec], instruction="", model="passthrough", message="hi", warm=key)
     assert again.ok and not again.warm
+
+
+def test_the_playback_model_replays_its_script_at_every_run_on_servers_of_its_own(warm):
+    playback = [
+        {"role": "user", "text": "What time is it?"},
+        {"role": "assistant", "text": "Let me look.",
+         "tool_calls": [{"name": "time__get_current_time", "arguments": {"timezone": "UTC"}}]},
+        {"role": "assistant", "text": "It is time for tea."},
+    ]
+    spec = stdio("time", ["-m", "mcp_server_time"])
+    key = runtime.WarmKey(agent="playback-agent", client="c1")
+    for _ in range(2):  # its script position lives in the fast-agent app: every run gets a new one
+        outcome = runtime.run_agent(specs=[spec], instruction="", model="playback", message="What time is it?",
+                                    playback=playback, warm=key)
+        assert outcome.ok and outcome.reply == "It is time for tea." and not outcome.warm
+        calls = [t for t in outcome.turns if t["metadata"].get("kind") == "tool_call"]
+        assert [c["metadata"]["tool"] for c in calls] == ["get_current_time"]  # this run's calls only
