@@ -101,7 +101,7 @@ class _Entry:
         self.busy = False
         self.broken = False  # never used again; stopped when its run ends
         self.served = 0
-        self.last_used = time.monotonic()
+        self.started_at = self.last_used = time.monotonic()
         self.launches: dict[str, sandbox.SandboxedLaunch] = {}
 
 
@@ -158,6 +158,12 @@ async def _hold(entry: _Entry, *, instruction: str, model: str, startup_timeout:
         while not entry.requests.empty():
             _answer(entry.requests.get_nowait(), failure or _stopped_outcome())
         shutil.rmtree(entry.workdir, ignore_errors=True)
+
+
+def _too_old(entry: _Entry) -> bool:
+    """A run must not start on servers the sandbox's wall-clock limit (SANDBOX_WALL_SECONDS) could stop during it."""
+    age = time.monotonic() - entry.started_at
+    return age + settings.AGENT_RUN_TIMEOUT_SECONDS >= settings.SANDBOX_WALL_SECONDS
 
 
 def _agents_still_ready(agent_ids: set[str]) -> set[str]:
@@ -220,7 +226,8 @@ class WarmPool:
                 return None
             if entry is not None:
                 problem = ("stopped" if entry.broken else "its servers changed" if entry.fingerprint != fingerprint
-                           or entry.key != key else None if self._servers_alive(entry) else "a server died")
+                           or entry.key != key else "near the sandbox's wall-clock limit" if _too_old(entry)
+                           else None if self._servers_alive(entry) else "a server died")
                 if problem:
                     self._stop(entry, force=True, reason=problem)
                     entry = None
