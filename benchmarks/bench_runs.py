@@ -89,6 +89,17 @@ def messages(agent, count: int) -> tuple[list[float], list[float], list[bool]]:
     return took, in_worker, warm
 
 
+def server_import_reference(times: int = 3) -> None:
+    """The floor under a cold start right now: the server's own imports, outside any sandbox, and the load."""
+    took = []
+    for _ in range(times):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import mcp_server_time.server"], check=True)
+        took.append(time.perf_counter() - started)
+    print(f"  reference: `python -c 'import mcp_server_time.server'` p50 {percentile(took, 50):.2f} s"
+          f"   (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+
+
 def show(label: str, took: list[float], in_worker: list[float], warm: list[bool], goal: str) -> None:
     print(f"  {label:<5} ({len(took)} messages, {sum(warm)} on warm servers): "
           f"p50 {percentile(took, 50):.3f} s   p95 {percentile(took, 95):.3f} s   max {max(took):.3f} s   "
@@ -117,6 +128,7 @@ def main(runs: int, cold_runs: int) -> None:
           f"sandbox {settings.SANDBOX}:")
     worker_env = {"AGENT_ALLOWED_PATH_DIRS": str(folder)}
 
+    server_import_reference()
     worker = start_worker({**worker_env, "AGENT_WARM_SERVERS": "0"})
     try:
         messages(agent, 1)  # the worker process's first run imports fast-agent (about 1.3 s): not a server start

@@ -98,6 +98,7 @@ class _Entry:
         self.requests: asyncio.Queue[_Request | None] = asyncio.Queue()
         self.current: _Request | None = None
         self.holder: concurrent.futures.Future | None = None
+        self.failure: RunOutcome | None = None  # why its task ended, for a run that came too late to be told
         self.busy = False
         self.broken = False  # never used again; stopped when its run ends
         self.served = 0
@@ -153,6 +154,7 @@ async def _hold(entry: _Entry, *, instruction: str, model: str, startup_timeout:
         failure = RunOutcome(ok=False, error=_run_error(redact, exc))
     finally:
         entry.broken = True
+        entry.failure = failure
         kill_tagged(entry.tag, wait=False)
         _answer(entry.current, failure or _stopped_outcome())
         while not entry.requests.empty():
@@ -204,10 +206,16 @@ class WarmPool:
             # fast-agent reads ./.env and its config from the working directory when the app starts.
             os.chdir(entry.workdir)
             self._loop.call_soon_threadsafe(entry.requests.put_nowait, request)
-            try:
-                outcome = request.future.result(timeout=run_timeout)
-            except concurrent.futures.TimeoutError:
-                outcome = timeout_outcome(run_timeout)
+            deadline = time.monotonic() + run_timeout
+            while outcome is None:
+                try:
+                    outcome = request.future.result(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+                except concurrent.futures.TimeoutError:
+                    if time.monotonic() >= deadline:
+                        outcome = timeout_outcome(run_timeout)
+                    elif entry.holder.done() and not request.future.done():
+                        # Its task ended before it read this request (e.g. a server failed to start at once).
+                        outcome = entry.failure or _stopped_outcome()
         finally:
             os.chdir(previous_cwd)
             with self._lock:
@@ -356,10 +364,19 @@ class WarmPool:
                     pass
             kill_tagged(entry.tag)
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
+            asyncio.run_coroutine_threadsafe(self._stop_loop(), self._loop)
             if self._thread is not None:
                 self._thread.join(timeout=2)
+            if not self._loop.is_running():
+                self._loop.close()
         self._loop, self._thread, self._stopping = None, None, []
+
+    async def _stop_loop(self) -> None:
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                task.cancel()
+        await asyncio.sleep(0)  # let them see their cancellation
+        asyncio.get_running_loop().stop()
 
 
 _pool: WarmPool | None = None

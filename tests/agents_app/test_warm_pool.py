@@ -75,6 +75,7 @@ def test_the_playback_model_replays_its_script_at_every_run_on_servers_of_its_ow
          "tool_calls": [{"name": "time__get_current_time", "arguments": {"timezone": "UTC"}}]},
         {"role": "assistant", "text": "It is time for tea."},
     ]
+    assert not run("other-agent", "c1").warm  # a warm app alive in this process meanwhile
     spec = stdio("time", ["-m", "mcp_server_time"])
     key = runtime.WarmKey(agent="playback-agent", client="c1")
     for _ in range(2):  # its script position lives in the fast-agent app: every run gets a new one
@@ -83,3 +84,13 @@ def test_the_playback_model_replays_its_script_at_every_run_on_servers_of_its_ow
         assert outcome.ok and outcome.reply == "It is time for tea." and not outcome.warm
         calls = [t for t in outcome.turns if t["metadata"].get("kind") == "tool_call"]
         assert [c["metadata"]["tool"] for c in calls] == ["get_current_time"]  # this run's calls only
+    # Cold apps started and closed beside it leave the warm one working.
+    assert run("other-agent", "c1").warm
+
+
+def test_a_server_that_cannot_start_fails_the_warm_run_at_once(warm):
+    spec = stdio("ghost", [], command="mcp-server-not-installed-xyz")
+    outcome = runtime.run_agent(specs=[spec], instruction="", model="passthrough", message="hi",
+                                warm=runtime.WarmKey(agent="ghost-agent", client="c1"))
+    assert not outcome.ok and outcome.error["code"] == "command_not_found", outcome.error
+    assert outcome.seconds < 10
