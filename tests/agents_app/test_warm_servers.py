@@ -16,7 +16,7 @@ from tests.conftest import celery_worker_process
 
 pytestmark = pytest.mark.worker
 
-IDLE_SECONDS = 8
+IDLE_SECONDS = 15  # long enough for a cold restart on a loaded machine between two messages
 TIME_CALL = '***CALL_TOOL get_current_time {"timezone": "UTC"}'
 
 
