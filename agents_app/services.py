@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents_app import mcp_config, safety
-from agents_app.runtime import run_agent, task_redactor, validate_servers
+from agents_app.runtime import WarmKey, run_agent, task_redactor, validate_servers, warm_servers_drop
 from agents_app.sandbox import prefetch
 from agents_app import schedule_times
 from agents_app.models import Agent, AgentRun, AgentSchedule
@@ -465,6 +465,7 @@ def agent_validate(*, agent_id: Any) -> Agent:
     agent = Agent.objects.select_related("client", "session").get(pk=agent_id)
     if agent.status in (Agent.Status.READY, Agent.Status.FAILED):
         return agent
+    warm_servers_drop(agent.id)  # revalidation: servers kept warm by this process may hold old credentials
     _append_progress(agent.id, _progress("validating", "starting MCP servers"), status=Agent.Status.VALIDATING)
     started = time.monotonic()
     with ExitStack() as stack:
@@ -612,10 +613,13 @@ def agent_run_execute(*, run_id: Any) -> AgentRun | None:
         try:
             specs = stack.enter_context(agent_launch(agent, reason="agent_run"))
         except ApplicationError as exc:
+            warm_servers_drop(agent.id)  # a credential gone or invalid: servers started with it stop too
             return _run_failed(run, _launch_error(exc))
-        # run_agent stops every server process (also on failure or its run timeout) before it returns.
+        # run_agent stops the server processes it started for this run (also on failure or its run timeout) before
+        # it returns, unless it keeps them running for the agent's next run (agents_app.runtime.pool).
         outcome = run_agent(specs=specs, instruction=agent.instruction, model=run.model, message=run.message,
-                            history=history, playback=playback)
+                            history=history, playback=playback,
+                            warm=WarmKey(agent=str(agent.id), client=str(agent.client_id)))
     if outcome.error:
         # A failure can name the server's host or URL, which may carry a setting filled into it.
         redact = task_redactor(specs)
@@ -629,7 +633,7 @@ def agent_run_execute(*, run_id: Any) -> AgentRun | None:
                                         metadata={**turn["metadata"], "run_id": str(run.id)})
         run.metadata = {"seconds": outcome.seconds, "tool_calls": sum(
             1 for t in outcome.turns if t["metadata"].get("kind") == "tool_call"),
-            "leftover_processes": outcome.leftover_processes}
+            "leftover_processes": outcome.leftover_processes, "warm_servers": outcome.warm}
         if outcome.ok:
             run.status, run.reply, run.error = AgentRun.Status.SUCCEEDED, outcome.reply, None
         else:
@@ -816,6 +820,8 @@ def agent_delete(*, client: ApiClient, agent_id: Any, actor: Any = None) -> None
     counts = credentials_for_agent_delete(client=client, agent=agent, actor=actor or client, reason="agent_delete")
     deleted_id = agent.id
     agent.delete()
+    # This process's warm servers of the agent; workers notice within AGENT_WARM_CHECK_SECONDS.
+    transaction.on_commit(lambda: warm_servers_drop(deleted_id))
     logger.info("agent %s deleted with %d credential(s) and %d file(s)", deleted_id, counts["credentials"],
                 counts["files"])
 
@@ -834,6 +840,9 @@ def agent_validation_restart(*, agent_id: Any, actor: Any = None) -> Agent:
         agent.status, agent.error, agent.tools = Agent.Status.VALIDATING, None, {}
         agent.progress = [*agent.progress, _progress("revalidate", "validation requested again")]
         agent.save()
+        # Its credentials may change: warm servers started with the old ones stop (workers: within
+        # AGENT_WARM_CHECK_SECONDS, as the agent is no longer ready).
+        transaction.on_commit(lambda: warm_servers_drop(agent.id))
     return agent
 
 

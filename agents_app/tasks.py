@@ -8,10 +8,19 @@ server by AGENT_VALIDATION_TIMEOUT_SECONDS, all servers in parallel.
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_shutdown
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from agents_app.runtime.pool import warm_servers_shutdown
+
 _DB_ERRORS = (OperationalError, InterfaceError)
+
+
+@worker_process_shutdown.connect
+def _stop_warm_servers(**_: object) -> None:
+    """A worker process going away stops the servers it kept warm (no orphan processes)."""
+    warm_servers_shutdown()
 
 
 @shared_task(autoretry_for=_DB_ERRORS, retry_backoff=True, max_retries=3,

@@ -16,6 +16,7 @@ SCRIPTS = [
     ("agents", ["bench_agents.py"]),
     ("sandbox", ["bench_sandbox.py"]),
     ("staff pages", ["bench_admin.py"]),
+    ("agent runs, warm vs cold servers", ["bench_runs.py"]),
 ]
 
 

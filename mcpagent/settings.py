@@ -258,6 +258,15 @@ AGENT_MAX_CONCURRENT_RUNS_PER_CLIENT = env_int("AGENT_MAX_CONCURRENT_RUNS_PER_CL
 AGENT_RUN_TIMEOUT_SECONDS = env_int("AGENT_RUN_TIMEOUT_SECONDS", 180)
 # One MCP tool call (read timeout of each server's session during runs).
 AGENT_TOOL_TIMEOUT_SECONDS = env_int("AGENT_TOOL_TIMEOUT_SECONDS", 60)
+# Warm servers: a ready agent's servers keep running between its runs, per worker process (agents_app.runtime.pool).
+# Stopped after AGENT_WARM_IDLE_SECONDS unused; at most AGENT_WARM_MAX_SERVERS_PER_WORKER servers per worker process
+# and AGENT_WARM_MAX_SERVERS_PER_CLIENT per API client in it (a run beyond the caps starts its servers cold).
+AGENT_WARM_SERVERS = env_bool("AGENT_WARM_SERVERS", True)
+AGENT_WARM_IDLE_SECONDS = env_float("AGENT_WARM_IDLE_SECONDS", 300.0)
+AGENT_WARM_MAX_SERVERS_PER_WORKER = env_int("AGENT_WARM_MAX_SERVERS_PER_WORKER", 16)
+AGENT_WARM_MAX_SERVERS_PER_CLIENT = env_int("AGENT_WARM_MAX_SERVERS_PER_CLIENT", 8)
+# How often a worker checks that its warm agents still exist and are ready (deleted or revalidated: stopped).
+AGENT_WARM_CHECK_SECONDS = env_float("AGENT_WARM_CHECK_SECONDS", 2.0)
 # Schedules (AgentSchedule): how often the beat task looks for due schedules, and how many failed scheduled runs
 # in a row pause a schedule (0 = never pause).
 AGENT_SCHEDULE_TICK_SECONDS = env_int("AGENT_SCHEDULE_TICK_SECONDS", 60)

@@ -90,9 +90,21 @@ def redis_url() -> str:
     return f"{REDIS_URL.rstrip('/')}/{db_index}"
 
 
+@pytest.fixture(autouse=True)
+def _cold_runs_by_default(settings):
+    """Runs start their servers for themselves (no warm pool) unless a test turns warm servers on: the pool
+    would keep server processes past the test."""
+    settings.AGENT_WARM_SERVERS = False
+
+
 @pytest.fixture
 def celery_worker(transactional_db, redis_url, settings):
-    """A real `celery worker` process on Redis, against the test database; tasks sent from the test go to it."""
+    """A real `celery worker` process on Redis, against the test database; tasks sent from the test go to it.
+    Runs are cold in it (tests/agents_app/test_warm_servers.py starts one that keeps servers warm)."""
+    yield from celery_worker_process(settings, redis_url, concurrency=2, extra_env={"AGENT_WARM_SERVERS": "0"})
+
+
+def celery_worker_process(settings, redis_url, *, concurrency: int, extra_env: dict):
     from django.db import connection
 
     from mcpagent.celery import app
@@ -109,12 +121,13 @@ def celery_worker(transactional_db, redis_url, settings):
         PYTHONUNBUFFERED="1",
         # The tiny test servers (tests/agents_app/servers) may run in the worker too (the test_servers fixture).
         AGENT_ALLOWED_SCRIPT_DIRS=str(ROOT / "tests" / "agents_app" / "servers"),
+        **extra_env,
     )
     log_path = ROOT / ".data" / f"worker-{settings.DATABASES['default']['TEST']['NAME']}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "mcpagent", "worker", "--pool=prefork", "--concurrency=2",
+        [sys.executable, "-m", "celery", "-A", "mcpagent", "worker", "--pool=prefork", f"--concurrency={concurrency}",
          "-Q", queue, "--loglevel=INFO", "--without-gossip", "--without-mingle", "-n", f"{queue}@%h"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
@@ -138,8 +151,10 @@ def celery_worker(transactional_db, redis_url, settings):
         try:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
+        except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # the test stopped it already
+            pass
         log.close()
         app.conf.update(old)
         _forget_celery_connections(app)
