@@ -30,6 +30,9 @@ class RankingParams:
     # (1 - tool_weight) * distance of its document + tool_weight * distance of its nearest tool.
     tool_weight: float = 0.3
     tool_candidates: int = 40  # the whole request's nearest tools (HNSW) whose servers join its candidates
+    # A test, demo or template listing ("smithery-...-test") keeps this share of its score: it ranks below real
+    # servers of similar relevance, and still appears when nothing else fits.
+    test_listing_factor: float = 0.5
 
 
 DEFAULT_PARAMS = RankingParams()

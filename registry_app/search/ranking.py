@@ -18,6 +18,7 @@ from registry_app.search.names import _name_matches, name_index
 from registry_app.search.params import DEFAULT_PARAMS, PRIOR_CANDIDATES, RankingParams
 from registry_app.search.query import MAX_LIMIT, clean_query, implied_needs, query_clauses, query_words
 from registry_app.search.retrieval import _dense_lists, _filters, _lexical_list, _lexical_terms, _with_tool_matches
+from registry_app.standing import test_listing
 
 logger = logging.getLogger(__name__)
 
@@ -39,22 +40,54 @@ _PRIOR_SQL = """
 SELECT s.id, s.official, s.verified, s.featured, s.popularity,
        s.id IN (SELECT server_id FROM registry_app_launchrecipe WHERE server_id = ANY(%s)),
        s.id IN (SELECT server_id FROM registry_app_servertool WHERE server_id = ANY(%s)),
-       s.id IN (SELECT server_id FROM registry_app_credentialrequirement WHERE server_id = ANY(%s))
+       s.id IN (SELECT server_id FROM registry_app_credentialrequirement WHERE server_id = ANY(%s)),
+       s.id IN (SELECT server_id FROM registry_app_launchrecipe WHERE server_id = ANY(%s) AND kind <> 'remote')
+       OR s.id IN (SELECT server_id FROM registry_app_credentialrequirement WHERE server_id = ANY(%s)
+                   AND location = 'header'),
+       s.slug, s.name
 FROM registry_app_mcpserver s WHERE s.id = ANY(%s) AND {where}
 """
 
 
-def _priors(ids: list[int], category: str | None, include_inactive: bool) -> dict[int, float]:
+@dataclass
+class _Standing:
+    """What the ranking needs to know of a candidate beyond its relevance."""
+
+    prior: float  # 0..1 quality prior
+    test_listing: bool  # a test, demo or template listing (registry_app.standing.test_listing)
+    bare: bool  # no known tools and no way to start it (no package, no remote that takes a key)
+
+
+def _standings(ids: list[int], category: str | None, include_inactive: bool) -> dict[int, _Standing]:
     """Quality prior, 0..1: official 0.3, verified 0.25, featured 0.1, popularity 0.15, and completeness of the
-    entry: a launch recipe (an agent can start it) 0.1, known tools 0.05, declared credentials 0.05."""
+    entry: a launch recipe (an agent can start it) 0.1, known tools 0.05, declared credentials 0.05; and the
+    listing's standing. A remote counts as a way to start a server only when it takes a header a user fills in
+    (without one it signs users in with OAuth, which an agent cannot do)."""
     where, params = _filters(category, include_inactive)
     with connection.cursor() as cursor:
-        cursor.execute(_PRIOR_SQL.format(where=where), [ids] * 4 + params)
+        cursor.execute(_PRIOR_SQL.format(where=where), [ids] * 6 + params)
         return {
-            sid: 0.3 * official + 0.25 * verified + 0.1 * featured + 0.15 * min(max(pop or 0.0, 0.0), 1.0)
-            + 0.1 * runnable + 0.05 * has_tools + 0.05 * has_credentials
-            for sid, official, verified, featured, pop, runnable, has_tools, has_credentials in cursor.fetchall()
+            sid: _Standing(
+                prior=0.3 * official + 0.25 * verified + 0.1 * featured + 0.15 * min(max(pop or 0.0, 0.0), 1.0)
+                + 0.1 * runnable + 0.05 * has_tools + 0.05 * has_credentials,
+                test_listing=test_listing(slug=slug, name=name),
+                bare=not has_tools and not startable,
+            )
+            for sid, official, verified, featured, pop, runnable, has_tools, has_credentials, startable, slug, name
+            in cursor.fetchall()
         }
+
+
+def _usable_first(top: list[tuple[int, float]], standings: dict[int, _Standing]) -> list[tuple[int, float]]:
+    """A listing with no known tools and no way to start it never ranks first: the best usable one below it takes
+    its place (scores stay with the positions, so they never increase down the list)."""
+    if not top or not standings[top[0][0]].bare:
+        return top
+    usable = next((i for i, (sid, _) in enumerate(top) if not standings[sid].bare), None)
+    if usable is None:
+        return top
+    order = [top[usable][0]] + [sid for i, (sid, _) in enumerate(top) if i != usable]
+    return [(sid, score) for sid, (_, score) in zip(order, top)]
 
 
 def _rank_of(lists: list[list[int]]) -> dict[int, int]:
@@ -141,14 +174,16 @@ def server_search(
             )
 
         candidates = set(sorted(candidates, key=rough, reverse=True)[: PRIOR_CANDIDATES + limit])
-    priors = _priors(list(candidates), category, include_inactive)  # also drops filtered-out name matches
+    standings = _standings(list(candidates), category, include_inactive)  # also drops filtered-out name matches
+    priors = {sid: standing.prior for sid, standing in standings.items()}
     base = {
-        sid: fused.get(sid, 0.0) / best_possible
-        + params.name_boost * named.get(sid, 0.0)
-        + (params.prior_weight + params.named_prior_weight * named.get(sid, 0.0)) * prior
-        for sid, prior in priors.items()
+        sid: (fused.get(sid, 0.0) / best_possible
+              + params.name_boost * named.get(sid, 0.0)
+              + (params.prior_weight + params.named_prior_weight * named.get(sid, 0.0)) * priors[sid])
+        * (params.test_listing_factor if standings[sid].test_listing else 1.0)
+        for sid in standings
     }
-    top = _diversify(base, aspects, limit)
+    top = _usable_first(_diversify(base, aspects, limit), standings)
     dense_rank = _rank_of([[sid for sid, _ in ranked] for ranked in dense_lists])
     lexical_rank = _rank_of([lexical])
 
