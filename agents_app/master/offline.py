@@ -1,9 +1,9 @@
 """The offline analyzer: request -> Plan with no model, deterministically, from the catalogue.
 
 Retrieval + rules: the lexicon (config/config.json) names the services and capabilities a request needs;
-registry_app search finds candidate servers for each; a server is chosen per need (for a named service, the
-best-ranked server whose name, slug or repository names that service); the request's clauses become ordered
-workflow steps, each with the server and the catalogue tool that fits its verb best.
+registry_app search finds candidate servers for each; a server is chosen per need among those whose name, slug or
+repository names the service, by the rules of agents_app.master.choice; the request's clauses become ordered
+workflow steps, each with the server and the tool that means what the step says (agents_app.master.tool_choice).
 """
 
 import re
@@ -35,7 +35,6 @@ _VERBS = {
     "push", "take", "make", "keep", "use", "plot", "chart", "visualize", "detect", "identify", "match", "set",
 }
 _STORE_VERBS = {"store", "save", "add", "log", "record", "write", "append", "insert", "upload", "file", "put", "create"}
-_WORD = re.compile(r"[a-z0-9]+")
 
 
 def _base_verb(word: str) -> str | None:
