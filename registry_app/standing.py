@@ -38,7 +38,7 @@ def retired(*, status: str, repository_url: str | None = None) -> bool:
     return status in RETIRED_STATUSES or archived_repository(repository_url)
 
 
-def test_listing(*, slug: str, name: str = "") -> bool:
+def is_test_listing(*, slug: str, name: str = "") -> bool:
     """Is this a test, demo or template listing rather than a server meant for use?"""
     for text in (slug, name):
         words = _WORD.findall((text or "").lower().replace("hello-world", "helloworld").replace("hello world", "helloworld"))

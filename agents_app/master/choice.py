@@ -28,7 +28,7 @@ from agents_app.master.launchability import Launchability, assess
 from agents_app.master.lexicon import ServiceEntry
 from agents_app.master.tool_choice import can_do, server_tools
 from registry_app.models import CredentialRequirement, LaunchRecipe, McpServer
-from registry_app.standing import retired, test_listing
+from registry_app.standing import is_test_listing, retired
 
 # The MCP project's reference servers (time, git, fetch...): maintained, but nobody's "own" server of a vendor.
 REFERENCE_REPOSITORY = "https://github.com/modelcontextprotocol/servers"
@@ -113,7 +113,7 @@ def candidates(entry: ServiceEntry, clause: str, verb: str | None, hits: list, *
             tools=n_tools.get(server.id, 0), credentials=len(credentials.get(server.id, [])),
             vendor_own=vendor_owns(entry, server),
             reference=(server.repository_url or "").rstrip("/") == REFERENCE_REPOSITORY,
-            test=test_listing(slug=server.slug, name=server.name),
+            test=is_test_listing(slug=server.slug, name=server.name),
             self_hosted=not wants_self_hosted and bool(_SELF_HOSTED.search(described)),
             tool_fit=can_do(verb, tools.get(server.slug, [])),
         )

@@ -18,7 +18,7 @@ from registry_app.search.names import _name_matches, name_index
 from registry_app.search.params import DEFAULT_PARAMS, PRIOR_CANDIDATES, RankingParams
 from registry_app.search.query import MAX_LIMIT, clean_query, implied_needs, query_clauses, query_words
 from registry_app.search.retrieval import _dense_lists, _filters, _lexical_list, _lexical_terms, _with_tool_matches
-from registry_app.standing import test_listing
+from registry_app.standing import is_test_listing
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class _Standing:
     """What the ranking needs to know of a candidate beyond its relevance."""
 
     prior: float  # 0..1 quality prior
-    test_listing: bool  # a test, demo or template listing (registry_app.standing.test_listing)
+    test_listing: bool  # a test, demo or template listing (registry_app.standing.is_test_listing)
     bare: bool  # no known tools and no way to start it (no package, no remote that takes a key)
 
 
@@ -70,7 +70,7 @@ def _standings(ids: list[int], category: str | None, include_inactive: bool) -> 
             sid: _Standing(
                 prior=0.3 * official + 0.25 * verified + 0.1 * featured + 0.15 * min(max(pop or 0.0, 0.0), 1.0)
                 + 0.1 * runnable + 0.05 * has_tools + 0.05 * has_credentials,
-                test_listing=test_listing(slug=slug, name=name),
+                test_listing=is_test_listing(slug=slug, name=name),
                 bare=not has_tools and not startable,
             )
             for sid, official, verified, featured, pop, runnable, has_tools, has_credentials, startable, slug, name

@@ -10,7 +10,7 @@ from registry_app.importers.common import ServerRecord
 from registry_app.importers.merge import merge_records
 from registry_app.models import McpServer
 from registry_app.selectors import server_search
-from registry_app.standing import archived_repository, retired, test_listing
+from registry_app.standing import archived_repository, is_test_listing, retired
 
 REQUESTS = [
     "Monitor my Gmail for specific emails, extract data, store it in Notion and send a Slack notification",
@@ -40,10 +40,10 @@ def test_archived_repositories_import_as_deprecated():
 
 
 def test_test_listings_are_recognised_by_their_own_words():
-    assert test_listing(slug="smithery-jessicayanwang-test", name="ai-smithery-jessicayanwang-test")
-    assert test_listing(slug="mcp-weather-demo", name="MCP Weather Demo")
-    assert not test_listing(slug="internet-speed-test", name="Internet Speed Test MCP")
-    assert not test_listing(slug="slack-conversations", name="Slack MCP Server")
+    assert is_test_listing(slug="smithery-jessicayanwang-test", name="ai-smithery-jessicayanwang-test")
+    assert is_test_listing(slug="mcp-weather-demo", name="MCP Weather Demo")
+    assert not is_test_listing(slug="internet-speed-test", name="Internet Speed Test MCP")
+    assert not is_test_listing(slug="slack-conversations", name="Slack MCP Server")
 
 
 def test_the_bundled_catalogue_marks_archived_servers_and_keeps_maintained_reference_servers(bundled_catalogue):
@@ -62,15 +62,18 @@ def test_retired_servers_are_never_chosen(plans):
     for choice in chosen:
         server = servers[choice.slug]
         assert not retired(status=server.status, repository_url=server.repository_url), (choice.slug, choice.reason)
-        assert not test_listing(slug=server.slug, name=server.name), choice.slug
+        assert not is_test_listing(slug=server.slug, name=server.name), choice.slug
 
 
 def test_official_means_the_vendors_own_server_and_the_reason_names_the_rule(plans):
     by_need = {s.need: s for plan in plans.values() for s in plan.servers}
-    for need, owner in (("github", "github"), ("stripe", "stripe"), ("notion", "makenotion")):
+    for need, owner, rule in (("github", "github", "the vendor's own server"),
+                              ("notion", "makenotion", "the vendor's own server"),
+                              # Stripe's own is also the only Stripe server that can start here: that rule comes first.
+                              ("stripe", "stripe", "the only one that can run here")):
         choice = by_need[need]
         assert f"github.com/{owner}/" in choice.repository_url, (need, choice)
-        assert "chosen as the vendor's own server" in choice.reason, choice.reason
+        assert f"chosen as {rule}" in choice.reason, choice.reason
         assert "official (the vendor's own)" in choice.reason, choice.reason
     # Nobody's own server: the MCP project's git server is maintained, and not called official.
     git = by_need["git"]
@@ -121,6 +124,6 @@ def test_search_never_puts_a_bare_listing_or_a_test_listing_first(bundled_catalo
     assert top.tools.exists() or LaunchRecipe.objects.filter(server=top).exclude(kind="remote").exists() \
         or top.credentials.filter(location="header").exists(), top.slug
     hits = server_search(query="exchange rate currency", limit=5)
-    assert not test_listing(slug=hits[0].server.slug, name=hits[0].server.name), [h.server.slug for h in hits]
+    assert not is_test_listing(slug=hits[0].server.slug, name=hits[0].server.name), [h.server.slug for h in hits]
     assert "smithery-jessicayanwang-test" in [h.server.slug for h in server_search(query="exchange rate currency",
                                                                                    limit=20)]
