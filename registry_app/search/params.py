@@ -33,6 +33,7 @@ class RankingParams:
     # A test, demo or template listing ("smithery-...-test") keeps this share of its score: it ranks below real
     # servers of similar relevance, and still appears when nothing else fits.
     test_listing_factor: float = 0.5
+    usable_first: bool = True  # a listing with no known tools and no way to start it never ranks first
 
 
 DEFAULT_PARAMS = RankingParams()

@@ -183,7 +183,9 @@ def server_search(
         * (params.test_listing_factor if standings[sid].test_listing else 1.0)
         for sid in standings
     }
-    top = _usable_first(_diversify(base, aspects, limit), standings)
+    top = _diversify(base, aspects, limit)
+    if params.usable_first:
+        top = _usable_first(top, standings)
     dense_rank = _rank_of([[sid for sid, _ in ranked] for ranked in dense_lists])
     lexical_rank = _rank_of([lexical])
 
