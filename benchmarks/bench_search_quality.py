@@ -206,6 +206,7 @@ def ablations(base: RankingParams) -> dict[str, RankingParams]:
         "product, no name boost": replace(base, name_boost=0.0),
         "product, no quality prior": replace(base, prior_weight=0.0),
         "product, no tool matching": replace(base, tool_weight=0.0),
+        "product, no standing rules": replace(base, test_listing_factor=1.0, usable_first=False),
     }
 
 

@@ -50,7 +50,7 @@ from registry_app.models import (
 )
 
 # Bump when the importers' normalisation changes, so the next import rewrites every record once.
-IMPORT_LOGIC_VERSION = "2"
+IMPORT_LOGIC_VERSION = "3"
 STAFF = "staff"
 BATCH = 1000
 # McpServer fields an import writes unless staff curated them (McpServer.curated_fields), plus `status` (see the

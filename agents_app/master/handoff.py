@@ -21,11 +21,7 @@ def agent_create_for_session(*, session_id) -> str | None:
 
     session = Session.objects.select_related("client").get(pk=session_id)
     plan = Plan.from_dict(session.context.get("plan") or {})
-    workflow = [
-        f"{step.action}" + (f" (server {step.server}, tool {step.tool})" if step.server and step.tool else
-                            f" (server {step.server})" if step.server else "")
-        for step in plan.workflow
-    ]
+    workflow = [_step_text(step) for step in plan.workflow]
     try:
         failed = _agent_to_retry(session, plan)
         if failed is not None:
@@ -56,3 +52,14 @@ def _agent_to_retry(session, plan: Plan):
         return None
     fresh = catalogue_servers(session=session, server_slugs=plan.server_slugs())
     return agent if fresh.credential_keys() == agent_stored_credential_keys(agent) else None
+
+
+def _step_text(step) -> str:
+    """One workflow line of the agent's instructions: the step, its server and tool, and the runner-up tool to
+    try should the first not fit what the step meets at run time."""
+    if not step.server:
+        return step.action
+    if not step.tool:
+        return f"{step.action} (server {step.server})"
+    also = f"; if it does not fit, try {step.alternative_tool}" if step.alternative_tool else ""
+    return f"{step.action} (server {step.server}, tool {step.tool}{also})"

@@ -1,16 +1,17 @@
 """The offline analyzer: request -> Plan with no model, deterministically, from the catalogue.
 
 Retrieval + rules: the lexicon (config/config.json) names the services and capabilities a request needs;
-registry_app search finds candidate servers for each; a server is chosen per need (for a named service, the
-best-ranked server whose name, slug or repository names that service); the request's clauses become ordered
-workflow steps, each with the server and the catalogue tool that fits its verb best.
+registry_app search finds candidate servers for each; a server is chosen per need among those whose name, slug or
+repository names the service, by the rules of agents_app.master.choice; the request's clauses become ordered
+workflow steps, each with the server and the tool that means what the step says (agents_app.master.tool_choice).
 """
 
 import re
 
-from agents_app.master.launchability import Launchability, assess
+from agents_app.master import choice
 from agents_app.master.lexicon import ServiceEntry, lexicon
 from agents_app.master.plan import ChosenServer, Need, Plan, WorkflowStep
+from agents_app.master.tool_choice import choose_tool, server_tools
 
 _PREAMBLE = re.compile(
     r"^(?:(?:hi|hello|hey)[,!]?\s+)?(?:please\s+)?(?:i\s+(?:want|need|would like|'d like)|i'd like|can you|could you|help me|let's)"
@@ -34,52 +35,6 @@ _VERBS = {
     "push", "take", "make", "keep", "use", "plot", "chart", "visualize", "detect", "identify", "match", "set",
 }
 _STORE_VERBS = {"store", "save", "add", "log", "record", "write", "append", "insert", "upload", "file", "put", "create"}
-_TOOL_SYNONYMS = {
-    "send": {"send", "post", "message", "notify", "chat", "reply", "publish"},
-    "notify": {"send", "post", "message", "notify", "chat"},
-    "post": {"send", "post", "message", "publish", "create"},
-    "read": {"read", "get", "list", "fetch", "search", "query", "retrieve"},
-    "monitor": {"search", "list", "get", "read", "watch", "fetch", "query"},
-    "watch": {"search", "list", "get", "read", "watch", "fetch"},
-    "check": {"search", "list", "get", "read", "fetch", "query"},
-    "find": {"search", "find", "query", "list", "get"},
-    "search": {"search", "find", "query", "list"},
-    # Storing is writing something new: "update" tools (edit what exists) come from the verb "update".
-    "store": {"create", "add", "insert", "append", "write", "page", "save"},
-    "save": {"create", "add", "insert", "append", "write", "save", "upload"},
-    "create": {"create", "add", "insert", "new", "page"},
-    "add": {"create", "add", "insert", "append"},
-    "log": {"create", "add", "append", "insert", "write"},
-    "file": {"create", "add", "upload", "save", "move"},
-    "upload": {"upload", "create", "put", "write"},
-    "update": {"update", "edit", "patch", "set"},
-    "get": {"get", "read", "list", "fetch", "current"},
-    "tell": {"get", "current", "convert"},
-    "scrape": {"scrape", "fetch", "crawl", "extract", "get"},
-    "fetch": {"fetch", "get", "read", "scrape"},
-    "query": {"query", "sql", "execute", "read", "select"},
-    "schedule": {"create", "event", "schedule", "book"},
-    "commit": {"commit", "add", "create"},
-    "remind": {"create", "event", "task", "reminder"},
-}
-# What a clause's nouns are called in tool names: an e-mail is a "message" in most mail APIs.
-_NOUN_SYNONYMS = {
-    "email": {"message", "mail"},
-    "mail": {"message", "email"},
-    "notification": {"message"},
-}
-# Words that say nothing about which tool fits ("for", "my" are in many tool descriptions).
-_STOPWORDS = {"a", "an", "the", "my", "our", "your", "their", "for", "to", "of", "in", "on", "at", "and", "or",
-              "with", "from", "by", "it", "them", "this", "that", "these", "each", "every", "me", "us", "into",
-              "via", "through", "all", "any", "some"}
-# Watching for things means listing or searching them, not fetching one known item by its ID.
-_PREFERRED = {verb: {"search", "list", "watch", "find", "query"}
-              for verb in ("monitor", "watch", "check", "find", "search")}
-# Verbs that consume data the model then works on: read-type tools serve them.
-for _verb in ("summarize", "summarise", "analyze", "analyse", "review", "extract", "compare", "track", "collect"):
-    _TOOL_SYNONYMS[_verb] = {"read", "get", "list", "fetch", "search", "log", "show", "history", "query"}
-_WORD = re.compile(r"[a-z0-9]+")
-_REFERENCE_REPOSITORIES = ("https://github.com/modelcontextprotocol/",)
 
 
 def _base_verb(word: str) -> str | None:
@@ -150,10 +105,6 @@ def _covered(capability: tuple[ServiceEntry, int, str], named: list, text: str) 
     return False
 
 
-def _tokens(text: str) -> set[str]:
-    return {w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in _WORD.findall(text.lower())}
-
-
 def server_matches(entry: ServiceEntry, *, slug: str, name: str, repository_url: str) -> bool:
     """Does a catalogue server look like it is for this service (its name, slug or repository says so)?"""
     haystack_tokens = set(re.split(r"[^a-z0-9]+", f"{slug} {name} {repository_url.rsplit('/', 2)[-2:] if repository_url else ''}".lower()))
@@ -164,34 +115,6 @@ def server_matches(entry: ServiceEntry, *, slug: str, name: str, repository_url:
         if len(token) >= 5 and token in joined:
             return True
     return False
-
-
-def _pick_tool(clause: str, verb: str | None, tools: list[tuple[str, str]], *,
-               need: ServiceEntry | None = None) -> str | None:
-    """The tool that fits the clause best: its verb (and the tools that verb stands for), its words, and, with
-    little weight (it breaks ties), what the service is about (the lexicon's query: "gmail email ... messages").
-    The service's own name says nothing about which of its tools fits ("... of a Gmail user")."""
-    if not tools:
-        return None
-    own_name = set(need.match) if need and need.kind == "service" else set()
-    wanted = _tokens(clause) - _STOPWORDS - own_name
-    for noun in list(wanted):
-        wanted |= _NOUN_SYNONYMS.get(noun, set())
-    if verb:
-        wanted |= _TOOL_SYNONYMS.get(verb, {verb})
-    context = (_tokens(need.query) - wanted - own_name) if need else set()
-    best, best_score = None, 0.0
-    for name, description in tools:
-        name_tokens = _tokens(name.replace("_", " ").replace("-", " "))
-        desc_tokens = _tokens(description[:300])
-        score = 2.0 * len(wanted & name_tokens) + 0.5 * len(wanted & desc_tokens) + 0.25 * len(context & name_tokens)
-        if verb and name_tokens & _TOOL_SYNONYMS.get(verb, {verb}):
-            score += 2.0
-        if verb and name_tokens & _PREFERRED.get(verb, set()):
-            score += 1.0
-        if score > best_score:
-            best, best_score = name, score
-    return best
 
 
 class OfflineAnalyzer:
@@ -209,6 +132,7 @@ class OfflineAnalyzer:
 
     def analyze(self, request: str, *, exclude_slugs: set[str] | None = None) -> Plan:
         lex = lexicon()
+        self._request = request  # the choice rules read it (a request that says "self-hosted" wants that edition)
         clauses = _clauses(request)
         needs: list[tuple[ServiceEntry, str]] = []
         clause_needs: list[list[ServiceEntry]] = []
@@ -253,43 +177,42 @@ class OfflineAnalyzer:
         hits = sorted(merged.values(), key=lambda h: -h.score)
         if not hits:
             return None
+        verb = _base_verb(clause.split()[0]) if clause else None
+        request = getattr(self, "_request", clause)
         matching = [h for h in hits
                     if server_matches(entry, slug=h.server.slug, name=h.server.name,
                                       repository_url=h.server.repository_url or "")]
         if matching:
-            scored = _buildability(matching)
-            # A server we cannot launch here (or only after an OAuth sign-in the user cannot do for us) cannot
-            # become an agent: those that can come first, then the best score.
-            best, total, facts, launch = max(scored, key=lambda item: (item[3].runnable_here, item[1]))
-            server = best.server
-            confidence = min(0.97, 0.55 + 0.45 * total)
-            if not launch.runnable_here:
-                facts = [*facts, f"but {launch.blocker}"]
-            why = "named in the request" if entry.kind == "service" else f"best match for {entry.name.lower()}"
-            return ChosenServer(
-                need=entry.key, slug=server.slug, name=server.name, repository_url=server.repository_url or "",
-                confidence=round(confidence, 2), reason=f"{entry.name} {why}; {', '.join(facts) or 'closest name match'}",
-            )
-        hit = hits[0]
+            picked = choice.choose(choice.candidates(entry, clause, verb, matching, request=request))
+            if picked is not None:
+                best, rule = picked
+                facts = list(best.facts)
+                if not best.launch.runnable_here:
+                    facts.append(f"but {best.launch.blocker}")
+                why = "named in the request" if entry.kind == "service" else f"best match for {entry.name.lower()}"
+                confidence = min(0.97, 0.55 + 0.45 * min(1.0, best.quality() + 0.25 * best.vendor_own
+                                                         + 0.15 * best.launch.runnable_here))
+                return self._chosen(entry, best.server, confidence,
+                                    f"{entry.name} {why}; chosen as {rule}; {', '.join(facts) or 'closest name match'}")
         if entry.kind == "service":
             # Nothing in the catalogue is named for this service: offer the closest match, with low confidence.
-            confidence, reason = 0.4, f"No server named for {entry.name}; closest catalogue match"
-        else:
-            confidence, reason = 0.6, f"Best catalogue match for {entry.name.lower()}"
-        return ChosenServer(
-            need=entry.key, slug=hit.server.slug, name=hit.server.name,
-            repository_url=hit.server.repository_url or "", confidence=confidence, reason=reason,
-        )
+            picked = choice.choose(choice.candidates(entry, clause, verb, hits[:1], request=request))
+            if picked is None:
+                return None
+            return self._chosen(entry, picked[0].server, 0.4, f"No server named for {entry.name}; closest catalogue match")
+        picked = choice.choose(choice.candidates(entry, clause, verb, hits[:10], request=request))
+        if picked is None:
+            return None
+        best, rule = picked
+        return self._chosen(entry, best.server, 0.6, f"Best catalogue match for {entry.name.lower()}; chosen as {rule}")
+
+    @staticmethod
+    def _chosen(entry: ServiceEntry, server, confidence: float, reason: str) -> ChosenServer:
+        return ChosenServer(need=entry.key, slug=server.slug, name=server.name,
+                            repository_url=server.repository_url or "", confidence=round(confidence, 2), reason=reason)
 
     def _workflow(self, clauses: list[str], clause_needs: list[list[ServiceEntry]], by_need: dict) -> list[WorkflowStep]:
-        from registry_app.models import ServerTool
-
-        slugs = {s.slug for s in by_need.values()}
-        tools: dict[str, list[tuple[str, str]]] = {}
-        for slug, name, description in ServerTool.objects.filter(server__slug__in=slugs).values_list(
-            "server__slug", "name", "description"
-        ):
-            tools.setdefault(slug, []).append((name, description or ""))
+        tools = server_tools({s.slug for s in by_need.values()})
         steps: list[WorkflowStep] = []
         llm_actions = lexicon().llm_actions
         for clause, entries in zip(clauses, clause_needs):
@@ -305,60 +228,10 @@ class OfflineAnalyzer:
                 steps.append(WorkflowStep(step=0, action=f"Format the data for {targets[0].name}"))
             for index, server in enumerate(targets):
                 text = action if index == 0 else f"Write the result to {server.name}"
-                steps.append(WorkflowStep(step=0, action=text, server=server.slug,
-                                          tool=_pick_tool(clause, verb, tools.get(server.slug, []),
-                                                          need=need_of.get(server.slug))))
+                picked = choose_tool(clause, verb, tools.get(server.slug, []), need=need_of.get(server.slug))
+                steps.append(WorkflowStep(step=0, action=text, server=server.slug, tool=picked.tool,
+                                          alternative_tool=picked.alternative))
         for number, step in enumerate(steps, start=1):
             step.step = number
         return steps
 
-
-def _buildability(hits: list) -> list[tuple[object, float, list[str], Launchability]]:
-    """Score the catalogue servers that match a service for building an agent, 0..1: relevance to the request
-    plus what makes a server usable without guesswork — published by the vendor or checked by staff, declared
-    credentials (we can ask for them), known tools (the workflow can name them), and a launch recipe that runs
-    here with credentials the user can get by themselves (see agents_app.master.launchability)."""
-    from django.db.models import Count
-
-    from registry_app.models import CredentialRequirement, LaunchRecipe, McpServer
-
-    ids = [h.server.id for h in hits]
-    n_tools = dict(
-        McpServer.objects.filter(id__in=ids).annotate(n=Count("tools")).values_list("id", "n")
-    )
-    kinds: dict[int, set[str]] = {}
-    for server_id, kind in LaunchRecipe.objects.filter(server_id__in=ids).values_list("server_id", "kind"):
-        kinds.setdefault(server_id, set()).add(kind)
-    credentials: dict[int, list[dict]] = {}
-    for row in CredentialRequirement.objects.filter(server_id__in=ids).values(
-        "server_id", "key", "location", "description", "instructions", "required", "secret", "default"
-    ):
-        credentials.setdefault(row["server_id"], []).append(row)
-    scored = []
-    # Relevance by rank, not raw score: fused scores jump by name boosts, and a big jump between two servers
-    # that are both named for the service says little about which one to build with.
-    for rank, hit in enumerate(sorted(hits, key=lambda h: -h.score)):
-        server = hit.server
-        tools, creds = n_tools.get(server.id, 0), len(credentials.get(server.id, []))
-        launch = assess(kinds.get(server.id, set()), credentials.get(server.id, []))
-        # The MCP project's own reference servers (time, git, fetch, filesystem...) count as official.
-        official = server.official or (server.repository_url or "").startswith(_REFERENCE_REPOSITORIES)
-        facts = []
-        if official:
-            facts.append("official")
-        if server.verified:
-            facts.append("verified")
-        if tools:
-            facts.append(f"{tools} known tools")
-        if creds:
-            facts.append("declared credentials")
-        if launch.runnable_here:
-            facts.append("runnable launch recipe")
-        quality = (
-            0.22 * official + 0.15 * server.verified + 0.25 * min(1.0, server.popularity)
-            + 0.15 * min(1.0, tools / 4) + 0.12 * (creds > 0)
-            + 0.12 * launch.runnable_here
-        )
-        relevance = 1.0 / (1.0 + 0.08 * rank)
-        scored.append((hit, min(1.0, 0.3 * relevance + quality), facts, launch))
-    return scored

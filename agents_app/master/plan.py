@@ -30,6 +30,7 @@ class WorkflowStep:
     action: str
     server: str | None = None  # catalogue slug; None for a step the model does itself (extract, format...)
     tool: str | None = None
+    alternative_tool: str | None = None  # the runner-up tool, should the first not fit at run time
 
 
 @dataclass

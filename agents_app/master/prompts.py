@@ -14,7 +14,8 @@ or capability as the query (e.g. "gmail email", "notion pages database", "slack 
 
 Rules:
 - Choose only servers returned by the catalogue tools, by their exact slug. Never invent a slug or a tool name.
-- Prefer a server named for the service, official or verified, whose tools fit the steps.
+- Prefer a server named for the service whose tools fit the steps: the vendor's own ("official": true) first, \
+then the most used maintained one. Never a test or demo listing when a real one exists.
 - Prefer a server with "runnable_here": true (it can be started here, with credentials the user can get by \
 themselves); choose one with "runnable_here": false only when no other server serves the need.
 - A step the model can do by itself (extract, summarise, classify, format) has "server": null and "tool": null.

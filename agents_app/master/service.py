@@ -47,7 +47,8 @@ def analysis_result(plan: Plan) -> dict:
         "optional_settings": requirements["optional_settings"],
         "required_files": requirements["required_files"],
         "workflow": [
-            {"step": w.step, "action": w.action, "server": w.server, "tool": w.tool} for w in plan.workflow
+            {"step": w.step, "action": w.action, "server": w.server, "tool": w.tool,
+             "alternative_tool": w.alternative_tool} for w in plan.workflow
         ],
         "analyzer": plan.analyzer,
         "notes": plan.notes,

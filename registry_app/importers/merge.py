@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 
+from registry_app.standing import archived_repository
+
 from .common import (
     SECRET_KINDS,
     CredentialRecord,
@@ -99,6 +101,9 @@ def merge_records(records: Sequence[ServerRecord]) -> ServerRecord:
     merged.license = _first(LICENSE_ORDER, records, "license")
     merged.categories = list(dict.fromkeys(c for r in _by(CATEGORY_ORDER, records) for c in r.categories))
     merged.status = max((r.status for r in records), key=lambda s: STATUS_SEVERITY.get(s, 0))
+    if merged.status == "active" and archived_repository(merged.repository_url):
+        # Archived upstream (modelcontextprotocol/servers-archived): kept for agents that have it, never offered.
+        merged.status = "deprecated"
     merged.official = any(r.official for r in records)
     merged.tools = _merge_tools(records)
     merged.credentials = _merge_credentials(records)

@@ -298,7 +298,7 @@ def test_build_default_catalogue_matches_the_shipped_file(tmp_path):
     # config/package_checks.json (rebuild and commit when one changes): a hand edit of servers.json would be lost.
     assert [s["slug"] for s in built["servers"]] == [s["slug"] for s in shipped["servers"]]
     assert built["servers"] == shipped["servers"]
-    assert "7 servers corrected" in output and "770 launch recipes dropped" in output
+    assert "15 servers corrected" in output and "770 launch recipes dropped" in output
     corrected = {s["slug"]: s for s in built["servers"]}
     assert "launch" not in corrected["trusted-gmail"] and corrected["notionhq-notion-mcp-server"]["official"] is True
     notice = (tmp_path / "CATALOGUE_NOTICE.md").read_text()
