@@ -30,6 +30,14 @@ _EMPTY_WORDS = {
     "make", "handle", "rest", "thing", "things", "stuff", "please", "then", "also", "up", "out", "too", "is", "be",
 }
 
+# Openings of a message that ask for no action (the analyzer's verb list knows the usual actions; "show", "play",
+# "transcribe" are actions it does not list, so an unknown first word is not enough to rule a clause out).
+_NOT_ACTIONS = {
+    "hello", "hi", "hey", "thanks", "thank", "ok", "okay", "yes", "no", "sure", "great", "good", "cool", "nice",
+    "bye", "goodbye", "welcome", "sorry", "i", "we", "you", "he",
+    "she", "they", "there", "here", "hmm", "wow", "lol",
+}
+
 
 @dataclass(frozen=True)
 class CapabilityDecision:
@@ -100,9 +108,11 @@ def covered(capability: tuple[ServiceEntry, int, str], named: list, text: str) -
 def capability_entry(clause: str, verb: str | None) -> ServiceEntry | None:
     """The clause as a capability need, or None: it names something the model does itself, or nothing at all."""
     if verb is not None and verb in lexicon().llm_actions:
-        return None
+        return None  # something the model does itself
     words = [w for w in _WORD.findall(clause.lower()) if w not in _EMPTY_WORDS]
-    if len(words) < 2 and not (words and verb is None):
+    if verb is None and (not words or words[0] in _NOT_ACTIONS or not clause[:1].isalpha()):
+        return None  # small talk ("hello there", "thanks!") asks for nothing
+    if len(words) < 2:
         return None  # a bare verb ("check it") describes no capability
     key = CAPABILITY_PREFIX + "-".join(words[:8])
     name = clause[:1].upper() + clause[1:]
