@@ -45,6 +45,9 @@ def _plan_view(session: Session) -> dict:
             for s in plan.get("servers", [])
         ],
         "workflow": plan.get("workflow", []),
+        # What the planner asks the user (the next message answers with a candidate's name, slug or number).
+        "questions": [{"need": q["need"], "question": q["text"], "candidates": q["candidates"]}
+                      for q in plan.get("questions", [])[:1]],
     }
 
 
@@ -80,6 +83,7 @@ class ChatApi(APIView):
         servers = serializers.ListField(child=serializers.DictField())
         workflow = serializers.ListField(child=serializers.DictField())
         optional_settings = serializers.ListField(child=serializers.DictField())
+        questions = serializers.ListField(child=serializers.DictField())
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **error_responses(404, 409)})
     def post(self, request):
@@ -144,6 +148,7 @@ class SessionDetailApi(APIView):
         request = serializers.CharField(allow_blank=True)
         servers = serializers.ListField(child=serializers.DictField())
         workflow = serializers.ListField(child=serializers.DictField())
+        questions = serializers.ListField(child=serializers.DictField())
         missing_credentials = serializers.ListField(child=serializers.DictField())
         missing_files = serializers.ListField(child=serializers.DictField())
         agent = serializers.DictField(allow_null=True)

@@ -9,7 +9,7 @@ def plan_reply(*, session: Session, plan: Plan, plan_changed: bool, announce: bo
     revision = session.context.get("revision") if plan_changed else ""
     if revision:
         lines.append(revision)
-    if plan_changed:
+    if plan_changed and plan.servers:
         names = [f"{s.name} ({s.slug})" for s in plan.servers]
         lines.append("I'll use " + _join(names) + ".")
         lines.append("Workflow:")
@@ -18,6 +18,9 @@ def plan_reply(*, session: Session, plan: Plan, plan_changed: bool, announce: bo
             lines.append(f"  {step.step}. {step.action}{where}")
         for note in plan.notes:
             lines.append(f"Note: {note}")
+    if plan.questions:
+        # One question at a time: its answer re-plans, and the next one (if any) comes then.
+        lines.append("One question before I build it: " + plan.questions[0].text)
     elif announce:
         lines.append("Thanks, I stored what you sent (encrypted).")
     missing = [f"{r['credential_key']} for {r['mcp_server']}" for r in session.required_credentials]

@@ -159,8 +159,16 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
                          metadata={"credentials": stored["credentials"], "files": stored["files"]})
         plan = _plan(session)
         request = session.context.get("request", "")
-        revision = revise_request(request, message) if plan else None
-        if plan is None or revision is not None:
+        answered = _answer_questions(session, plan, message)
+        revision = revise_request(request, message) if plan and not answered else None
+        if answered:
+            # The plan is made again with the user's choice; the rest of the request stays as it was.
+            session.context["revision"] = ""
+            session.status = Status.ANALYSING
+            session.error = ""
+            session.save()
+            dispatch.append(("analyse", str(session.id)))
+        elif plan is None or revision is not None:
             session.context["request"] = revision.request if revision else message
             session.context["revision"] = revision.summary if revision else ""
             session.status = Status.ANALYSING
@@ -180,6 +188,19 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
     _wait(session)
     session.refresh_from_db()
     return session
+
+
+def _answer_questions(session: Session, plan: Plan | None, message: str) -> bool:
+    """Record the message as the answer to the plan's open question(s) when it picks a candidate."""
+    from agents_app.master.needs import resolve_answer
+
+    answered = False
+    for question in (plan.questions[:1] if plan else []):  # one question is open at a time
+        slug = resolve_answer({"candidates": question.candidates}, message)
+        if slug:
+            session.context.setdefault("choices", {})[question.need] = slug
+            answered = True
+    return answered
 
 
 def _dispatch(jobs: list[tuple[str, str]]) -> None:
@@ -208,7 +229,7 @@ def session_analyse(*, session_id) -> Session:
 
     session = Session.objects.get(pk=session_id)
     try:
-        plan = analyze_request(request=session.context.get("request", ""))
+        plan = analyze_request(request=session.context.get("request", ""), choices=session.context.get("choices"))
     except Exception:
         logger.exception("analysis failed for session %s", session_id)
         session.status = Status.ERROR
@@ -231,6 +252,16 @@ def session_analyse(*, session_id) -> Session:
 def _advance(session: Session, *, announce: bool, plan_changed: bool = False) -> None:
     """Recompute what is missing and move the session on: pending_credentials, or creating_agent when complete."""
     plan = _plan(session)
+    if plan is not None and not plan.servers and plan.questions:
+        session.status = Status.NEW  # waiting for the user's answer
+        session.required_credentials, session.required_files = [], []
+        session.save()
+        from sessions_app.replies import plan_reply
+
+        conversation_add(session=session, role=Conversation.Role.ASSISTANT,
+                         message=plan_reply(session=session, plan=plan, plan_changed=plan_changed, announce=announce),
+                         metadata={"status": session.status, "questions": [q.need for q in plan.questions]})
+        return
     if plan is None or not plan.servers:
         session.status = Status.NEW
         session.required_credentials, session.required_files = [], []
@@ -244,6 +275,8 @@ def _advance(session: Session, *, announce: bool, plan_changed: bool = False) ->
     session.context["optional_settings"] = requirements["optional_settings"]
     missing = bool(session.required_credentials or session.required_files)
     session.status = Status.PENDING_CREDENTIALS if missing else Status.CREATING_AGENT
+    if plan.questions and not missing:
+        session.status = Status.NEW  # no agent before the user has answered
     session.save()
     from sessions_app.replies import plan_reply
 

@@ -27,6 +27,7 @@ from django.conf import settings
 from django.db import connections
 
 from agents_app.master import prompts
+from agents_app.master.candidates import need_candidates, questions_from_answer
 from agents_app.master.catalogue_mcp import child_env
 from agents_app.master.plan import ChosenServer, Need, Plan, WorkflowStep
 
@@ -107,6 +108,9 @@ def referenced_slugs(data: dict) -> set[str]:
     for item in data.get("workflow") or []:
         if isinstance(item, dict) and isinstance(item.get("server"), str):
             slugs.add(item["server"].strip())
+    for item in data.get("questions") or [] if isinstance(data.get("questions"), list) else []:
+        if isinstance(item, dict) and isinstance(item.get("candidates"), list):
+            slugs.update(s.strip() for s in item["candidates"] if isinstance(s, str))
     return slugs
 
 
@@ -219,13 +223,16 @@ def validate_plan(data: Any, *, request: str, catalogue: dict[str, CatalogueEntr
         steps.append(WorkflowStep(step=len(steps) + 1, action=action, server=server, tool=tool))
     if chosen and not raw_workflow:
         problems.append('"workflow" is empty: give the ordered steps.')
+    known = {slug: entry.name for slug, entry in catalogue.items() if entry.active and slug not in exclude}
+    questions, question_problems = questions_from_answer(data.get("questions"), known=known)
+    problems.extend(question_problems)
 
     if problems:
         return None, problems[:MAX_PROBLEMS]
     served = {need for s in chosen.values() for need in s.need.split(", ")}
     notes = [f"No catalogue server found for {n.name}." for n in needs.values() if n.key not in served]
     return Plan(request=request, servers=list(chosen.values()), workflow=steps, needs=list(needs.values()),
-                analyzer="llm", notes=notes), []
+                analyzer="llm", notes=notes, questions=questions[:1]), []
 
 
 # --- running the agent --------------------------------------------------------------------------------------
@@ -258,10 +265,17 @@ class LlmAnalyzer:
         self.timeout = float(timeout if timeout is not None else settings.ANALYZER_TIMEOUT_SECONDS)
         self.max_retries = max(0, int(max_retries if max_retries is not None else settings.ANALYZER_MAX_RETRIES))
 
-    def analyze(self, request: str, *, exclude_slugs: set[str] | None = None) -> Plan:
-        """A validated Plan, or LlmAnalysisFailed. Safe from Celery workers, request threads and async code."""
+    def analyze(self, request: str, *, exclude_slugs: set[str] | None = None,
+                choices: dict[str, str] | None = None) -> Plan:
+        """A validated Plan, or LlmAnalysisFailed. Safe from Celery workers, request threads and async code.
+        choices: the user's answers to earlier questions ({need key: slug})."""
         if not settings.ANTHROPIC_API_KEY:
             raise LlmAnalysisFailed("ANTHROPIC_API_KEY is not set")
+        from registry_app.selectors import server_search
+
+        # The same per-need candidates the offline analyzer weighs, read here (the ORM cannot run in the loop).
+        candidates = need_candidates(request, lambda query, limit: server_search(query=query, limit=limit),
+                                     set(exclude_slugs or ()))
         # fast-agent keeps process-global settings and reads ./fastagent.config.yaml and ./.env: one run per
         # process at a time, from a private empty directory (shared with agent runs: agents_app.runtime).
         from agents_app.runtime import _RUN_LOCK, run_sync
@@ -280,7 +294,7 @@ class LlmAnalyzer:
                 os.chdir(workdir)
                 plan = run_sync(lambda: self._analyze_async(
                     request, exclude_slugs=set(exclude_slugs or ()), deadline=deadline, workdir=workdir,
-                    catalogue_env=catalogue_env,
+                    catalogue_env=catalogue_env, candidates=candidates, choices=choices or {},
                 ))
             except SystemExit as exc:  # fast-agent start-up errors (bad model name, missing key...)
                 raise LlmAnalysisFailed(f"fast-agent could not start: {_describe(exc.__cause__ or exc.__context__)}")
@@ -309,7 +323,7 @@ class LlmAnalyzer:
         return path
 
     async def _analyze_async(self, request: str, *, exclude_slugs: set[str], deadline: float, workdir: str,
-                             catalogue_env: dict[str, str]) -> Plan:
+                             catalogue_env: dict[str, str], candidates: list[dict], choices: dict[str, str]) -> Plan:
         from fast_agent import FastAgent
         from fast_agent.llm.request_params import RequestParams
 
@@ -324,7 +338,8 @@ class LlmAnalyzer:
             async with fast.run() as app:
                 # Never raise inside the block: fast-agent turns some exceptions into SystemExit.
                 outcome = await self._converse(app[AGENT_NAME], request, exclude_slugs=exclude_slugs,
-                                               deadline=deadline, catalogue_env=catalogue_env)
+                                               deadline=deadline, catalogue_env=catalogue_env,
+                                               candidates=candidates, choices=choices)
         except SystemExit as exc:
             outcome = LlmAnalysisFailed(f"fast-agent could not start: {_describe(exc.__cause__ or exc.__context__)}")
         if isinstance(outcome, LlmAnalysisFailed):
@@ -332,7 +347,8 @@ class LlmAnalyzer:
         return outcome
 
     async def _converse(self, agent: Any, request: str, *, exclude_slugs: set[str], deadline: float,
-                        catalogue_env: dict[str, str]) -> Plan | LlmAnalysisFailed:
+                        catalogue_env: dict[str, str], candidates: list[dict],
+                        choices: dict[str, str]) -> Plan | LlmAnalysisFailed:
         from fast_agent.config import MCPServerSettings
         from fast_agent.llm.request_params import RequestParams
         from fast_agent.mcp.mcp_aggregator import MCPAttachOptions
@@ -354,7 +370,8 @@ class LlmAnalyzer:
         except Exception as exc:  # noqa: BLE001 -- any start-up failure means: plan offline
             return LlmAnalysisFailed(f"the catalogue tool server did not start: {_describe(exc)}")
 
-        message = prompts.request_message(request, exclude_slugs=exclude_slugs)
+        message = prompts.request_message(request, exclude_slugs=exclude_slugs, candidates=candidates,
+                                          choices=choices)
         problems: list[str] = []
         for attempt in range(1 + self.max_retries):
             if remaining() <= 0:

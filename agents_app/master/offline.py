@@ -10,6 +10,7 @@ import re
 
 from agents_app.master import choice
 from agents_app.master.lexicon import ServiceEntry, lexicon
+from agents_app.master.needs import CAPABILITY_PREFIX, capability_entry, choose_capability, covered as _covered, detect_needs
 from agents_app.master.plan import ChosenServer, Need, Plan, WorkflowStep
 from agents_app.master.tool_choice import choose_tool, server_tools
 
@@ -70,41 +71,6 @@ def _clauses(request: str) -> list[str]:
     return clauses
 
 
-def detect_needs(text: str) -> list[tuple[ServiceEntry, int, str]]:
-    """Services and capabilities the text names, in order of first mention: (entry, position, matched words).
-    A capability named in the same breath as a named service (Gmail ... emails) is covered by that service."""
-    lowered = text.lower()
-    found: dict[str, tuple[ServiceEntry, int, str]] = {}
-    spans: list[tuple[int, int, str]] = []
-    for entry in lexicon().services:
-        for match in entry.pattern.finditer(lowered):
-            start, end = match.span()
-            # A longer alias of another entry already covering these characters wins ("google sheets" over "sheets").
-            if any(s <= start and end <= e and k != entry.key for s, e, k in spans):
-                continue
-            spans.append((start, end, entry.key))
-            if entry.key not in found:
-                found[entry.key] = (entry, start, match.group(0))
-    ordered = sorted(found.values(), key=lambda item: item[1])
-    named = [item for item in ordered if item[0].kind == "service"]
-    if named:
-        ordered = [item for item in ordered if item[0].kind == "service" or not _covered(item, named, lowered)]
-    return ordered
-
-
-def _covered(capability: tuple[ServiceEntry, int, str], named: list, text: str) -> bool:
-    entry = capability[0]
-    for service, _, _ in named:
-        # Gmail covers "emails", GitHub covers "git repository", a named search engine covers "web search".
-        if any(m in service.key or service.key in m for m in entry.match) or set(entry.match) & set(service.match):
-            return True
-        if entry.key == "email" and service.key in {"gmail", "outlook", "sendgrid", "mailchimp"}:
-            return True
-        if entry.key == "git" and service.key in {"github", "gitlab", "bitbucket"}:
-            return True
-    return False
-
-
 def server_matches(entry: ServiceEntry, *, slug: str, name: str, repository_url: str) -> bool:
     """Does a catalogue server look like it is for this service (its name, slug or repository says so)?"""
     haystack_tokens = set(re.split(r"[^a-z0-9]+", f"{slug} {name} {repository_url.rsplit('/', 2)[-2:] if repository_url else ''}".lower()))
@@ -130,7 +96,9 @@ class OfflineAnalyzer:
 
         self.search = search
 
-    def analyze(self, request: str, *, exclude_slugs: set[str] | None = None) -> Plan:
+    def analyze(self, request: str, *, exclude_slugs: set[str] | None = None,
+                choices: dict[str, str] | None = None) -> Plan:
+        """choices: answers to earlier questions, {need key: chosen slug}."""
         lex = lexicon()
         self._request = request  # the choice rules read it (a request that says "self-hosted" wants that edition)
         clauses = _clauses(request)
@@ -138,6 +106,9 @@ class OfflineAnalyzer:
         clause_needs: list[list[ServiceEntry]] = []
         for clause in clauses:
             entries = [entry for entry, _, _ in detect_needs(clause)]
+            if not entries:  # names no service: a capability need, unless the model does it itself
+                capability = capability_entry(clause, _base_verb(clause.split()[0]) if clause else None)
+                entries = [capability] if capability else []
             clause_needs.append(entries)
             for entry in entries:
                 if entry.key not in {n.key for n, _ in needs}:
@@ -148,9 +119,20 @@ class OfflineAnalyzer:
         max_servers = int(lex.analysis.get("max_servers", 6))
         chosen: dict[str, ChosenServer] = {}
         need_objs: list[Need] = []
+        questions = []
         for entry, clause in needs[:max_servers]:
-            need_objs.append(Need(key=entry.key, name=entry.name, kind=entry.kind, phrase=clause))
-            server = self._choose(entry, clause, exclude_slugs or set())
+            if not entry.key.startswith(CAPABILITY_PREFIX):
+                need_objs.append(Need(key=entry.key, name=entry.name, kind=entry.kind, phrase=clause))
+                server = self._choose(entry, clause, exclude_slugs or set())
+            else:
+                decision = choose_capability(entry, clause, self.search, exclude_slugs or set(),
+                                             answer=(choices or {}).get(entry.key))
+                server = decision.chosen
+                if decision.question:
+                    questions.append(decision.question)
+                if server is None and decision.question is None:
+                    continue  # nothing in the catalogue does this: the model's own step
+                need_objs.append(Need(key=entry.key, name=entry.name, kind=entry.kind, phrase=clause))
             if server is None:
                 continue
             if server.slug in chosen:
@@ -160,8 +142,10 @@ class OfflineAnalyzer:
         servers = list(chosen.values())
         by_need = {need: s for s in servers for need in s.need.split(", ")}
         workflow = self._workflow(clauses, clause_needs, by_need)
-        notes = [f"No catalogue server found for {n.name}." for n in need_objs if n.key not in by_need]
-        return Plan(request=request, servers=servers, workflow=workflow, needs=need_objs, analyzer=self.name, notes=notes)
+        asked = {q.need for q in questions}
+        notes = [f"No catalogue server found for {n.name}." for n in need_objs if n.key not in by_need and n.key not in asked]
+        return Plan(request=request, servers=servers, workflow=workflow, needs=need_objs, analyzer=self.name,
+                    notes=notes, questions=questions)
 
     def _choose(self, entry: ServiceEntry, clause: str, exclude: set[str]) -> ChosenServer | None:
         limit = int(lexicon().analysis.get("candidates_per_need", 25))

@@ -34,6 +34,15 @@ class WorkflowStep:
 
 
 @dataclass
+class Question:
+    """One thing the planner cannot decide alone: which of a few catalogue servers serves a need."""
+
+    need: str  # the need's key; the answer is remembered under it
+    text: str  # the question as the user reads it
+    candidates: list[dict] = field(default_factory=list)  # [{"slug", "name", "reason"}], best first
+
+
+@dataclass
 class Plan:
     request: str
     servers: list[ChosenServer] = field(default_factory=list)
@@ -41,6 +50,7 @@ class Plan:
     needs: list[Need] = field(default_factory=list)
     analyzer: str = "offline"
     notes: list[str] = field(default_factory=list)
+    questions: list[Question] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,6 +64,7 @@ class Plan:
             needs=[Need(**n) for n in data.get("needs", [])],
             analyzer=data.get("analyzer", "offline"),
             notes=list(data.get("notes", [])),
+            questions=[Question(**q) for q in data.get("questions", [])],
         )
 
     def server_slugs(self) -> list[str]:

@@ -14,24 +14,26 @@ from mcpagent.metrics import ANALYSIS_DURATION
 logger = logging.getLogger(__name__)
 
 
-def analyze_request(*, request: str, exclude_slugs: set[str] | None = None) -> Plan:
-    return plan_within_limits(_analyze(request, exclude_slugs), max_steps=settings.PLAN_MAX_STEPS,
+def analyze_request(*, request: str, exclude_slugs: set[str] | None = None,
+                    choices: dict[str, str] | None = None) -> Plan:
+    """choices: the user's answers to earlier questions ({need key: slug})."""
+    return plan_within_limits(_analyze(request, exclude_slugs, choices or {}), max_steps=settings.PLAN_MAX_STEPS,
                               max_servers=settings.PLAN_MAX_SERVERS)
 
 
 @ANALYSIS_DURATION.time()
-def _analyze(request: str, exclude_slugs: set[str] | None) -> Plan:
+def _analyze(request: str, exclude_slugs: set[str] | None, choices: dict[str, str]) -> Plan:
     if settings.ANTHROPIC_API_KEY:
         from agents_app.master.llm import LlmAnalysisFailed, LlmAnalyzer
 
         try:
-            return LlmAnalyzer().analyze(request, exclude_slugs=exclude_slugs)
+            return LlmAnalyzer().analyze(request, exclude_slugs=exclude_slugs, choices=choices)
         except LlmAnalysisFailed as exc:
             logger.warning("LLM analysis failed, falling back to the offline analyzer: %s", exc)
-            plan = OfflineAnalyzer().analyze(request, exclude_slugs=exclude_slugs)
+            plan = OfflineAnalyzer().analyze(request, exclude_slugs=exclude_slugs, choices=choices)
             plan.notes.append(f"The model was unavailable ({exc.reason}); planned offline.")
             return plan
-    return OfflineAnalyzer().analyze(request, exclude_slugs=exclude_slugs)
+    return OfflineAnalyzer().analyze(request, exclude_slugs=exclude_slugs, choices=choices)
 
 
 def analysis_result(plan: Plan) -> dict:
@@ -52,4 +54,5 @@ def analysis_result(plan: Plan) -> dict:
         ],
         "analyzer": plan.analyzer,
         "notes": plan.notes,
+        "questions": [{"need": q.need, "question": q.text, "candidates": q.candidates} for q in plan.questions],
     }

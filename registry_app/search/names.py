@@ -39,24 +39,26 @@ class _NameIndex:
     built_at: float
 
 
-class _NameIndexHolder:
+class CatalogueIndexHolder:
     """Built lazily per process (about 1 s for 6,000 servers); rebuilt at once after a search-index refresh in this
     process, and in the background every `ttl` seconds (edits made by other processes), serving the old one meanwhile."""
 
     ttl = 600.0
 
-    def __init__(self):
+    def __init__(self, build):
+        # build() -> an index with .generation and .built_at (registry_app.vocabulary keeps its own this way).
+        self._build = build
         self._lock = threading.Lock()
         self._index: _NameIndex | None = None
         self._refreshing = False
 
-    def get(self) -> _NameIndex:
+    def get(self):
         index = self._index
         if index is None or index.generation != search_index.generation():
             with self._lock:
                 index = self._index
                 if index is None or index.generation != search_index.generation():
-                    index = self._index = _build_name_index()
+                    index = self._index = self._build()
         elif time.monotonic() - index.built_at > self.ttl and not self._refreshing:
             self._refreshing = True
             threading.Thread(target=self._refresh, args=(index.generation,), daemon=True).start()
@@ -64,7 +66,7 @@ class _NameIndexHolder:
 
     def _refresh(self, generation: int) -> None:
         try:
-            fresh = _build_name_index()
+            fresh = self._build()
             with self._lock:
                 # A refresh in this process meanwhile has its own, newer index.
                 if search_index.generation() == generation == fresh.generation:
@@ -79,7 +81,7 @@ class _NameIndexHolder:
         self._index = None
 
 
-name_index = _NameIndexHolder()
+name_index = CatalogueIndexHolder(build=lambda: _build_name_index())
 # Document frequencies are estimated from a sample of this many servers: enough for the shares we use, and the
 # build stays about a second at 100,000 servers.
 DF_SAMPLE = 8000
