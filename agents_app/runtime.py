@@ -497,10 +497,11 @@ class RunOutcome:
 def run_agent(*, specs: list[LaunchSpec], instruction: str, model: str, message: str,
               history: list[dict] | None = None, playback: list[dict] | None = None,
               startup_timeout: float | None = None, tool_timeout: int | None = None,
-              run_timeout: float | None = None) -> RunOutcome:
+              run_timeout: float | None = None, watch: Callable[[Any, Redactor], None] | None = None) -> RunOutcome:
     """Run one user message through a fast-agent agent attached to `specs`. Never raises for agent
     failures (including fast-agent's SystemExit on start-up errors): see RunOutcome.error. The whole run is
-    bounded by `run_timeout` (AGENT_RUN_TIMEOUT_SECONDS) here, so also without a Celery worker's time limit."""
+    bounded by `run_timeout` (AGENT_RUN_TIMEOUT_SECONDS) here, so also without a Celery worker's time limit.
+    `watch(agent, redact)` is called with the fast-agent agent before the message is sent (agents_app.run_events)."""
     startup_timeout = startup_timeout or settings.AGENT_VALIDATION_TIMEOUT_SECONDS
     tool_timeout = tool_timeout or settings.AGENT_TOOL_TIMEOUT_SECONDS
     run_timeout = run_timeout or settings.AGENT_RUN_TIMEOUT_SECONDS
@@ -515,7 +516,7 @@ def run_agent(*, specs: list[LaunchSpec], instruction: str, model: str, message:
             outcome = run_sync(lambda: asyncio.wait_for(_run_async(
                 specs=specs, instruction=instruction, model=model, message=message, history=history or [],
                 playback=playback, startup_timeout=startup_timeout, tool_timeout=tool_timeout, tag=tag,
-                workdir=workdir,
+                workdir=workdir, watch=watch,
             ), timeout=run_timeout))
         except TimeoutError:
             outcome = RunOutcome(ok=False, error={
@@ -564,7 +565,7 @@ def _write_config(workdir: str, model: str) -> str:
 
 async def _run_async(*, specs: list[LaunchSpec], instruction: str, model: str, message: str, history: list[dict],
                      playback: list[dict] | None, startup_timeout: float, tool_timeout: int, tag: str,
-                     workdir: str) -> RunOutcome:
+                     workdir: str, watch: Callable[[Any, Redactor], None] | None = None) -> RunOutcome:
     for spec in specs:
         if spec.transport != "stdio":
             try:
@@ -585,7 +586,8 @@ async def _run_async(*, specs: list[LaunchSpec], instruction: str, model: str, m
         outcome = await _run_fast_agent(
             specs=specs, launches=started, redact=task_redactor(specs), instruction=instruction, model=model,
             message=message, history=history,
-            playback=playback, startup_timeout=startup_timeout, tool_timeout=tool_timeout, workdir=workdir)
+            playback=playback, startup_timeout=startup_timeout, tool_timeout=tool_timeout, workdir=workdir,
+            watch=watch)
         kill_tagged(tag, wait=False)
         limits = {name: hit for name, launch in started.items() if (hit := launch.limit_hit())}
     if limits:
@@ -600,7 +602,8 @@ async def _run_async(*, specs: list[LaunchSpec], instruction: str, model: str, m
 async def _run_fast_agent(*, specs: list[LaunchSpec], launches: dict[str, sandbox.SandboxedLaunch], redact: Redactor,
                           instruction: str,
                           model: str, message: str, history: list[dict], playback: list[dict] | None,
-                          startup_timeout: float, tool_timeout: int, workdir: str) -> RunOutcome:
+                          startup_timeout: float, tool_timeout: int, workdir: str,
+                          watch: Callable[[Any, Redactor], None] | None = None) -> RunOutcome:
     from fast_agent import FastAgent
     from fast_agent.config import MCPServerSettings
     from fast_agent.mcp.mcp_aggregator import MCPAttachOptions
@@ -627,6 +630,8 @@ async def _run_fast_agent(*, specs: list[LaunchSpec], launches: dict[str, sandbo
                         "hint": "Check the server (GET /api/agents/{id}); create the agent again if its "
                                 "credentials changed.",
                     })
+            if watch is not None:
+                watch(agent, redact)
             if playback:
                 await agent.generate(_playback_messages(playback))
             elif history:

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents_app import mcp_config, safety
+from agents_app.run_events import RunRecorder
 from agents_app.runtime import run_agent, task_redactor, validate_servers
 from agents_app.sandbox import prefetch
 from agents_app import schedule_times
@@ -608,14 +609,15 @@ def agent_run_execute(*, run_id: Any) -> AgentRun | None:
     agent = run.agent
     playback = agent.metadata.get("playback") if run.model == "playback" else None
     history = [] if playback else _history(agent, run)
+    recorder = RunRecorder(run.id)
     with ExitStack() as stack:
         try:
             specs = stack.enter_context(agent_launch(agent, reason="agent_run"))
         except ApplicationError as exc:
-            return _run_failed(run, _launch_error(exc))
+            return _run_failed(run, _launch_error(exc), recorder=recorder)
         # run_agent stops every server process (also on failure or its run timeout) before it returns.
         outcome = run_agent(specs=specs, instruction=agent.instruction, model=run.model, message=run.message,
-                            history=history, playback=playback)
+                            history=history, playback=playback, watch=recorder.watch)
     if outcome.error:
         # A failure can name the server's host or URL, which may carry a setting filled into it.
         redact = task_redactor(specs)
@@ -639,6 +641,7 @@ def agent_run_execute(*, run_id: Any) -> AgentRun | None:
                                         metadata={"run_id": str(run.id), "error": outcome.error})
         run.finished_at = timezone.now()
         run.save()
+        recorder.finish(run)
     AGENT_RUNS.labels(outcome=run.status).inc()
     agent_schedule_record_run(run=run)
     logger.info("agent %s run %s: %s in %.2f s, %d tool call(s)", agent.id, run.id, run.status, outcome.seconds,
@@ -654,7 +657,7 @@ def _still_running(run: AgentRun) -> bool:
     return False
 
 
-def _run_failed(run: AgentRun, error: dict) -> AgentRun:
+def _run_failed(run: AgentRun, error: dict, *, recorder: RunRecorder | None = None) -> AgentRun:
     from sessions_app.models import Conversation
 
     with transaction.atomic():
@@ -664,6 +667,8 @@ def _run_failed(run: AgentRun, error: dict) -> AgentRun:
         run.save()
         Conversation.objects.create(agent=run.agent, role=Conversation.Role.SYSTEM,
                                     message=error["message"], metadata={"run_id": str(run.id), "error": error})
+        if recorder is not None:
+            recorder.finish(run)
     AGENT_RUNS.labels(outcome=run.status).inc()
     agent_schedule_record_run(run=run)
     return run
