@@ -629,7 +629,7 @@ def agent_run_execute(*, run_id: Any) -> AgentRun | None:
         for turn in outcome.turns:
             Conversation.objects.create(agent=agent, role=turn["role"], message=turn["message"],
                                         metadata={**turn["metadata"], "run_id": str(run.id)})
-        run.metadata = {"seconds": outcome.seconds, "tool_calls": sum(
+        run.metadata = {**run.metadata, "seconds": outcome.seconds, "tool_calls": sum(
             1 for t in outcome.turns if t["metadata"].get("kind") == "tool_call"),
             "leftover_processes": outcome.leftover_processes}
         if outcome.ok:
