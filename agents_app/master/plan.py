@@ -40,6 +40,8 @@ class Plan:
     needs: list[Need] = field(default_factory=list)
     analyzer: str = "offline"
     notes: list[str] = field(default_factory=list)
+    # A proposed schedule when the request recurs or watches (agents_app.master.recurrence.propose_schedule).
+    schedule: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,6 +55,7 @@ class Plan:
             needs=[Need(**n) for n in data.get("needs", [])],
             analyzer=data.get("analyzer", "offline"),
             notes=list(data.get("notes", [])),
+            schedule=data.get("schedule"),
         )
 
     def server_slugs(self) -> list[str]:

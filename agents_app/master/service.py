@@ -8,15 +8,18 @@ from django.conf import settings
 
 from agents_app.master.offline import OfflineAnalyzer
 from agents_app.master.plan import Plan, plan_within_limits
+from agents_app.master.recurrence import propose_schedule
 from agents_app.master.requirements import plan_requirements
 from mcpagent.metrics import ANALYSIS_DURATION
 
 logger = logging.getLogger(__name__)
 
 
-def analyze_request(*, request: str, exclude_slugs: set[str] | None = None) -> Plan:
-    return plan_within_limits(_analyze(request, exclude_slugs), max_steps=settings.PLAN_MAX_STEPS,
+def analyze_request(*, request: str, exclude_slugs: set[str] | None = None, timezone_name: str = "UTC") -> Plan:
+    plan = plan_within_limits(_analyze(request, exclude_slugs), max_steps=settings.PLAN_MAX_STEPS,
                               max_servers=settings.PLAN_MAX_SERVERS)
+    plan.schedule = propose_schedule(request, timezone_name)
+    return plan
 
 
 @ANALYSIS_DURATION.time()
@@ -51,4 +54,5 @@ def analysis_result(plan: Plan) -> dict:
         ],
         "analyzer": plan.analyzer,
         "notes": plan.notes,
+        "schedule": plan.schedule,
     }
