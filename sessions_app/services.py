@@ -166,6 +166,8 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
             session.context["timezone"] = data.timezone
         if data.schedule is not None:
             _schedule_choose(session, data.schedule)
+        if data.timezone is not None or data.schedule is not None:
+            session.save(update_fields=["context", "updated_at"])
         conversation_add(session=session, role=Conversation.Role.USER, message=message,
                          metadata={"credentials": stored["credentials"], "files": stored["files"]})
         plan = _plan(session)
