@@ -20,6 +20,7 @@ from agents_app.selectors import (
     agent_schedule_get,
     agent_servers,
     agent_turns,
+    run_tool_timings,
 )
 from agents_app.services import (
     OFFLINE_MODELS,
@@ -60,16 +61,21 @@ def agent_body(agent: Agent) -> dict:
 
 def run_body(run: AgentRun) -> dict:
     turns = agent_turns(agent=run.agent, run=run)
+    timings = run_tool_timings(run=run)
     return {
         "run_id": str(run.id),
         "status": run.status,
+        "trigger": run.trigger,
+        "trigger_id": run.metadata.get("trigger_id"),
         "model": run.model,
         "message": run.message,
         "reply": run.reply,
         "error": run.error,
-        "tool_calls": _tool_calls(turns),
+        "tool_calls": [{**{k: v for k, v in call.items() if k != "call_id"}, **timings.get(call["call_id"], {})}
+                       for call in _tool_calls(turns)],
         "seconds": run.metadata.get("seconds"),
         "created_at": run.created_at.isoformat(),
+        "started_at": run.started_at.isoformat() if run.started_at else None,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
     }
 
@@ -79,7 +85,7 @@ def _tool_calls(turns) -> list[dict]:
     for turn in turns:
         meta = turn.metadata
         if meta.get("kind") == "tool_call":
-            calls[meta["call_id"]] = {"tool": meta.get("tool"), "server": meta.get("server"),
+            calls[meta["call_id"]] = {"call_id": meta["call_id"], "tool": meta.get("tool"), "server": meta.get("server"),
                                       "arguments": meta.get("arguments"), "result": None, "is_error": None}
         elif meta.get("kind") == "tool_result" and meta.get("call_id") in calls:
             calls[meta["call_id"]].update(result=turn.message, is_error=meta.get("is_error"))

@@ -2,6 +2,8 @@ import uuid
 
 from django.db import models
 
+from mcpagent.crypto import EncryptedBytesField
+
 
 class Agent(models.Model):
     """A configured fast-agent agent wired to validated MCP servers."""
@@ -104,3 +106,60 @@ class AgentSchedule(models.Model):
 
     def __str__(self) -> str:
         return f"schedule of {self.agent_id} ({self.cron or f'every {self.interval_seconds} s'})"
+
+
+class AgentRunEvent(models.Model):
+    """What happened in a run, in order, for people watching it: a tool call started or finished (arguments
+    redacted, duration, result size, error), the agent's text, and the end (`done`). The worker keeps them in
+    Redis while the run is live (agents_app.run_events) and stores them here when it ends."""
+
+    class Kind(models.TextChoices):
+        TOOL_STARTED = "tool_started"
+        TOOL_FINISHED = "tool_finished"
+        TEXT = "text"
+        DONE = "done"
+
+    run = models.ForeignKey(AgentRun, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    data = models.JSONField(default=dict)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="agentrunevent_run_seq")]
+
+
+class AgentTrigger(models.Model):
+    """A webhook that starts a run of its agent with the request's body as input. The URL's token is shown once;
+    only its SHA-256 is stored (it is looked up, never read back). The optional signing secret is stored
+    encrypted and checked as HMAC-SHA256 over the body (agents_app.triggers)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="triggers")
+    name = models.CharField(max_length=200, blank=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    signing_secret = EncryptedBytesField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_fired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"trigger {self.id} of {self.agent_id}"
+
+
+class TriggerDelivery(models.Model):
+    """One accepted webhook call: counted for the trigger's rate limit and remembered (its delivery id and body
+    digest) for TRIGGER_REPLAY_WINDOW_SECONDS so that a replay is refused."""
+
+    trigger = models.ForeignKey(AgentTrigger, on_delete=models.CASCADE, related_name="deliveries")
+    delivery_id = models.CharField(max_length=200, blank=True)
+    body_digest = models.CharField(max_length=64)
+    run = models.ForeignKey(AgentRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["trigger", "received_at"], name="triggerdelivery_recent")]

@@ -6,7 +6,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from agents_app import mcp_config
-from agents_app.models import Agent, AgentRun, AgentSchedule
+from agents_app.models import Agent, AgentRun, AgentRunEvent, AgentSchedule, AgentTrigger
 from mcpagent.errors import NotFound
 from mcpagent.models import ApiClient
 
@@ -42,6 +42,23 @@ def agent_schedule_get(*, agent: Agent) -> AgentSchedule:
     if schedule is None:
         raise NotFound("The agent has no schedule.", details={"agent_id": str(agent.id)})
     return schedule
+
+
+def agent_runs(*, agent: Agent) -> QuerySet[AgentRun]:
+    return AgentRun.objects.filter(agent=agent).order_by("-created_at", "-id")
+
+
+def run_tool_timings(*, run: AgentRun) -> dict[str, dict]:
+    """{call id: duration_ms, result_chars, error} of each finished tool call the run's recorder saw."""
+    return {e.data.get("call_id"): {k: e.data.get(k) for k in ("duration_ms", "result_chars", "error")}
+            for e in AgentRunEvent.objects.filter(run=run, kind=AgentRunEvent.Kind.TOOL_FINISHED)}
+
+
+def agent_trigger_get(*, agent: Agent, trigger_id: Any) -> AgentTrigger:
+    trigger = AgentTrigger.objects.filter(pk=trigger_id, agent=agent).first() if _is_uuid(trigger_id) else None
+    if trigger is None:
+        raise NotFound("Trigger not found.", details={"trigger_id": str(trigger_id)[:100]})
+    return trigger
 
 
 def agent_turns(*, agent: Agent, run: AgentRun | None = None) -> QuerySet:

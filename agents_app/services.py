@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents_app import mcp_config, safety
+from agents_app.run_events import RunRecorder
 from agents_app.runtime import WarmKey, run_agent, task_redactor, validate_servers, warm_servers_drop
 from agents_app.sandbox import prefetch
 from agents_app import schedule_times
@@ -609,16 +610,17 @@ def agent_run_execute(*, run_id: Any) -> AgentRun | None:
     agent = run.agent
     playback = agent.metadata.get("playback") if run.model == "playback" else None
     history = [] if playback else _history(agent, run)
+    recorder = RunRecorder(run.id)
     with ExitStack() as stack:
         try:
             specs = stack.enter_context(agent_launch(agent, reason="agent_run"))
         except ApplicationError as exc:
             warm_servers_drop(agent.id)  # a credential gone or invalid: servers started with it stop too
-            return _run_failed(run, _launch_error(exc))
+            return _run_failed(run, _launch_error(exc), recorder=recorder)
         # run_agent stops the server processes it started for this run (also on failure or its run timeout) before
         # it returns, unless it keeps them running for the agent's next run (agents_app.runtime.pool).
         outcome = run_agent(specs=specs, instruction=agent.instruction, model=run.model, message=run.message,
-                            history=history, playback=playback,
+                            history=history, playback=playback, watch=recorder.watch,
                             warm=WarmKey(agent=str(agent.id), client=str(agent.client_id)))
     if outcome.error:
         # A failure can name the server's host or URL, which may carry a setting filled into it.
@@ -631,7 +633,7 @@ def agent_run_execute(*, run_id: Any) -> AgentRun | None:
         for turn in outcome.turns:
             Conversation.objects.create(agent=agent, role=turn["role"], message=turn["message"],
                                         metadata={**turn["metadata"], "run_id": str(run.id)})
-        run.metadata = {"seconds": outcome.seconds, "tool_calls": sum(
+        run.metadata = {**run.metadata, "seconds": outcome.seconds, "tool_calls": sum(
             1 for t in outcome.turns if t["metadata"].get("kind") == "tool_call"),
             "leftover_processes": outcome.leftover_processes, "warm_servers": outcome.warm}
         if outcome.ok:
@@ -643,6 +645,7 @@ def agent_run_execute(*, run_id: Any) -> AgentRun | None:
                                         metadata={"run_id": str(run.id), "error": outcome.error})
         run.finished_at = timezone.now()
         run.save()
+        recorder.finish(run)
     AGENT_RUNS.labels(outcome=run.status).inc()
     agent_schedule_record_run(run=run)
     logger.info("agent %s run %s: %s in %.2f s, %d tool call(s)", agent.id, run.id, run.status, outcome.seconds,
@@ -658,7 +661,7 @@ def _still_running(run: AgentRun) -> bool:
     return False
 
 
-def _run_failed(run: AgentRun, error: dict) -> AgentRun:
+def _run_failed(run: AgentRun, error: dict, *, recorder: RunRecorder | None = None) -> AgentRun:
     from sessions_app.models import Conversation
 
     with transaction.atomic():
@@ -668,6 +671,8 @@ def _run_failed(run: AgentRun, error: dict) -> AgentRun:
         run.save()
         Conversation.objects.create(agent=run.agent, role=Conversation.Role.SYSTEM,
                                     message=error["message"], metadata={"run_id": str(run.id), "error": error})
+        if recorder is not None:
+            recorder.finish(run)
     AGENT_RUNS.labels(outcome=run.status).inc()
     agent_schedule_record_run(run=run)
     return run

@@ -17,6 +17,7 @@ SCRIPTS = [
     ("sandbox", ["bench_sandbox.py"]),
     ("staff pages", ["bench_admin.py"]),
     ("agent runs, warm vs cold servers", ["bench_runs.py"]),
+    ("schedules", ["bench_schedules.py"]),
 ]
 
 

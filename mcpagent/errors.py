@@ -9,6 +9,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from mcpagent.request_logging import loggable_path
+
 logger = logging.getLogger("mcpagent.errors")
 
 
@@ -127,5 +129,5 @@ class ApiErrorMiddleware:
             return JsonResponse(error_body("payload_too_large", "Request body too large."), status=413)
         if isinstance(exception, Http404):
             return JsonResponse(error_body("not_found", "Not found."), status=404)
-        logger.error("unhandled error on %s", request.path, exc_info=exception)
+        logger.error("unhandled error on %s", loggable_path(request.path), exc_info=exception)
         return JsonResponse(error_body("server_error", "Internal server error."), status=500)

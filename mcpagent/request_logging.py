@@ -19,6 +19,8 @@ from django_structlog.middlewares import RequestMiddleware
 REQUEST_ID_HEADER = "X-Request-ID"
 # Letters, digits and . _ : - only, at most 128: the id is copied into logs and headers of other systems.
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+# Paths whose last segment is a secret (a webhook trigger's token): logged masked.
+_SECRET_PATH_RE = re.compile(r"^(/api/hooks/)[^/]+")
 
 
 def request_id_from(header_value: str | None) -> str:
@@ -40,7 +42,11 @@ class RequestLogMiddleware(RequestMiddleware):
 
     @staticmethod
     def format_request(request) -> str:
-        return f"{request.method} {request.path}"
+        return f"{request.method} {loggable_path(request.path)}"
+
+
+def loggable_path(path: str) -> str:
+    return _SECRET_PATH_RE.sub(r"\1***", path)
 
 
 def bind_client_id(client) -> None:

@@ -277,6 +277,14 @@ CELERY_BEAT_SCHEDULE["agent-schedules-tick"] = {
     # A tick that waited longer than one period is dropped: the next one does the same work.
     "options": {"expires": float(AGENT_SCHEDULE_TICK_SECONDS)},
 }
+# Runs people watch: how long one GET /api/agents/{id}/runs/{run_id}/events stream stays open (it holds a sync
+# gunicorn worker; the client reconnects with Last-Event-ID after it).
+RUN_EVENTS_STREAM_SECONDS = env_float("RUN_EVENTS_STREAM_SECONDS", 60.0)
+# Webhook triggers (POST /api/hooks/{token}): largest body, how long a delivery id or an identical body is refused
+# as a replay, and accepted calls per trigger per minute (more are a 429).
+TRIGGER_MAX_PAYLOAD_BYTES = env_int("TRIGGER_MAX_PAYLOAD_BYTES", 32768)
+TRIGGER_REPLAY_WINDOW_SECONDS = env_int("TRIGGER_REPLAY_WINDOW_SECONDS", 300)
+TRIGGER_MAX_PER_MINUTE = env_int("TRIGGER_MAX_PER_MINUTE", 30)
 # Model for new agents: Claude when ANTHROPIC_API_KEY is set, else fast-agent's offline `passthrough`.
 AGENT_DEFAULT_MODEL = env_str("AGENT_DEFAULT_MODEL", "sonnet" if ANTHROPIC_API_KEY else "passthrough")
 

@@ -8,6 +8,8 @@ from rest_framework.views import APIView
 
 from mcpagent.fields import StrictCharField
 from mcpagent.schema import error_responses
+from agents_app.master.recurrence import describe, in_timezone
+from agents_app.models import AgentSchedule
 from sessions_app.models import Conversation, Session
 from sessions_app.selectors import session_get, session_turns
 from sessions_app.services import ChatInput, chat_turn, session_create, session_delete
@@ -69,6 +71,11 @@ class ChatApi(APIView):
             required=False, allow_empty=True,
         )
         files = serializers.ListField(child=FileSerializer(), required=False, max_length=10)
+        timezone = StrictCharField(max_length=64, required=False,
+                                   help_text="Your IANA time zone (e.g. Europe/Berlin): a proposed schedule is read in it.")
+        schedule = serializers.JSONField(required=False, help_text=(
+            "Your answer to the proposed schedule: true keeps it, false drops it, or "
+            "{\"cron\": \"0 8 * * 1-5\" | \"interval_seconds\": 900, \"timezone\": \"Europe/Berlin\"} replaces it."))
 
     @extend_schema_serializer(component_name="ChatResponse")
     class OutputSerializer(serializers.Serializer):
@@ -84,6 +91,12 @@ class ChatApi(APIView):
         workflow = serializers.ListField(child=serializers.DictField())
         optional_settings = serializers.ListField(child=serializers.DictField())
         questions = serializers.ListField(child=serializers.DictField())
+        schedule = serializers.DictField(allow_null=True, help_text=(
+            "The schedule the agent gets (or has): cron or interval_seconds, timezone, description, and status "
+            "proposed | confirmed | declined | applied. A proposal is applied when the agent becomes ready unless "
+            "you drop it (`schedule: false`)."))
+        agent_status = serializers.CharField(allow_null=True, help_text="creating | validating | ready | failed")
+        poll = serializers.CharField(allow_null=True, help_text="What to GET for the outcome while work goes on.")
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **error_responses(404, 409)})
     def post(self, request):
@@ -93,7 +106,8 @@ class ChatApi(APIView):
         session = chat_turn(
             client=request.auth,
             data=ChatInput(message=data["message"], session_id=data.get("session_id"),
-                           credentials=data.get("credentials"), files=data.get("files")),
+                           credentials=data.get("credentials"), files=data.get("files"),
+                           timezone=data.get("timezone"), schedule=data.get("schedule")),
         )
         return Response(self.OutputSerializer(chat_response(session)).data)
 
@@ -108,6 +122,7 @@ def chat_response(session: Session) -> dict:
         reply = (f"I'm {session.status.replace('_', ' ')} your request; poll GET /api/sessions/{session.id} "
                  "for the result.")
     agent = _agent(session)
+    busy = session.status in (Session.Status.ANALYSING, Session.Status.CREATING_AGENT)
     return {
         "reply": reply,
         "session_id": session.id,
@@ -122,7 +137,33 @@ def chat_response(session: Session) -> dict:
             for item in session.context.get("optional_settings", [])
         ],
         **_plan_view(session),
+        "schedule": _schedule_view(session, agent),
+        "agent_status": agent.status if agent else ("creating" if session.status == Session.Status.CREATING_AGENT
+                                                    else None),
+        "poll": f"/api/sessions/{session.id}" if busy else None,
     }
+
+
+def _schedule_view(session: Session, agent) -> dict | None:
+    if agent is not None and agent.status == "ready":
+        applied = AgentSchedule.objects.filter(agent=agent).first()
+        if applied is not None:
+            shown = {"cron": applied.cron or None, "interval_seconds": applied.interval_seconds,
+                     "timezone": applied.timezone}
+            return {**shown, "description": describe(shown), "status": "applied",
+                    "next_run_at": applied.next_run_at.isoformat() if applied.next_run_at else None}
+    proposal = in_timezone((session.context.get("plan") or {}).get("schedule"),
+                           session.context.get("timezone") or "UTC")
+    choice = session.context.get("schedule_choice")
+    keys = ("cron", "interval_seconds", "timezone", "description")
+    if choice is False:
+        return {**{k: (proposal or {}).get(k) for k in keys}, "status": "declined"} if proposal else None
+    if isinstance(choice, dict):
+        return {**{k: choice.get(k) for k in keys}, "status": "confirmed"}
+    if proposal:
+        return {**{k: proposal.get(k) for k in keys}, "phrase": proposal.get("phrase"),
+                "status": "confirmed" if choice is True else "proposed"}
+    return None
 
 
 class SessionCreateApi(APIView):

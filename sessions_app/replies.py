@@ -18,6 +18,10 @@ def plan_reply(*, session: Session, plan: Plan, plan_changed: bool, announce: bo
             lines.append(f"  {step.step}. {step.action}{where}")
         for note in plan.notes:
             lines.append(f"Note: {note}")
+        if plan.schedule and session.context.get("schedule_choice") is not False:
+            lines.append(f"It will run by itself {plan.schedule['description']} once it is ready (you asked: "
+                         f"\"{plan.schedule['phrase']}\"). Send `schedule: false` to drop that, or a `schedule` "
+                         "object {cron | interval_seconds, timezone} to change it.")
     if plan.questions:
         # One question at a time: its answer re-plans, and the next one (if any) comes then.
         lines.append("One question before I build it: " + plan.questions[0].text)

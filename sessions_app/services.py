@@ -4,11 +4,14 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 
+from agents_app import schedule_times
 from agents_app.master.plan import Plan
+from agents_app.master.recurrence import describe, in_timezone, schedule_to_apply
 from agents_app.services import catalogue_packages_prefetch_queue, in_progress_check
 from mcpagent.errors import ApplicationError
 from mcpagent.models import ApiClient
@@ -25,6 +28,8 @@ class ChatInput:
     session_id: uuid.UUID | None = None
     credentials: dict[str, dict[str, str]] | None = None
     files: list[dict] | None = None
+    timezone: str | None = None  # the client's IANA time zone, for a proposed schedule
+    schedule: Any = None  # True confirms the proposed schedule, False drops it, {cron|interval_seconds, timezone} replaces it
 
 
 def session_create(*, client: ApiClient, metadata: dict | None = None) -> Session:
@@ -140,6 +145,8 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
 
     # A secret pasted into the message itself is masked before the text is stored anywhere (turns, plan).
     message = redact(data.message)
+    if data.timezone is not None:
+        schedule_times.check_timezone(data.timezone)
     dispatch: list[tuple[str, str]] = []
     with transaction.atomic():
         if data.session_id:
@@ -155,6 +162,12 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
             )
         stored = _store_secrets(session=session, client=client, credentials=data.credentials or {},
                                 files=data.files or [])
+        if data.timezone is not None:
+            session.context["timezone"] = data.timezone
+        if data.schedule is not None:
+            _schedule_choose(session, data.schedule)
+        if data.timezone is not None or data.schedule is not None:
+            session.save(update_fields=["context", "updated_at"])
         conversation_add(session=session, role=Conversation.Role.USER, message=message,
                          metadata={"credentials": stored["credentials"], "files": stored["files"]})
         plan = _plan(session)
@@ -201,6 +214,43 @@ def _answer_questions(session: Session, plan: Plan | None, message: str) -> bool
             session.context.setdefault("choices", {})[question.need] = slug
             answered = True
     return answered
+def _schedule_choose(session: Session, choice: Any) -> None:
+    """Record the client's answer to the proposed schedule (checked: a bad one is a 400 and nothing is kept);
+    if the session's agent is already ready, its schedule is set or removed now."""
+    from agents_app.models import Agent, AgentSchedule
+    from agents_app.services import agent_schedule_set
+
+    zone = session.context.get("timezone") or "UTC"
+    if isinstance(choice, bool):
+        session.context["schedule_choice"] = choice
+    elif isinstance(choice, dict) and set(choice) <= {"cron", "interval_seconds", "timezone"}:
+        chosen = {"cron": choice.get("cron") or None, "interval_seconds": choice.get("interval_seconds"),
+                  "timezone": choice.get("timezone") or zone}
+        if bool(chosen["cron"]) == (chosen["interval_seconds"] is not None):
+            raise ApplicationError("schedule: give exactly one of cron and interval_seconds.", code="invalid_input",
+                                   details={"field": "schedule"})
+        schedule_times.check_timezone(chosen["timezone"])
+        if chosen["cron"]:
+            schedule_times.parse_cron(chosen["cron"])
+        else:
+            schedule_times.check_interval(chosen["interval_seconds"])
+        session.context["schedule_choice"] = {**chosen, "description": describe(chosen)}
+    else:
+        raise ApplicationError("schedule must be true (keep the proposed schedule), false (drop it) or an object "
+                               "{cron | interval_seconds, timezone}.", code="invalid_input",
+                               details={"field": "schedule"})
+    agent = session.agents.filter(pk=session.context.get("agent_id"), status=Agent.Status.READY).first() \
+        if session.context.get("agent_id") else None
+    if agent is None:
+        return
+    plan = _plan(session)
+    schedule = schedule_to_apply(in_timezone(plan.schedule if plan else None, zone),
+                                 session.context["schedule_choice"])
+    if schedule:
+        agent_schedule_set(agent=agent, cron=schedule.get("cron"), interval_seconds=schedule.get("interval_seconds"),
+                           timezone_name=schedule.get("timezone") or "UTC")
+    else:
+        AgentSchedule.objects.filter(agent=agent).delete()
 
 
 def _dispatch(jobs: list[tuple[str, str]]) -> None:
@@ -229,7 +279,8 @@ def session_analyse(*, session_id) -> Session:
 
     session = Session.objects.get(pk=session_id)
     try:
-        plan = analyze_request(request=session.context.get("request", ""), choices=session.context.get("choices"))
+        plan = analyze_request(request=session.context.get("request", ""), choices=session.context.get("choices"),
+                               timezone_name=session.context.get("timezone") or "UTC")
     except Exception:
         logger.exception("analysis failed for session %s", session_id)
         session.status = Status.ERROR

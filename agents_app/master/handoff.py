@@ -3,6 +3,7 @@
 import logging
 
 from agents_app.master.plan import Plan
+from agents_app.master.recurrence import in_timezone, schedule_to_apply
 from mcpagent.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -36,8 +37,26 @@ def agent_create_for_session(*, session_id) -> str | None:
         session_agent_finished(session_id=session.id, agent_id=None, ok=False, error=exc.message)
         return None
     error = "" if agent.status == agent.Status.READY else agent_failure_text(agent.error or {})
+    if not error:
+        _schedule_apply(session, plan, agent)
     session_agent_finished(session_id=session.id, agent_id=agent.id, ok=not error, error=error)
     return str(agent.id)
+
+
+def _schedule_apply(session, plan: Plan, agent) -> None:
+    """Give the ready agent the schedule the planner proposed (in the client's time zone) or the one the client
+    chose instead; nothing if the client declined it (see recurrence.schedule_to_apply)."""
+    from agents_app.services import agent_schedule_set
+
+    schedule = schedule_to_apply(in_timezone(plan.schedule, session.context.get("timezone") or "UTC"),
+                                 session.context.get("schedule_choice"))
+    if not schedule:
+        return
+    try:
+        agent_schedule_set(agent=agent, cron=schedule.get("cron"), interval_seconds=schedule.get("interval_seconds"),
+                           timezone_name=schedule.get("timezone") or "UTC")
+    except ApplicationError as exc:  # checked when proposed or chosen; logged rather than failing a ready agent
+        logger.warning("agent %s: its proposed schedule was not set: %s", agent.id, exc.message)
 
 
 def _agent_to_retry(session, plan: Plan):

@@ -51,6 +51,8 @@ class Plan:
     analyzer: str = "offline"
     notes: list[str] = field(default_factory=list)
     questions: list[Question] = field(default_factory=list)
+    # A proposed schedule when the request recurs or watches (agents_app.master.recurrence.propose_schedule).
+    schedule: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,6 +67,7 @@ class Plan:
             analyzer=data.get("analyzer", "offline"),
             notes=list(data.get("notes", [])),
             questions=[Question(**q) for q in data.get("questions", [])],
+            schedule=data.get("schedule"),
         )
 
     def server_slugs(self) -> list[str]:

@@ -8,6 +8,7 @@ from django.conf import settings
 
 from agents_app.master.offline import OfflineAnalyzer
 from agents_app.master.plan import Plan, plan_within_limits
+from agents_app.master.recurrence import propose_schedule
 from agents_app.master.requirements import plan_requirements
 from mcpagent.metrics import ANALYSIS_DURATION
 
@@ -15,10 +16,12 @@ logger = logging.getLogger(__name__)
 
 
 def analyze_request(*, request: str, exclude_slugs: set[str] | None = None,
-                    choices: dict[str, str] | None = None) -> Plan:
+                    choices: dict[str, str] | None = None, timezone_name: str = "UTC") -> Plan:
     """choices: the user's answers to earlier questions ({need key: slug})."""
-    return plan_within_limits(_analyze(request, exclude_slugs, choices or {}), max_steps=settings.PLAN_MAX_STEPS,
+    plan = plan_within_limits(_analyze(request, exclude_slugs, choices or {}), max_steps=settings.PLAN_MAX_STEPS,
                               max_servers=settings.PLAN_MAX_SERVERS)
+    plan.schedule = propose_schedule(request, timezone_name)
+    return plan
 
 
 @ANALYSIS_DURATION.time()
@@ -55,4 +58,5 @@ def analysis_result(plan: Plan) -> dict:
         "analyzer": plan.analyzer,
         "notes": plan.notes,
         "questions": [{"need": q.need, "question": q.text, "candidates": q.candidates} for q in plan.questions],
+        "schedule": plan.schedule,
     }

@@ -123,9 +123,22 @@ async def with_agent(*, specs: list[LaunchSpec], launches: dict[str, sandbox.San
 
 
 async def converse(agent: Any, *, message: str, history: list[dict], playback: list[dict] | None,
-                   redact: Redactor) -> RunOutcome:
+                   redact: Redactor, watch: Callable[[Any, Redactor], None] | None = None) -> RunOutcome:
     """Where a run executes: the agent forgets any earlier run (a warm agent serves many), gets the conversation
-    so far (or the playback script), and answers `message`, calling tools on its servers."""
+    so far (or the playback script), and answers `message`, calling tools on its servers. `watch(agent, redact)`
+    may wrap the agent's tool calls for this run only (agents_app.run_events); a warm agent is handed back as it was."""
+    if watch is None:
+        return await _converse(agent, message=message, history=history, playback=playback, redact=redact)
+    unwatched = agent.call_tool
+    watch(agent, redact)
+    try:
+        return await _converse(agent, message=message, history=history, playback=playback, redact=redact)
+    finally:
+        agent.call_tool = unwatched
+
+
+async def _converse(agent: Any, *, message: str, history: list[dict], playback: list[dict] | None,
+                    redact: Redactor) -> RunOutcome:
     agent.clear()
     if playback:
         await agent.generate(_playback_messages(playback))

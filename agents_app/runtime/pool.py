@@ -44,6 +44,7 @@ from agents_app.runtime.fast_agent_session import (RunOutcome, _run_error, apply
                                                    remote_addresses_problem, with_agent)
 from agents_app.runtime.launch import PROCESS_TAG_ENV, ServerFailure, kill_tagged, new_process_tag, sandbox_launch, \
     task_redactor
+from mcpagent.redaction import Redactor
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class _Request:
     history: list[dict]
     playback: list[dict] | None
     future: concurrent.futures.Future
+    watch: Callable[[Any, Redactor], None] | None = None
 
 
 class _Entry:
@@ -128,7 +130,7 @@ async def _hold(entry: _Entry, *, instruction: str, model: str, startup_timeout:
             outcome = await remote_addresses_problem(entry.specs)
             if outcome is None:
                 outcome = await converse(agent, message=request.message, history=request.history,
-                                         playback=request.playback, redact=redact)
+                                         playback=request.playback, redact=redact, watch=request.watch)
             outcome.warm = entry.served > 0
             entry.served += 1
             apply_limits(outcome, entry.specs, entry.launches)
@@ -191,14 +193,15 @@ class WarmPool:
 
     def run(self, key: WarmKey, *, specs: list[LaunchSpec], instruction: str, model: str, message: str,
             history: list[dict], playback: list[dict] | None, startup_timeout: float, tool_timeout: int,
-            run_timeout: float, timeout_outcome: Callable[[float], RunOutcome]) -> RunOutcome | None:
+            run_timeout: float, timeout_outcome: Callable[[float], RunOutcome],
+            watch: Callable[[Any, Redactor], None] | None = None) -> RunOutcome | None:
         """The run on the agent's warm servers (started now if there are none); None when the pool has no room
         for them or they are busy with another run: the caller then runs cold. Callers hold _RUN_LOCK."""
         entry = self._entry_for(key, fingerprint(specs, instruction, model), specs, instruction=instruction,
                                 model=model, startup_timeout=startup_timeout, tool_timeout=tool_timeout)
         if entry is None:
             return None
-        request = _Request(message=message, history=history, playback=playback,
+        request = _Request(message=message, history=history, playback=playback, watch=watch,
                            future=concurrent.futures.Future())
         outcome: RunOutcome | None = None
         previous_cwd = os.getcwd()

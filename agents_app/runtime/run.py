@@ -8,7 +8,9 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
+from typing import Any
 
 from django.conf import settings
 
@@ -19,6 +21,7 @@ from agents_app.runtime.fast_agent_session import (RunOutcome, _run_error, apply
                                                    remote_addresses_problem, with_agent)
 from agents_app.runtime.launch import _RUN_LOCK, ServerFailure, kill_tagged, new_process_tag, run_sync, sandbox_launch, \
     task_redactor
+from mcpagent.redaction import Redactor
 
 
 def run_timeout_outcome(run_timeout: float) -> RunOutcome:
@@ -32,12 +35,14 @@ def run_timeout_outcome(run_timeout: float) -> RunOutcome:
 def run_agent(*, specs: list[LaunchSpec], instruction: str, model: str, message: str,
               history: list[dict] | None = None, playback: list[dict] | None = None,
               startup_timeout: float | None = None, tool_timeout: int | None = None,
-              run_timeout: float | None = None, warm: pool.WarmKey | None = None) -> RunOutcome:
+              run_timeout: float | None = None, warm: pool.WarmKey | None = None,
+              watch: Callable[[Any, Redactor], None] | None = None) -> RunOutcome:
     """Run one user message through a fast-agent agent attached to `specs`. Never raises for agent
     failures (including fast-agent's SystemExit on start-up errors): see RunOutcome.error. The whole run is
     bounded by `run_timeout` (AGENT_RUN_TIMEOUT_SECONDS) here, so also without a Celery worker's time limit.
     `warm`: whose servers these are (agent and API client); their servers may then be kept running for the
-    agent's next run (see agents_app.runtime.pool)."""
+    agent's next run (see agents_app.runtime.pool). `watch(agent, redact)` is called with the fast-agent agent
+    before the message is sent (agents_app.run_events)."""
     startup_timeout = startup_timeout or settings.AGENT_VALIDATION_TIMEOUT_SECONDS
     tool_timeout = tool_timeout or settings.AGENT_TOOL_TIMEOUT_SECONDS
     run_timeout = run_timeout or settings.AGENT_RUN_TIMEOUT_SECONDS
@@ -48,18 +53,18 @@ def run_agent(*, specs: list[LaunchSpec], instruction: str, model: str, message:
             outcome = pool.warm_pool().run(
                 warm, specs=specs, instruction=instruction, model=model, message=message, history=history or [],
                 playback=playback, startup_timeout=startup_timeout, tool_timeout=tool_timeout,
-                run_timeout=run_timeout, timeout_outcome=run_timeout_outcome)
+                run_timeout=run_timeout, timeout_outcome=run_timeout_outcome, watch=watch)
         if outcome is None:  # not poolable, or no room in the pool: servers started for this run only
             outcome = _run_cold(specs=specs, instruction=instruction, model=model, message=message,
                                 history=history or [], playback=playback, startup_timeout=startup_timeout,
-                                tool_timeout=tool_timeout, run_timeout=run_timeout)
+                                tool_timeout=tool_timeout, run_timeout=run_timeout, watch=watch)
     outcome.seconds = round(time.monotonic() - started, 3)
     return outcome
 
 
 def _run_cold(*, specs: list[LaunchSpec], instruction: str, model: str, message: str, history: list[dict],
               playback: list[dict] | None, startup_timeout: float, tool_timeout: int,
-              run_timeout: float) -> RunOutcome:
+              run_timeout: float, watch: Callable[[Any, Redactor], None] | None = None) -> RunOutcome:
     tag = new_process_tag()
     workdir = tempfile.mkdtemp(prefix="mcpagent-run-")
     previous_cwd = os.getcwd()
@@ -69,7 +74,7 @@ def _run_cold(*, specs: list[LaunchSpec], instruction: str, model: str, message:
         outcome = run_sync(lambda: asyncio.wait_for(_run_cold_async(
             specs=specs, instruction=instruction, model=model, message=message, history=history,
             playback=playback, startup_timeout=startup_timeout, tool_timeout=tool_timeout, tag=tag,
-            workdir=workdir,
+            workdir=workdir, watch=watch,
         ), timeout=run_timeout))
     except TimeoutError:
         outcome = run_timeout_outcome(run_timeout)
@@ -86,7 +91,8 @@ def _run_cold(*, specs: list[LaunchSpec], instruction: str, model: str, message:
 
 async def _run_cold_async(*, specs: list[LaunchSpec], instruction: str, model: str, message: str,
                           history: list[dict], playback: list[dict] | None, startup_timeout: float,
-                          tool_timeout: int, tag: str, workdir: str) -> RunOutcome:
+                          tool_timeout: int, tag: str, workdir: str,
+                          watch: Callable[[Any, Redactor], None] | None = None) -> RunOutcome:
     problem = await remote_addresses_problem(specs)
     if problem is not None:
         return problem
@@ -101,7 +107,8 @@ async def _run_cold_async(*, specs: list[LaunchSpec], instruction: str, model: s
                     return failure_outcome(spec.name, failure)
 
         async def use(agent):
-            outcome = await converse(agent, message=message, history=history, playback=playback, redact=redact)
+            outcome = await converse(agent, message=message, history=history, playback=playback, redact=redact,
+                                     watch=watch)
             # The run is over: stopped now, the servers do not make the app's exit wait for their shutdown
             # (about 0.8 s for mcp-server-time).
             kill_tagged(tag, wait=False, sig=signal.SIGTERM)
