@@ -5,6 +5,7 @@ where the path names an object, 400 where there is input, 413 where there is a b
 rate limited); views declare their own further ones with `error_responses(...)` in `extend_schema(responses=...)`.
 """
 
+import drf_spectacular.openapi
 from drf_spectacular.utils import OpenApiResponse, extend_schema_serializer
 from rest_framework import serializers
 
@@ -80,3 +81,27 @@ _ERROR_DETAIL_SCHEMA = {
 }
 _ERROR_SCHEMA = {"type": "object", "properties": {"error": {"$ref": "#/components/schemas/ErrorDetail"}},
                  "required": ["error"]}
+
+
+# A character str.strip() keeps, spelled out so ECMA regexes (which clients use) and Python's agree: their `\s`
+# differ (Python's also has \x1c-\x1f and \x85, ECMA's also \ufeff).
+_SPACE = r"\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_ONLY_SPACE = f"[^{_SPACE}]"
+# ... and one that is not a control character either (search queries read those as spaces).
+NOT_ONLY_SPACE_OR_CONTROL = f"[^{_SPACE}\\x00-\\x1f\\x7f]"
+
+
+class AutoSchema(drf_spectacular.openapi.AutoSchema):
+    """drf-spectacular's, with request strings as strict as their fields: a CharField that refuses blanks says
+    `minLength: 1`, and one that also trims whitespace says it needs a non-space character, so a value the schema
+    allows is never refused as blank. (Spectacular's own ENFORCE_NON_BLANK_FIELDS would put minLength on response
+    fields too, where empty strings are valid answers.)"""
+
+    def _get_serializer_field_meta(self, field, direction):
+        meta = super()._get_serializer_field_meta(field, direction)
+        if direction == "request" and isinstance(field, serializers.CharField) and not field.allow_blank \
+                and not field.read_only:
+            meta.setdefault("minLength", 1)
+            if field.trim_whitespace:
+                meta.setdefault("pattern", NOT_ONLY_SPACE)
+        return meta
