@@ -150,6 +150,16 @@ else:
     EMBEDDED_DATABASE = True
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5)
+# A psycopg connection pool per process (web: mcpagent/wsgi.py turns it on). Off elsewhere: a pool's threads do
+# not survive Celery's prefork, and one-off commands gain nothing. Connections are checked before each use
+# (CONN_HEALTH_CHECKS), so a restarted database costs the requests in flight, not the process.
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 0)
+if DB_POOL_MAX_SIZE > 0:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django refuses both at once
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": min(env_int("DB_POOL_MIN_SIZE", 1), DB_POOL_MAX_SIZE), "max_size": DB_POOL_MAX_SIZE,
+        "timeout": env_float("DB_POOL_TIMEOUT", 10.0),  # waiting for a free connection, then an error
+    }
 # Concurrent test runs on one server (developers, CI) each get their own test database.
 DATABASES["default"]["TEST"] = {"NAME": env_str("MCPAGENT_TEST_DB", "test_mcpagent")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
