@@ -2,7 +2,8 @@
 
 The postprocessing hook adds the errors every operation of a kind can answer (401 where an API key is needed, 404
 where the path names an object, 400 where there is input, 413 where there is a body, 429 wherever requests are
-rate limited); views declare their own further ones with `error_responses(...)` in `extend_schema(responses=...)`.
+rate limited, 503 everywhere); views declare their own further ones with `error_responses(...)` in
+`extend_schema(responses=...)`.
 """
 
 import drf_spectacular.openapi
@@ -19,7 +20,7 @@ ERROR_DESCRIPTIONS = {
     422: "The agent's MCP servers failed validation.",
     429: "Rate limit (`throttled`, with Retry-After) or too much work in progress (`too_many_in_progress`).",
     502: "An upstream service (a model API or an MCP server) failed.",
-    503: "A dependency (task queue, embeddings) is unavailable; try again shortly.",
+    503: "A dependency (database, Redis, task queue, embeddings) is unavailable; try again shortly (Retry-After).",
 }
 
 
@@ -57,6 +58,7 @@ def add_error_responses(result: dict, generator, request, public) -> dict:
                 statuses |= {401}
             if view_class is None or getattr(view_class, "throttle_classes", None):
                 statuses |= {429}
+            statuses |= {503}  # the database or Redis unreachable for a moment (mcpagent.errors)
             parameters = operation.get("parameters", [])
             if any(p.get("in") == "path" for p in parameters):
                 statuses |= {404}
