@@ -13,6 +13,7 @@ SCRIPTS = [
     ("master agent", ["bench_chat.py"]),
     ("agents", ["bench_agents.py"]),
     ("sandbox", ["bench_sandbox.py"]),
+    ("load", ["bench_load.py"]),
 ]
 
 

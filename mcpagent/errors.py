@@ -9,6 +9,7 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
+from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger("mcpagent.errors")
@@ -36,7 +37,8 @@ def error_body(code: str, message: str, details: Any = None) -> dict:
 
 # A dependency that is down for a moment (the database restarting, Redis unreachable): the client should retry,
 # and nothing was changed (the request's transaction is rolled back).
-_UNAVAILABLE = (DatabaseOperationalError, DatabaseInterfaceError, RedisConnectionError, RedisTimeoutError)
+_UNAVAILABLE = (DatabaseOperationalError, DatabaseInterfaceError, RedisConnectionError, RedisTimeoutError,
+                BrokerError)
 UNAVAILABLE_RETRY_AFTER_SECONDS = 2
 
 

@@ -51,7 +51,7 @@ class Stack:
             MCPAGENT_DATA_DIR=str(self.base), REDIS_URL=redis_url, CELERY_BROKER_URL=redis_url,
             CELERY_RESULT_BACKEND=redis_url, LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1",
             AGENT_ALLOWED_SCRIPT_DIRS=str(SERVERS), AGENT_CREATE_WAIT_SECONDS="0", AGENT_RUN_WAIT_SECONDS="0",
-            API_RATE_LIMIT_PER_CLIENT="off", API_RATE_LIMIT_PER_IP="off", DB_CONNECT_TIMEOUT="2", **env,
+            API_RATE_LIMIT_PER_CLIENT="100000/min", API_RATE_LIMIT_PER_IP="100000/min", DB_CONNECT_TIMEOUT="2", **env,
         )
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
