@@ -55,12 +55,14 @@ class Stack:
         )
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
+        self.log_starts: dict[str, int] = {}
         self.api_key = ""
 
     # --- processes ---------------------------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         log = self.base / f"{name}.log"
         self.logs[name] = log
+        self.log_starts[name] = log.stat().st_size if log.exists() else 0  # this start's lines come after
         proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=open(log, "a"), stderr=subprocess.STDOUT,
                                 start_new_session=True)
         self.procs[name] = proc
@@ -116,9 +118,13 @@ class Stack:
         self.manage("migrate", "--noinput", "-v", "0")
         self.api_key = self.manage("create_api_client", "faults", "--quiet").strip()
 
-    def start_web(self) -> None:
+    def start_web(self, wait: bool = True) -> None:
         self._spawn("web", [str(Path(sys.executable).with_name("gunicorn")), "mcpagent.wsgi", "--bind",
                             f"127.0.0.1:{self.web_port}", "--workers", "2", "--timeout", "60"])
+        if wait:
+            self.wait_web()
+
+    def wait_web(self) -> None:
         wait_until(self._web_answers, timeout=60, what=f"gunicorn:\n{self.log_tail('web')}")
 
     def _web_answers(self) -> bool:
@@ -127,11 +133,15 @@ class Stack:
         except httpx.TransportError:
             return False
 
-    def start_worker(self) -> None:
+    def start_worker(self, wait: bool = True) -> None:
         self._spawn("worker", [sys.executable, "-m", "celery", "-A", "mcpagent", "worker", "--pool=prefork",
                                "--concurrency=1", "--loglevel=INFO", "--without-gossip", "--without-mingle",
                                "-n", f"faults-{self.web_port}@%h"])
-        wait_until(lambda: "ready." in self.log_tail("worker", 20000), timeout=60,
+        if wait:
+            self.wait_worker()
+
+    def wait_worker(self) -> None:
+        wait_until(lambda: b"ready." in self.logs["worker"].read_bytes()[self.log_starts["worker"]:], timeout=60,
                    what=f"celery worker:\n{self.log_tail('worker')}")
 
     def client(self) -> httpx.Client:

@@ -24,8 +24,10 @@ def stack():
                   CELERY_TASK_SOFT_TIME_LIMIT="8")
     try:
         stack.set_up()
-        stack.start_web()
-        stack.start_worker()
+        stack.start_web(wait=False)
+        stack.start_worker(wait=False)
+        stack.wait_web()
+        stack.wait_worker()
         yield stack
     finally:
         stack.tear_down()
@@ -125,8 +127,10 @@ def test_web_and_worker_restart_keeps_every_session_agent_schedule_and_run(stack
 
     stack.stop("web")
     stack.stop("worker")
-    stack.start_web()
-    stack.start_worker()
+    stack.start_web(wait=False)  # both start at once, as a deploy would
+    stack.start_worker(wait=False)
+    stack.wait_web()
+    stack.wait_worker()
 
     with stack.client() as api:
         assert api.get(f"/api/sessions/{session_id}").status_code == 200
