@@ -6,7 +6,7 @@ broker (eager mode) the work runs inline and the answer is always final.
 """
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,6 +23,7 @@ from agents_app.selectors import (
     run_tool_timings,
 )
 from agents_app.services import (
+    MAX_PLAYBACK_STEPS,
     OFFLINE_MODELS,
     agent_create,
     agent_delete,
@@ -97,16 +98,45 @@ def turn_body(turn) -> dict:
             "timestamp": turn.timestamp.isoformat()}
 
 
+# The JSON fields' shapes, so the schema says what the validators below (and agent_create) accept.
+@extend_schema_field({"type": "object", "properties": {"mcpServers": {
+    "type": "object", "additionalProperties": {"type": "object"}, "minProperties": 1,
+    "description": "Server name -> fast-agent server entry (`command`/`args`/`env`, or `url`)."}},
+    "required": ["mcpServers"]})
+class _McpConfigField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field({"type": "object", "properties": {"servers": {"type": "array", "items": {}}}})
+class _ServerInfoField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "array", "items": {
+    "oneOf": [{"type": "string"}, {"type": "object"}]}}]})
+class _WorkflowField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field({"type": "array", "minItems": 1, "maxItems": MAX_PLAYBACK_STEPS, "items": {
+    "type": "object", "required": ["role"], "properties": {
+        "role": {"enum": ["user", "assistant"]}, "text": {"type": "string"},
+        "tool_calls": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+            "name": {"type": "string"}, "arguments": {"type": "object"}}}}}}})
+class _PlaybackField(serializers.JSONField):
+    pass
+
+
 class AgentCreateApi(APIView):
     @extend_schema_serializer(component_name="AgentCreateInput")
     class InputSerializer(serializers.Serializer):
-        mcp_server_info = serializers.JSONField(required=False)
-        mcp_config = serializers.JSONField()
+        mcp_server_info = _ServerInfoField(required=False)
+        mcp_config = _McpConfigField()
         user_prompt = StrictCharField(max_length=20_000)
-        workflow = serializers.JSONField()
+        workflow = _WorkflowField()
         model = serializers.CharField(max_length=100, required=False, allow_blank=True)
         name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-        playback = serializers.JSONField(required=False, help_text="Scripted steps for model `playback`.")
+        playback = _PlaybackField(required=False, help_text="Scripted steps for model `playback`.")
 
         def validate_mcp_config(self, value):
             if not isinstance(value, dict) or not isinstance(value.get("mcpServers"), dict):

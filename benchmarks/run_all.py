@@ -18,6 +18,7 @@ SCRIPTS = [
     ("staff pages", ["bench_admin.py"]),
     ("agent runs, warm vs cold servers", ["bench_runs.py"]),
     ("schedules", ["bench_schedules.py"]),
+    ("load", ["bench_load.py"]),
 ]
 
 

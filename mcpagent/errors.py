@@ -4,10 +4,13 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError as DjangoValidationError
+from django.db import InterfaceError as DatabaseInterfaceError, OperationalError as DatabaseOperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 
 from mcpagent.request_logging import loggable_path
 
@@ -32,6 +35,20 @@ class NotFound(ApplicationError):
 
 def error_body(code: str, message: str, details: Any = None) -> dict:
     return {"error": {"code": code, "message": message, "details": details}}
+
+
+# A dependency that is down for a moment (the database restarting, Redis unreachable): the client should retry,
+# and nothing was changed (the request's transaction is rolled back).
+_UNAVAILABLE = (DatabaseOperationalError, DatabaseInterfaceError, RedisConnectionError, RedisTimeoutError,
+                BrokerError)
+UNAVAILABLE_RETRY_AFTER_SECONDS = 2
+
+
+def _unavailable(exc: Exception, where: str) -> tuple[dict, int, dict]:
+    logger.warning("a dependency is unavailable (%s) in %s", type(exc).__name__, where)
+    return (error_body("unavailable", "A service this request needs is unavailable; try again shortly.",
+                       {"retry_after_seconds": UNAVAILABLE_RETRY_AFTER_SECONDS}),
+            503, {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)})
 
 
 _STATUS_CODES = {
@@ -86,6 +103,9 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         return Response(body, status=exc.status_code, headers=headers)
 
     set_rollback()
+    if isinstance(exc, _UNAVAILABLE):
+        body, status_code, headers = _unavailable(exc, context.get("view").__class__.__name__)
+        return Response(body, status=status_code, headers=headers)
     logger.error("unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
     return Response(error_body("server_error", "Internal server error."), status=status.HTTP_500_INTERNAL_SERVER_ERROR)
 
@@ -129,5 +149,8 @@ class ApiErrorMiddleware:
             return JsonResponse(error_body("payload_too_large", "Request body too large."), status=413)
         if isinstance(exception, Http404):
             return JsonResponse(error_body("not_found", "Not found."), status=404)
+        if isinstance(exception, _UNAVAILABLE):
+            body, status_code, headers = _unavailable(exception, loggable_path(request.path))
+            return JsonResponse(body, status=status_code, headers=headers)
         logger.error("unhandled error on %s", loggable_path(request.path), exc_info=exception)
         return JsonResponse(error_body("server_error", "Internal server error."), status=500)

@@ -150,6 +150,16 @@ else:
     EMBEDDED_DATABASE = True
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5)
+# A psycopg connection pool per process (web: mcpagent/wsgi.py turns it on). Off elsewhere: a pool's threads do
+# not survive Celery's prefork, and one-off commands gain nothing. Connections are checked before each use
+# (CONN_HEALTH_CHECKS), so a restarted database costs the requests in flight, not the process.
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 0)
+if DB_POOL_MAX_SIZE > 0:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django refuses both at once
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": min(env_int("DB_POOL_MIN_SIZE", 1), DB_POOL_MAX_SIZE), "max_size": DB_POOL_MAX_SIZE,
+        "timeout": env_float("DB_POOL_TIMEOUT", 10.0),  # waiting for a free connection, then an error
+    }
 # Concurrent test runs on one server (developers, CI) each get their own test database.
 DATABASES["default"]["TEST"] = {"NAME": env_str("MCPAGENT_TEST_DB", "test_mcpagent")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -173,6 +183,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 330)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis hands a task that a worker took but never acknowledged (the worker was killed: acks_late) to another worker
+# after this many seconds. It must exceed the longest task, or a task still running is started a second time.
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
+if CELERY_VISIBILITY_TIMEOUT <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured("CELERY_VISIBILITY_TIMEOUT must exceed CELERY_TASK_TIME_LIMIT (a running task would be "
+                               "handed to a second worker)")
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_TASK_DEFAULT_QUEUE = env_str("MCPAGENT_CELERY_QUEUE", "celery")
 CELERY_BEAT_SCHEDULE: dict = {}
 
@@ -339,12 +357,11 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["mcpagent.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": [
-        "mcpagent.parsers.BoundedJSONParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only: the bodies are nested objects a form cannot carry; the file upload declares its own parser.
+    "DEFAULT_PARSER_CLASSES": ["mcpagent.parsers.BoundedJSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "EXCEPTION_HANDLER": "mcpagent.errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "mcpagent.schema.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 50),
     "UNAUTHENTICATED_USER": None,

@@ -3,14 +3,13 @@
 import time
 
 from django.conf import settings
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from mcpagent.schema import error_responses
+from mcpagent.schema import NOT_ONLY_SPACE_OR_CONTROL, error_responses
 from registry_app.models import McpServer
 from registry_app.selectors import MAX_LIMIT, server_get, server_list, server_search
 
@@ -63,7 +62,13 @@ class ServerSearchApi(APIView):
             f"Best first. `q` is required, at most {settings.SEARCH_MAX_QUERY_CHARS} characters; errors: "
             "`empty_query`, `query_too_long` (400)."
         ),
-        parameters=[InputSerializer],
+        parameters=[
+            InputSerializer,
+            # What server_search accepts: a character other than space or control, within the length limit.
+            OpenApiParameter("q", {"type": "string", "minLength": 1, "maxLength": settings.SEARCH_MAX_QUERY_CHARS,
+                                   "pattern": NOT_ONLY_SPACE_OR_CONTROL},
+                             required=True, description="What the servers should do."),
+        ],
         responses={200: OutputSerializer, **error_responses(503)},
     )
     def get(self, request):
@@ -174,6 +179,11 @@ class ServerListApi(APIView):
         status = serializers.ChoiceField(
             choices=[McpServer.Status.ACTIVE, McpServer.Status.DEPRECATED], default=McpServer.Status.ACTIVE
         )
+        # Read by the paginator; checked here so a bad value is a 400, not silently the default.
+        page = serializers.IntegerField(min_value=1, required=False,
+                                        help_text="Page number, from 1; past the last page is a 404.")
+        page_size = serializers.IntegerField(min_value=1, required=False,
+                                             help_text="Servers per page; more than 200 gives 200.")
 
     @extend_schema_serializer(component_name="ServerListItem")
     class OutputSerializer(ServerSummarySerializer):
@@ -184,15 +194,16 @@ class ServerListApi(APIView):
         operation_id="servers_list",
         parameters=[
             InputSerializer,
-            OpenApiParameter("page", OpenApiTypes.INT, description="Page number, from 1."),
-            OpenApiParameter("page_size", OpenApiTypes.INT, description="Servers per page (at most 200)."),
+            # A query parameter sent empty (`?status=`) counts as not sent, as DRF reads query strings.
+            OpenApiParameter("status", {"type": "string", "enum": ["active", "deprecated", ""], "default": "active"},
+                             description="`active` (the default) or `deprecated`."),
         ],
         responses={200: inline_serializer("PaginatedServerList", {
             "count": serializers.IntegerField(help_text="Servers in all pages."),
             "next": serializers.URLField(allow_null=True, help_text="The next page, or null on the last."),
             "previous": serializers.URLField(allow_null=True, help_text="The previous page, or null on the first."),
             "results": OutputSerializer(many=True),
-        })},
+        }), **error_responses(404)},
     )
     def get(self, request):
         params = self.InputSerializer(data=request.query_params)

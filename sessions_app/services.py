@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from kombu.exceptions import OperationalError as BrokerError
 
 from agents_app import schedule_times
 from agents_app.master.plan import Plan
@@ -154,6 +155,7 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
             session = Session.objects.select_for_update().get(pk=session.pk)
         else:
             session = session_create(client=client)
+        status_before = session.status
         if session.status in (Status.ANALYSING, Status.CREATING_AGENT) and not data.credentials and not data.files:
             raise ApplicationError(
                 f"This session is {session.status.replace('_', ' ')}; wait for it to finish (poll GET "
@@ -197,7 +199,16 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
                              message=_ready_reply(session), metadata={"status": session.status})
         if dispatch:  # analysis and agent creation are worker jobs: refused (all of this turn undone) at the limit
             in_progress_check(client=client, kind="creations", excluding_session=session)
-    _dispatch(dispatch)
+    try:
+        _dispatch(dispatch)
+    except BrokerError:
+        # Committed already (a worker must see the rows): put the session back as it was, so it is not left
+        # `analysing` with no job and the same message can be sent again.
+        Session.objects.filter(pk=session.pk, status__in=(Status.ANALYSING, Status.CREATING_AGENT)).update(
+            status=status_before)
+        raise ApplicationError("The task queue is unavailable; send the message again shortly.",
+                               code="queue_unavailable", status=503,
+                               details={"session_id": str(session.id), "retry_after_seconds": 2}) from None
     _wait(session)
     session.refresh_from_db()
     return session
