@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "axes",  # admin login lockout
     "mcpagent",
     "registry_app",
+    "mcpagent.vault",  # credentials vault: below agents and sessions, above the catalogue
     "sessions_app",
     "agents_app",
 ]
@@ -193,7 +194,7 @@ if MCPAGENT_REQUIRE_SECRETS and SECRET_KEY == _DEV_SECRET:
 if MCPAGENT_REQUIRE_SECRETS and not ENCRYPTION_KEY.strip():
     raise ImproperlyConfigured("ENCRYPTION_KEY must be set when MCPAGENT_REQUIRE_SECRETS=1 (comma-separated Fernet keys)")
 
-# --- Credentials and files (sessions_app.credentials): lifetime, limits. ---
+# --- Credentials and files (mcpagent.vault): lifetime, limits. ---
 CREDENTIAL_TTL_HOURS = env_float("CREDENTIAL_TTL_HOURS", 24.0)  # values held only by a session
 AGENT_CREDENTIAL_TTL_DAYS = env_int("AGENT_CREDENTIAL_TTL_DAYS", 0)  # once an agent holds them; 0 = agent lifetime
 CREDENTIAL_VALUE_MAX_CHARS = env_int("CREDENTIAL_VALUE_MAX_CHARS", 16384)

@@ -6,7 +6,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from mcpagent.fields import StrictCharField
+from mcpagent.fields import StrictCharField, end_user_field
 from mcpagent.schema import error_responses
 from sessions_app.models import Conversation, Session
 from sessions_app.selectors import session_get, session_turns
@@ -66,6 +66,7 @@ class ChatApi(APIView):
             required=False, allow_empty=True,
         )
         files = serializers.ListField(child=FileSerializer(), required=False, max_length=10)
+        end_user = end_user_field()
 
     @extend_schema_serializer(component_name="ChatResponse")
     class OutputSerializer(serializers.Serializer):
@@ -89,7 +90,8 @@ class ChatApi(APIView):
         session = chat_turn(
             client=request.auth,
             data=ChatInput(message=data["message"], session_id=data.get("session_id"),
-                           credentials=data.get("credentials"), files=data.get("files")),
+                           credentials=data.get("credentials"), files=data.get("files"),
+                           end_user=data.get("end_user", "")),
         )
         return Response(self.OutputSerializer(chat_response(session)).data)
 

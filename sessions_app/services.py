@@ -12,6 +12,8 @@ from agents_app.master.plan import Plan
 from agents_app.services import catalogue_packages_prefetch_queue, in_progress_check
 from mcpagent.errors import ApplicationError
 from mcpagent.models import ApiClient
+from sessions_app import tasks as session_tasks  # the tasks call back into this module by module attribute
+from sessions_app.credentials import credentials_for_session_delete, credentials_store, files_store
 from sessions_app.models import Conversation, Session
 from sessions_app.selectors import collected_credential_keys, collected_file_keys, session_get
 
@@ -25,10 +27,12 @@ class ChatInput:
     session_id: uuid.UUID | None = None
     credentials: dict[str, dict[str, str]] | None = None
     files: list[dict] | None = None
+    end_user: str = ""
 
 
-def session_create(*, client: ApiClient, metadata: dict | None = None) -> Session:
-    return Session.objects.create(client=client, status=Status.NEW, context={"metadata": metadata or {}})
+def session_create(*, client: ApiClient, metadata: dict | None = None, end_user: str = "") -> Session:
+    return Session.objects.create(client=client, end_user=end_user, status=Status.NEW,
+                                  context={"metadata": metadata or {}})
 
 
 @transaction.atomic
@@ -38,8 +42,6 @@ def session_delete(*, client: ApiClient, session_id) -> None:
     session = session_get(client=client, session_id=session_id)
     # Locked, so a chat turn cannot store values into it (or start an agent from it) while it goes.
     session = Session.objects.select_for_update().get(pk=session.pk)
-    from sessions_app.credentials import credentials_for_session_delete
-
     credentials_for_session_delete(session=session, actor=client, reason="session_delete")
     session.delete()
 
@@ -100,8 +102,6 @@ def _requirements_for(session: Session, plan: Plan) -> dict:
 
 def _store_secrets(*, session: Session, client: ApiClient, credentials: dict, files: list) -> dict:
     """Validate and store credentials and files; all-or-nothing. Returns names stored (never values)."""
-    from sessions_app.credentials import credentials_store, files_store
-
     stored: dict = {"credentials": {}, "files": []}
     errors: dict = {}
     if credentials:
@@ -143,10 +143,10 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
     dispatch: list[tuple[str, str]] = []
     with transaction.atomic():
         if data.session_id:
-            session = session_get(client=client, session_id=data.session_id)
+            session = session_get(client=client, session_id=data.session_id, end_user=data.end_user)
             session = Session.objects.select_for_update().get(pk=session.pk)
         else:
-            session = session_create(client=client)
+            session = session_create(client=client, end_user=data.end_user)
         if session.status in (Status.ANALYSING, Status.CREATING_AGENT) and not data.credentials and not data.files:
             raise ApplicationError(
                 f"This session is {session.status.replace('_', ' ')}; wait for it to finish (poll GET "
@@ -184,10 +184,8 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
 
 def _dispatch(jobs: list[tuple[str, str]]) -> None:
     # Tasks take ids only (never secrets) and are sent after the transaction commits, so a worker sees the rows.
-    from agents_app.master.tasks import analyse_session, create_session_agent
-
     for kind, session_id in jobs:
-        (analyse_session if kind == "analyse" else create_session_agent).delay(session_id)
+        (session_tasks.analyse_session if kind == "analyse" else session_tasks.create_session_agent).delay(session_id)
 
 
 def _wait(session: Session) -> None:

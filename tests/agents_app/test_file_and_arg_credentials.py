@@ -21,7 +21,8 @@ from agents_app.services import agent_create, agent_create_for_catalogue_servers
 from mcpagent.errors import ApplicationError
 from registry_app.models import CredentialRequirement, LaunchRecipe, McpServer
 from sessions_app.credentials import credential_delete, credentials_store, file_delete
-from sessions_app.models import AuditEvent, Credential, Session, StoredFile
+from mcpagent.vault.models import AuditEvent, Credential, StoredFile
+from sessions_app.models import Session
 from tests.agents_app.conftest import SERVERS, assert_credential_missing
 
 GIT_RECIPE_ARGS = ["mcp-server-git", "--repository", "${GIT_REPOSITORY}"]  # as registry_app.importers write it

@@ -3,8 +3,10 @@ trail is read-only; deletions go through the services so they are audited with t
 
 from django.contrib import admin
 
-from sessions_app.credentials import Actor, credential_delete, file_delete
-from sessions_app.models import AuditEvent, Credential, StoredFile
+from mcpagent.vault.audit import Actor
+from mcpagent.vault.files import file_delete
+from mcpagent.vault.models import AuditEvent, Credential, StoredFile
+from mcpagent.vault.store import credential_delete
 
 
 class _SecretAdmin(admin.ModelAdmin):
@@ -32,11 +34,12 @@ class _SecretAdmin(admin.ModelAdmin):
 @admin.register(Credential)
 class CredentialAdmin(_SecretAdmin):
     secret_field = "value"
-    list_display = ["server", "key", "hint", "kind", "client", "session", "agent", "expires_at", "last_used_at"]
+    list_display = ["server", "key", "hint", "kind", "client", "end_user", "session_id", "agent_id", "expires_at",
+                    "last_used_at"]
     list_filter = ["server", "kind"]
-    search_fields = ["server", "key", "client__name"]
-    fields = ["id", "client", "session", "agent", "server", "key", "hint", "kind", "expires_at", "created_at",
-              "updated_at", "last_used_at"]
+    search_fields = ["server", "key", "client__name", "end_user"]
+    fields = ["id", "client", "end_user", "session_id", "agent_id", "server", "key", "hint", "kind", "expires_at",
+              "created_at", "updated_at", "last_used_at"]
     readonly_fields = fields
 
     def delete_one(self, obj: Credential, actor: Actor) -> None:
@@ -47,11 +50,11 @@ class CredentialAdmin(_SecretAdmin):
 class StoredFileAdmin(_SecretAdmin):
     secret_field = "content"
     list_display = ["filename", "server", "key", "file_type", "content_type", "detected", "size", "client",
-                    "session", "agent", "expires_at"]
+                    "end_user", "session_id", "agent_id", "expires_at"]
     list_filter = ["file_type", "content_type", "detected"]
     search_fields = ["filename", "server", "key", "client__name"]
-    fields = ["id", "client", "session", "agent", "server", "key", "file_type", "filename", "content_type",
-              "detected", "size", "fingerprint", "expires_at", "created_at", "updated_at", "last_used_at"]
+    fields = ["id", "client", "end_user", "session_id", "agent_id", "server", "key", "file_type", "filename",
+              "content_type", "detected", "size", "fingerprint", "expires_at", "created_at", "updated_at", "last_used_at"]
     readonly_fields = fields
 
     def delete_one(self, obj: StoredFile, actor: Actor) -> None:
