@@ -16,4 +16,5 @@ urlpatterns = [
     path("api/", include("registry_app.urls")),
     path("api/", include("sessions_app.urls")),
     path("api/", include("agents_app.urls")),
+    path("api/", include("mcpagent.vault.urls")),
 ]

@@ -12,6 +12,8 @@ from agents_app.master.plan import Plan
 from agents_app.services import catalogue_packages_prefetch_queue, in_progress_check
 from mcpagent.errors import ApplicationError
 from mcpagent.models import ApiClient
+from mcpagent.vault.audit import Actor
+from mcpagent.vault.connections import connections_reuse
 from sessions_app import tasks as session_tasks  # the tasks call back into this module by module attribute
 from sessions_app.credentials import credentials_for_session_delete, credentials_store, files_store
 from sessions_app.models import Conversation, Session
@@ -236,6 +238,9 @@ def _advance(session: Session, *, announce: bool, plan_changed: bool = False) ->
         conversation_add(session=session, role=Conversation.Role.ASSISTANT, message=_no_servers_reply(),
                          metadata={"status": session.status})
         return
+    # Progressive collection: what this client already connected for the end user is not asked again.
+    connections_reuse(client=session.client, session=session, servers=plan.server_slugs(),
+                      actor=Actor.system("progressive_collection"), reason="connection_reuse")
     requirements = _requirements_for(session, plan)
     session.required_credentials = requirements["required_credentials"]
     session.required_files = requirements["required_files"]

@@ -243,7 +243,7 @@ def credentials_for_session_delete(
     is given)."""
     check_owner(client=client or session.client, session=session, agent=None)
     unheld = Q(agent_id__isnull=True) | ~Q(agent_id__in=list(kept_agent_ids))
-    return _delete_rows(
+    return delete_rows(
         Credential.objects.filter(unheld, session_id=session.pk).defer("value"),
         StoredFile.objects.filter(unheld, session_id=session.pk).defer("content"),
         AuditEvent.Action.DELETE, actor, reason,
@@ -255,14 +255,14 @@ def credentials_for_agent_delete(*, client: ApiClient | None = None, agent: Any,
                                  reason: str) -> dict[str, int]:
     """Delete the credentials and files an agent holds (call before deleting the agent, for the audit)."""
     check_owner(client=client or agent.client, session=None, agent=agent)
-    return _delete_rows(
+    return delete_rows(
         Credential.objects.filter(agent_id=agent.pk).defer("value"),
         StoredFile.objects.filter(agent_id=agent.pk).defer("content"),
         AuditEvent.Action.DELETE, actor, reason,
     )
 
 
-def _delete_rows(credentials: QuerySet, files: QuerySet, action: str, actor: ActorLike, reason: str,
+def delete_rows(credentials: QuerySet, files: QuerySet, action: str, actor: ActorLike, reason: str,
                  metadata: dict | None = None) -> dict[str, int]:
     rows = list(credentials.select_for_update(of=("self",))) + list(files.select_for_update(of=("self",)))
     AuditEvent.objects.bulk_create([audit_event(row, action, actor, reason, metadata) for row in rows])
