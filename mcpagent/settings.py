@@ -205,6 +205,14 @@ FILES_MAX_PER_REQUEST = env_int("FILES_MAX_PER_REQUEST", 20)
 FILES_MAX_PER_SESSION = env_int("FILES_MAX_PER_SESSION", 50)
 FILES_MAX_BYTES_PER_SESSION = env_int("FILES_MAX_BYTES_PER_SESSION", 20 * 1024 * 1024)
 FILES_MATERIALIZE_DIR = env_str("FILES_MATERIALIZE_DIR", "")  # "" = /dev/shm if writable, else the temp dir
+# Live token checks before storing (mcpagent.vault.verify): provider identity calls, base URLs overridable.
+CREDENTIAL_VERIFY = env_bool("CREDENTIAL_VERIFY", True)
+CREDENTIAL_VERIFY_TIMEOUT_SECONDS = env_float("CREDENTIAL_VERIFY_TIMEOUT_SECONDS", 3.0)
+CREDENTIAL_VERIFY_SLACK_URL = env_str("CREDENTIAL_VERIFY_SLACK_URL", "https://slack.com/api")
+CREDENTIAL_VERIFY_GITHUB_URL = env_str("CREDENTIAL_VERIFY_GITHUB_URL", "https://api.github.com")
+CREDENTIAL_VERIFY_NOTION_URL = env_str("CREDENTIAL_VERIFY_NOTION_URL", "https://api.notion.com/v1")
+CREDENTIAL_VERIFY_GOOGLE_URL = env_str("CREDENTIAL_VERIFY_GOOGLE_URL", "https://openidconnect.googleapis.com/v1")
+CREDENTIAL_VERIFY_STRIPE_URL = env_str("CREDENTIAL_VERIFY_STRIPE_URL", "https://api.stripe.com")
 CELERY_BEAT_SCHEDULE["purge-expired-credentials"] = {
     "task": "sessions_app.tasks.purge_expired_credentials",
     "schedule": float(env_int("CREDENTIAL_PURGE_INTERVAL_SECONDS", 300)),

@@ -56,9 +56,10 @@ def connections_list(*, client: ApiClient, end_user: str = "") -> list[dict]:
             "service": server,
             "end_user": end_user,
             "kind": _kind(held["credentials"], held["files"]),
-            "identity": {key: (row.hint if isinstance(row, Credential) else row.filename)
+            "identity": {key: ((f"{row.identity} ({row.hint})" if row.identity else row.hint)
+                               if isinstance(row, Credential) else row.filename)
                          for key, row in sorted(newest.items())},
-            "status": "active",
+            "status": "unverified" if any(getattr(r, "verification", "") == "unverified" for r in rows) else "active",
             "last_used_at": max(used) if used else None,
             "expires_at": None if len(expiries) < len(rows) else min(expiries),
             "agents": sorted({str(row.agent_id) for row in rows if row.agent_id}),

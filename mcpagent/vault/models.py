@@ -26,6 +26,10 @@ class Credential(models.Model):
     value = EncryptedJSONField()
     hint = models.CharField(max_length=64, help_text='Masked, e.g. "xoxb-...f3a9", or "set".')
     kind = models.CharField(max_length=20, blank=True)
+    # Live check at store time (mcpagent.vault.verify): "verified", "unverified" (provider unreachable), or ""
+    # (no provider check for this key). `identity` is who the provider says the token is (a login), not a secret.
+    verification = models.CharField(max_length=12, blank=True, default="")
+    identity = models.CharField(max_length=200, blank=True, default="")
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True, help_text="Empty: the agent's lifetime.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -19,7 +19,7 @@ from django.utils import timezone
 from mcpagent.errors import ApplicationError, NotFound
 from mcpagent.metrics import CREDENTIAL_VALIDATION_FAILURES
 from mcpagent.models import ApiClient
-from mcpagent.vault import formats
+from mcpagent.vault import formats, verify
 from mcpagent.vault.audit import ActorLike, audit_event
 from mcpagent.vault.holders import (
     agent_expiry, check_owner, end_user_of, live, lock_owner, owner_fields, preferred, scope, session_expiry,
@@ -130,11 +130,23 @@ def credentials_store(
                     sorted(k for k in errors if k in known))
         return result
 
+    # Before any lock: a provider's identity call may take up to CREDENTIAL_VERIFY_TIMEOUT_SECONDS.
+    checked = verify.verify_values(clean)
+    rejected = {key: outcome.reason for key, outcome in checked.items() if outcome.status == "rejected"}
+    if rejected:
+        CREDENTIAL_VALIDATION_FAILURES.labels(stage="provider").inc()
+        logger.info("provider rejected %d credential value(s) for %s: %s", len(rejected), result.server,
+                    sorted(rejected))
+        result.errors = rejected
+        return result
+
     lock_owner(session=session, agent=agent)
     expires_at = agent_expiry() if agent is not None else session_expiry()
     owner = owner_fields(session=session, agent=agent)
     events = []
     for key, value in clean.items():
+        outcome = checked.get(key)
+        verification = {"verification": outcome.status if outcome else "", "identity": outcome.identity if outcome else ""}
         row = Credential.objects.filter(client=client, server=server, key=key, **owner).defer("value").first()
         hint = formats.mask(value)
         kind = str(known.get(key, {}).get("kind") or "")[:20]
@@ -143,15 +155,21 @@ def credentials_store(
                 client=client, end_user=end_user_of(session, agent),
                 session_id=session.pk if session is not None else None,
                 agent_id=agent.pk if agent is not None else None, server=server, key=key, value=value, hint=hint,
-                kind=kind, expires_at=expires_at,
+                kind=kind, expires_at=expires_at, **verification,
             )
             action = AuditEvent.Action.CREATE
         else:
             row.value, row.hint, row.kind, row.expires_at = value, hint, kind or row.kind, expires_at
-            row.save(update_fields=["value", "hint", "kind", "expires_at", "updated_at"])
+            row.verification, row.identity = verification["verification"], verification["identity"]
+            row.save(update_fields=["value", "hint", "kind", "expires_at", "verification", "identity", "updated_at"])
             action = AuditEvent.Action.UPDATE
-        events.append(audit_event(row, action, actor, reason))
-        result.stored.append({"server": server, "key": key, "hint": hint, "action": str(action)})
+        events.append(audit_event(row, action, actor, reason, {"verification": row.verification} if outcome else None))
+        entry = {"server": server, "key": key, "hint": hint, "action": str(action)}
+        if outcome is not None:
+            entry["verification"] = outcome.status
+            if outcome.status == verify.UNVERIFIED:
+                entry["note"] = f"stored unverified: {outcome.reason}"
+        result.stored.append(entry)
     AuditEvent.objects.bulk_create(events)
     logger.info("stored %d value(s) for %s (%s)", len(events), server, reason)
     return result
