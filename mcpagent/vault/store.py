@@ -91,8 +91,8 @@ def _validate(server: str, values: Any, requirements: list[dict] | None,
             continue
         value, reason = formats.normalise(raw)
         if reason is None:
-            requirement = known.get(key) or {"key": key, "server": server}
-            reason = formats.check_value(key, value, known.get(key), curated=rules.curated(key, requirement))
+            # A key the server does not declare is matched on its name alone (as for a client's own server).
+            reason = formats.check_value(key, value, known.get(key), curated=rules.curated(key, known.get(key) or {}))
         if reason is not None:
             errors[key] = reason
             continue

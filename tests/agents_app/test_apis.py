@@ -96,7 +96,7 @@ def test_secrets_are_stored_encrypted_and_only_referenced(api, test_servers):
     assert all(secret not in text for text in responses)
     assert api.get(f"/api/agents/{agent.id}").json()["servers"]["github"]["env"] == {"TOKEN": "set"}
     with connection.cursor() as cursor:
-        for table in ("agents_app_agent", "sessions_app_credential", "sessions_app_auditevent"):
+        for table in ("agents_app_agent", "vault_credential", "vault_auditevent"):
             cursor.execute(f"SELECT * FROM {table}")
             assert secret not in repr(cursor.fetchall()), table
 

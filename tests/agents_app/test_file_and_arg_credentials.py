@@ -137,7 +137,7 @@ def test_uploaded_file_reaches_the_server_for_its_life_only(api, test_servers, m
     agent.refresh_from_db()
     stored = json.dumps(agent.mcp_config)
     assert client_secret not in stored and seen["folder"] not in stored and str(materialize_root) not in stored
-    for table in ("agents_app_agent", "agents_app_agentrun", "sessions_app_storedfile", "sessions_app_auditevent"):
+    for table in ("agents_app_agent", "agents_app_agentrun", "vault_storedfile", "vault_auditevent"):
         assert client_secret not in stored_rows(table), table
     shown = api.get(f"/api/agents/{agent.id}").json()
     assert client_secret not in json.dumps(shown) and seen["folder"] not in json.dumps(shown)
