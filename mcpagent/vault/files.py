@@ -142,7 +142,8 @@ def files_store(
     check_owner(client=client, session=session, agent=agent)
     result = FilesStoreResult()
     if not isinstance(files, list) or not files:
-        result.errors.append({"index": None, "code": "invalid_files", "message": "Expected a list of files.", "status": 400})
+        result.errors.append({"index": None, "code": "invalid_files", "message": "Expected a list of files.",
+                              "status": 400})
         return result
     if len(files) > settings.FILES_MAX_PER_REQUEST:
         result.errors.append({

@@ -146,7 +146,8 @@ def credentials_store(
     events = []
     for key, value in clean.items():
         outcome = checked.get(key)
-        verification = {"verification": outcome.status if outcome else "", "identity": outcome.identity if outcome else ""}
+        verification = {"verification": outcome.status if outcome else "",
+                        "identity": outcome.identity if outcome else ""}
         row = Credential.objects.filter(client=client, server=server, key=key, **owner).defer("value").first()
         hint = formats.mask(value)
         kind = str(known.get(key, {}).get("kind") or "")[:20]
