@@ -35,7 +35,7 @@ from agents_app.services import (
     wait_for,
 )
 from mcpagent.errors import ApplicationError
-from mcpagent.fields import StrictCharField
+from mcpagent.fields import StrictCharField, end_user_field
 from mcpagent.schema import error_responses
 
 
@@ -137,6 +137,7 @@ class AgentCreateApi(APIView):
         model = serializers.CharField(max_length=100, required=False, allow_blank=True)
         name = serializers.CharField(max_length=200, required=False, allow_blank=True)
         playback = _PlaybackField(required=False, help_text="Scripted steps for model `playback`.")
+        end_user = end_user_field()
 
         def validate_mcp_config(self, value):
             if not isinstance(value, dict) or not isinstance(value.get("mcpServers"), dict):
@@ -164,7 +165,7 @@ class AgentCreateApi(APIView):
         agent = agent_create(
             client=request.auth, servers=data["mcp_config"]["mcpServers"], server_info=data.get("mcp_server_info"),
             user_prompt=data["user_prompt"], workflow=data["workflow"], model=data.get("model") or None,
-            name=data.get("name", ""), playback=data.get("playback"),
+            name=data.get("name", ""), playback=data.get("playback"), end_user=data.get("end_user", ""),
         )
         agent_validation_queue(agent=agent)
         if not settings.CELERY_TASK_ALWAYS_EAGER:

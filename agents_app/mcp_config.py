@@ -5,7 +5,7 @@ A stored entry (Agent.mcp_config["mcpServers"][name]) never holds a secret value
 and credential argument is a reference `{"$credential": "<key>"}` resolved through agents_app.secrets at start
 time. A reference may carry a "template" ("Bearer ${KEY}", "--repository=${KEY}") that wraps the value, and
 "file": true when the credential is a stored file: the server then gets the path of the file, written (decrypted)
-into a private folder only while the server runs (sessions_app.credentials.file_materialize). `args` items are
+into a private folder only while the server runs (mcpagent.vault.materialize.file_materialize). `args` items are
 plain strings or such references.
 
 A remote server's URL may be a template ("https://${tenant}.example.com/mcp", from the official registry's

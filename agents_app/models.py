@@ -3,6 +3,7 @@ import uuid
 from django.db import models
 
 from mcpagent.crypto import EncryptedBytesField
+from mcpagent.fields import END_USER_MAX_LENGTH
 
 
 class Agent(models.Model):
@@ -19,6 +20,8 @@ class Agent(models.Model):
     session = models.ForeignKey(
         "sessions_app.Session", null=True, blank=True, on_delete=models.SET_NULL, related_name="agents"
     )
+    # The client's own id for the person it acts for: the credentials the agent uses are theirs (vault end_user).
+    end_user = models.CharField(max_length=END_USER_MAX_LENGTH, blank=True, default="", db_index=True)
     name = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.CREATING, db_index=True)
     # {"mcpServers": {name: entry}}; env/header values are only references ({"$credential": "<key>"}),
@@ -44,7 +47,7 @@ class Agent(models.Model):
 
 class AgentRun(models.Model):
     """One user message run through the agent with fast-agent (in a Celery worker). Its turns (user message,
-    tool calls and results, reply) are sessions_app.Conversation rows with metadata.run_id."""
+    tool calls and results, reply) are Conversation rows with metadata.run_id."""
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -163,3 +166,25 @@ class TriggerDelivery(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["trigger", "received_at"], name="triggerdelivery_recent")]
+class Conversation(models.Model):
+    """One turn (user, assistant, tool, system) of a session or of an agent run, in order."""
+
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+        TOOL = "tool"
+        SYSTEM = "system"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(
+        "sessions_app.Session", null=True, blank=True, on_delete=models.CASCADE, related_name="turns")
+    agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.CASCADE, related_name="turns"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices)
+    message = models.TextField()
+    metadata = models.JSONField(default=dict, blank=True)
+    timestamp = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["timestamp", "id"]

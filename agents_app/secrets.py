@@ -1,4 +1,4 @@
-"""The one place agents_app touches credential values: a thin adapter over sessions_app.credentials.
+"""The one place agents_app touches credential values: a thin adapter over the vault (mcpagent.vault).
 
 Agents store secrets only as references ({"$credential": "<key>"}, see agents_app.mcp_config); the values
 live in the credentials store (encrypted, audited, expiring), owned by the agent (and the session it was
@@ -11,8 +11,11 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+from agents_app.credential_rules import CATALOGUE_RULES
 from mcpagent.errors import ApplicationError, NotFound
-from sessions_app import credentials
+from mcpagent.vault import store
+from mcpagent.vault.files import file_ids_for_use
+from mcpagent.vault.materialize import file_materialize
 
 
 def credential_scope(server_name: str, entry: dict) -> str:
@@ -24,9 +27,9 @@ def secrets_store(*, agent: Any, server_name: str, scope: str, values: dict[str,
     (never the value); call inside the agent's creation transaction so nothing is stored on failure."""
     if not values:
         return
-    result = credentials.credentials_store(
+    result = store.credentials_store(
         client=agent.client, session=agent.session, agent=agent, server=scope, values=values, actor=actor,
-        reason=reason,
+        reason=reason, rules=CATALOGUE_RULES,
     )
     if result.errors:
         raise ApplicationError(
@@ -37,7 +40,7 @@ def secrets_store(*, agent: Any, server_name: str, scope: str, values: dict[str,
 
 def secrets_for_use(*, agent: Any, scope: str, actor: Any, reason: str) -> dict[str, str]:
     """{key: value} for one server of `agent`, to start it now (audited as read_for_use). Never log it."""
-    return credentials.credential_values_for_use(
+    return store.credential_values_for_use(
         client=agent.client, session=agent.session, agent=agent, server=scope, actor=actor, reason=reason,
     )
 
@@ -48,14 +51,13 @@ def secrets_files_for_use(*, agent: Any, server_name: str, scope: str, keys: lis
     """{key: path} of the stored files `keys` of one server of `agent`, written decrypted into a private folder
     (0700, files 0600) for the duration of the block and removed when it ends, also on error (audited as
     read_for_use). Keys without a live file are left out: the launch then says which one is missing."""
-    ids = credentials.file_ids_for_use(client=agent.client, session=agent.session, agent=agent, server=scope,
-                                       keys=list(keys))
+    ids = file_ids_for_use(client=agent.client, session=agent.session, agent=agent, server=scope, keys=list(keys))
     if not ids:
         yield {}
         return
     with ExitStack() as stack:
         try:
-            paths = stack.enter_context(credentials.file_materialize(
+            paths = stack.enter_context(file_materialize(
                 client=agent.client, session=agent.session, agent=agent, file_ids=list(ids.values()), actor=actor,
                 reason=reason,
             ))
@@ -73,12 +75,11 @@ def secrets_adopt(*, agent: Any, actor: Any, replace: bool = False) -> None:
     `replace`: values sent to the session since the agent adopted its own replace them (a retry with a fixed
     token)."""
     if agent.session is not None:
-        credentials.credentials_extend_ttl(client=agent.client, session=agent.session, agent=agent, actor=actor,
-                                           reason="agent_revalidate" if replace else "agent_create",
-                                           replace=replace)
+        store.credentials_extend_ttl(client=agent.client, session=agent.session, agent=agent, actor=actor,
+                                     reason="agent_revalidate" if replace else "agent_create", replace=replace)
 
 
 def secrets_record_validation(*, agent: Any, scope: str, accepted: bool, details: dict, actor: Any) -> None:
     """Audit whether the server accepted its credentials at validation (details: codes and counts, no values)."""
-    credentials.credentials_record_validation(client=agent.client, session=agent.session, agent=agent, server=scope,
-                                              accepted=accepted, actor=actor, reason="agent_validate", details=details)
+    store.credentials_record_validation(client=agent.client, session=agent.session, agent=agent, server=scope,
+                                        accepted=accepted, actor=actor, reason="agent_validate", details=details)

@@ -6,7 +6,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from agents_app import mcp_config
-from agents_app.models import Agent, AgentRun, AgentRunEvent, AgentSchedule, AgentTrigger
+from agents_app.models import Agent, AgentRun, AgentRunEvent, AgentSchedule, AgentTrigger, Conversation
 from mcpagent.errors import NotFound
 from mcpagent.models import ApiClient
 
@@ -62,8 +62,6 @@ def agent_trigger_get(*, agent: Agent, trigger_id: Any) -> AgentTrigger:
 
 
 def agent_turns(*, agent: Agent, run: AgentRun | None = None) -> QuerySet:
-    from sessions_app.models import Conversation
-
     turns = Conversation.objects.filter(agent=agent)
     if run is not None:
         turns = turns.filter(metadata__run_id=str(run.id))
@@ -96,11 +94,12 @@ _CREATING = (Agent.Status.CREATING, Agent.Status.VALIDATING)
 def creations_in_progress_count(*, client: ApiClient, excluding_session: Any = None) -> int:
     """Agents of the client being created or validated, plus its chat sessions whose agent is still to come
     (being analysed, or creating an agent whose row does not exist yet)."""
-    from sessions_app.models import Session
-
+    # The chat session an agent is built from, known through the agent's own relation (agents_app never
+    # imports the sessions app, which sits above it).
+    session_model = Agent._meta.get_field("session").related_model
     agents = Agent.objects.filter(client=client, status__in=_CREATING).count()
-    sessions = (Session.objects.filter(client=client, status__in=(Session.Status.ANALYSING,
-                                                                  Session.Status.CREATING_AGENT))
+    sessions = (session_model.objects.filter(client=client, status__in=(session_model.Status.ANALYSING,
+                                                                        session_model.Status.CREATING_AGENT))
                 .exclude(agents__status__in=_CREATING))
     if excluding_session is not None:
         sessions = sessions.exclude(pk=excluding_session.pk)

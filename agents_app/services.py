@@ -19,7 +19,7 @@ from agents_app.run_events import RunRecorder
 from agents_app.runtime import WarmKey, run_agent, task_redactor, validate_servers, warm_servers_drop
 from agents_app.sandbox import prefetch
 from agents_app import schedule_times
-from agents_app.models import Agent, AgentRun, AgentSchedule
+from agents_app.models import Agent, AgentRun, AgentSchedule, Conversation
 from agents_app.secrets import (
     credential_scope,
     secrets_adopt,
@@ -32,6 +32,8 @@ from mcpagent.errors import ApplicationError
 from registry_app.models import McpServer
 from mcpagent.metrics import AGENT_CREATIONS, AGENT_RUNS
 from mcpagent.models import ApiClient
+from mcpagent.vault.files import files_collected
+from mcpagent.vault.store import credentials_collected, credentials_for_agent_delete
 
 logger = logging.getLogger(__name__)
 
@@ -139,14 +141,16 @@ def _check_playback(playback: Any) -> list[dict] | None:
 def agent_create(*, client: ApiClient, servers: dict[str, dict], user_prompt: str, workflow: Any,
                  session: Any = None, server_info: dict | None = None, model: str | None = None, name: str = "",
                  playback: list[dict] | None = None, catalogue_slugs: dict[str, str] | None = None,
-                 catalogue_defaults: dict[str, dict[str, str]] | None = None, actor: Any = None) -> Agent:
+                 catalogue_defaults: dict[str, dict[str, str]] | None = None, actor: Any = None,
+                 end_user: str = "") -> Agent:
     """Check and store a new agent in `creating` state; nothing starts here (see agent_validate).
 
     `servers` is an mcpServers mapping. Env/header values may be plain values (stored through the credentials
     service, scoped to this agent) or references {"$credential": KEY} to credentials already stored for
     the session/agent (catalogue servers: see agent_create_for_catalogue_servers). `catalogue_slugs`
     ({server name: catalogue slug}) scopes a server's credentials to that catalogue server. Unsafe entries
-    raise a 400 naming the server and the problem, and nothing is stored."""
+    raise a 400 naming the server and the problem, and nothing is stored. `end_user`: the client's id for the
+    person the agent acts for (an agent built from a session takes the session's); its values are theirs."""
     user_prompt = _check_text(user_prompt, field="user_prompt", limit=MAX_PROMPT_CHARS)
     workflow_str, steps = workflow_text(workflow)
     if len(workflow_str) > MAX_WORKFLOW_CHARS:
@@ -175,6 +179,7 @@ def agent_create(*, client: ApiClient, servers: dict[str, dict], user_prompt: st
         values_by_server[server_name] = values
     agent = Agent.objects.create(
         client=client, session=session, name=(name or user_prompt.strip().splitlines()[0])[:200],
+        end_user=session.end_user if session is not None else end_user,
         status=Agent.Status.CREATING, mcp_config={"mcpServers": stored}, server_info=server_info,
         workflow=workflow_str, model=model,
         instruction=agent_instruction(user_prompt=user_prompt, workflow=workflow_str, server_info=server_info),
@@ -289,13 +294,12 @@ def catalogue_servers(*, session: Any, server_slugs: list[str]) -> CatalogueServ
     collected; the credentials service resolves them, and writes the files, at start time)."""
     from agents_app.master.requirements import counts_as_required
     from registry_app.models import CredentialRequirement, McpServer
-    from sessions_app.selectors import collected_credential_keys, collected_file_keys
 
     if not server_slugs:
         raise ApplicationError("No MCP servers were chosen for the agent.", code="invalid_input",
                                details={"field": "server_slugs"})
-    collected = collected_credential_keys(session=session) if session is not None else {}
-    collected_files = collected_file_keys(session=session) if session is not None else set()
+    collected = credentials_collected(session=session) if session is not None else {}
+    collected_files = files_collected(session=session) if session is not None else set()
     location = CredentialRequirement.Location
     found = {s.slug: s for s in McpServer.objects.filter(slug__in=server_slugs).prefetch_related("launch_recipes")}
     result = CatalogueServers(servers={}, defaults={}, slugs={}, described=[])
@@ -310,7 +314,7 @@ def catalogue_servers(*, session: Any, server_slugs: list[str]) -> CatalogueServ
         for req in CredentialRequirement.objects.filter(server=server).order_by("key"):
             is_file = req.location == location.FILE or req.kind == CredentialRequirement.Kind.FILE_PATH
             if is_file and (req.key in collected_files or f"{slug}:{req.key}" in collected_files):
-                file_keys.append(req.key)  # uploaded (sessions_app files): the server gets its path
+                file_keys.append(req.key)  # uploaded (vault files): the server gets its path
             elif req.key in keys and req.location != location.FILE:
                 {location.HEADER: header_keys, location.ARG: arg_keys}.get(req.location, env_keys).append(req.key)
             elif req.location == location.ARG and req.default:
@@ -564,8 +568,6 @@ def wait_for(predicate_query: Any, *, done: tuple[str, ...], seconds: float) -> 
 def agent_message_send(*, agent: Agent, message: str, model: str | None = None, actor: Any = None,
                        trigger: str = AgentRun.Trigger.MESSAGE) -> AgentRun:
     """Record the user's message and a queued run; the caller dispatches it (agent_run_queue)."""
-    from sessions_app.models import Conversation
-
     message = _check_text(message, field="message", limit=MAX_MESSAGE_CHARS)
     if agent.status != Agent.Status.READY:
         raise ApplicationError(
@@ -597,8 +599,6 @@ def agent_run_queue(*, run: AgentRun) -> None:
 def agent_run_execute(*, run_id: Any) -> AgentRun | None:
     """Run the message with fast-agent against the agent's servers and store every tool call, tool result and
     the reply as conversation turns. Never raises for an agent failure: the run ends `failed` with an error."""
-    from sessions_app.models import Conversation
-
     with transaction.atomic():
         run = (AgentRun.objects.select_for_update(of=("self",))
                .select_related("agent", "agent__client", "agent__session").filter(pk=run_id).first())
@@ -662,8 +662,6 @@ def _still_running(run: AgentRun) -> bool:
 
 
 def _run_failed(run: AgentRun, error: dict, *, recorder: RunRecorder | None = None) -> AgentRun:
-    from sessions_app.models import Conversation
-
     with transaction.atomic():
         if run.status == AgentRun.Status.RUNNING and not _still_running(run):
             return run
@@ -688,8 +686,6 @@ def agent_run_abandon(*, run_id: Any, reason: str) -> None:
 
 def _history(agent: Agent, run: AgentRun) -> list[dict]:
     """Earlier user messages and replies of this agent (text only), oldest first, for the model's context."""
-    from sessions_app.models import Conversation
-
     turns = (Conversation.objects.filter(agent=agent, role__in=[Conversation.Role.USER, Conversation.Role.ASSISTANT])
              .exclude(metadata__run_id=str(run.id)).order_by("-timestamp", "-id")[:HISTORY_TURNS])
     history = [{"role": t.role, "text": t.message} for t in reversed(list(turns))]
@@ -813,7 +809,6 @@ def agent_delete(*, client: ApiClient, agent_id: Any, actor: Any = None) -> None
     audited). A queued or running run is marked failed first: its worker sees that and drops the outcome
     instead of writing turns for an agent that is gone (its servers stop when the run ends)."""
     from agents_app.selectors import agent_get
-    from sessions_app.credentials import credentials_for_agent_delete
 
     agent = agent_get(client=client, agent_id=agent_id)
     # Locked first, so no credential can be handed to it (credentials_extend_ttl locks it too) while it goes.

@@ -35,7 +35,8 @@ AGENT_CREATIONS = Counter("mcpagent_agent_creations_total", "Agents whose valida
 AGENT_RUNS = Counter("mcpagent_agent_runs_total", "Agent runs that ended, by outcome.", ["outcome"])
 CREDENTIAL_VALIDATION_FAILURES = Counter(
     "mcpagent_credential_validation_failures_total",
-    "Credential batches refused: stage=format (values rejected before storing), server (a server did not start "
+    "Credential batches refused: stage=format (values rejected before storing), provider (the provider's identity "
+    "call rejected a token), server (a server did not start "
     "or list its tools with them).",
     ["stage"],
 )

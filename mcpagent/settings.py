@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "axes",  # admin login lockout
     "mcpagent",
     "registry_app",
+    "mcpagent.vault",  # credentials vault: below agents and sessions, above the catalogue
     "sessions_app",
     "agents_app",
 ]
@@ -211,7 +212,7 @@ if MCPAGENT_REQUIRE_SECRETS and SECRET_KEY == _DEV_SECRET:
 if MCPAGENT_REQUIRE_SECRETS and not ENCRYPTION_KEY.strip():
     raise ImproperlyConfigured("ENCRYPTION_KEY must be set when MCPAGENT_REQUIRE_SECRETS=1 (comma-separated Fernet keys)")
 
-# --- Credentials and files (sessions_app.credentials): lifetime, limits. ---
+# --- Credentials and files (mcpagent.vault): lifetime, limits. ---
 CREDENTIAL_TTL_HOURS = env_float("CREDENTIAL_TTL_HOURS", 24.0)  # values held only by a session
 AGENT_CREDENTIAL_TTL_DAYS = env_int("AGENT_CREDENTIAL_TTL_DAYS", 0)  # once an agent holds them; 0 = agent lifetime
 CREDENTIAL_VALUE_MAX_CHARS = env_int("CREDENTIAL_VALUE_MAX_CHARS", 16384)
@@ -222,6 +223,14 @@ FILES_MAX_PER_REQUEST = env_int("FILES_MAX_PER_REQUEST", 20)
 FILES_MAX_PER_SESSION = env_int("FILES_MAX_PER_SESSION", 50)
 FILES_MAX_BYTES_PER_SESSION = env_int("FILES_MAX_BYTES_PER_SESSION", 20 * 1024 * 1024)
 FILES_MATERIALIZE_DIR = env_str("FILES_MATERIALIZE_DIR", "")  # "" = /dev/shm if writable, else the temp dir
+# Live token checks before storing (mcpagent.vault.verify): provider identity calls, base URLs overridable.
+CREDENTIAL_VERIFY = env_bool("CREDENTIAL_VERIFY", True)
+CREDENTIAL_VERIFY_TIMEOUT_SECONDS = env_float("CREDENTIAL_VERIFY_TIMEOUT_SECONDS", 3.0)
+CREDENTIAL_VERIFY_SLACK_URL = env_str("CREDENTIAL_VERIFY_SLACK_URL", "https://slack.com/api")
+CREDENTIAL_VERIFY_GITHUB_URL = env_str("CREDENTIAL_VERIFY_GITHUB_URL", "https://api.github.com")
+CREDENTIAL_VERIFY_NOTION_URL = env_str("CREDENTIAL_VERIFY_NOTION_URL", "https://api.notion.com/v1")
+CREDENTIAL_VERIFY_GOOGLE_URL = env_str("CREDENTIAL_VERIFY_GOOGLE_URL", "https://openidconnect.googleapis.com/v1")
+CREDENTIAL_VERIFY_STRIPE_URL = env_str("CREDENTIAL_VERIFY_STRIPE_URL", "https://api.stripe.com")
 CELERY_BEAT_SCHEDULE["purge-expired-credentials"] = {
     "task": "sessions_app.tasks.purge_expired_credentials",
     "schedule": float(env_int("CREDENTIAL_PURGE_INTERVAL_SECONDS", 300)),

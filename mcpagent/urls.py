@@ -17,4 +17,5 @@ urlpatterns = [
     path("api/", include("registry_app.urls")),
     path("api/", include("sessions_app.urls")),
     path("api/", include("agents_app.urls")),
+    path("api/", include("mcpagent.vault.urls")),
 ]

@@ -6,7 +6,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from mcpagent.fields import StrictCharField
+from mcpagent.fields import StrictCharField, end_user_field
 from mcpagent.schema import error_responses
 from agents_app.master.recurrence import describe, in_timezone
 from agents_app.models import AgentSchedule
@@ -76,6 +76,7 @@ class ChatApi(APIView):
         schedule = serializers.JSONField(required=False, help_text=(
             "Your answer to the proposed schedule: true keeps it, false drops it, or "
             "{\"cron\": \"0 8 * * 1-5\" | \"interval_seconds\": 900, \"timezone\": \"Europe/Berlin\"} replaces it."))
+        end_user = end_user_field()
 
     @extend_schema_serializer(component_name="ChatResponse")
     class OutputSerializer(serializers.Serializer):
@@ -107,7 +108,8 @@ class ChatApi(APIView):
             client=request.auth,
             data=ChatInput(message=data["message"], session_id=data.get("session_id"),
                            credentials=data.get("credentials"), files=data.get("files"),
-                           timezone=data.get("timezone"), schedule=data.get("schedule")),
+                           timezone=data.get("timezone"), schedule=data.get("schedule"),
+                           end_user=data.get("end_user", "")),
         )
         return Response(self.OutputSerializer(chat_response(session)).data)
 

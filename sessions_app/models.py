@@ -1,9 +1,9 @@
 import uuid
 
 from django.db import models
-from django.utils import timezone
 
-from mcpagent.crypto import EncryptedBytesField, EncryptedJSONField
+from agents_app.models import Conversation  # noqa: F401  (re-exported: turns of sessions and agents)
+from mcpagent.fields import END_USER_MAX_LENGTH
 
 
 class Session(models.Model):
@@ -19,6 +19,8 @@ class Session(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     client = models.ForeignKey("mcpagent.ApiClient", on_delete=models.CASCADE, related_name="sessions")
+    # The client's own id for the person it acts for: credentials collected here are theirs (vault end_user).
+    end_user = models.CharField(max_length=END_USER_MAX_LENGTH, blank=True, default="", db_index=True)
     status = models.CharField(max_length=30, choices=Status.choices, default=Status.NEW, db_index=True)
     # The plan: request, chosen servers, workflow (see agents_app.analysis.Plan). Never holds secret values.
     context = models.JSONField(default=dict, blank=True)
@@ -34,160 +36,3 @@ class Session(models.Model):
 
     def __str__(self) -> str:
         return str(self.id)
-
-
-class Conversation(models.Model):
-    """One turn (user, assistant, tool, system) of a session or of an agent run, in order."""
-
-    class Role(models.TextChoices):
-        USER = "user"
-        ASSISTANT = "assistant"
-        TOOL = "tool"
-        SYSTEM = "system"
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    session = models.ForeignKey(Session, null=True, blank=True, on_delete=models.CASCADE, related_name="turns")
-    agent = models.ForeignKey(
-        "agents_app.Agent", null=True, blank=True, on_delete=models.CASCADE, related_name="turns"
-    )
-    role = models.CharField(max_length=20, choices=Role.choices)
-    message = models.TextField()
-    metadata = models.JSONField(default=dict, blank=True)
-    timestamp = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        ordering = ["timestamp", "id"]
-
-
-# --- Credentials, files and their audit trail (issue 5). Values exist only as ciphertext (mcpagent.crypto). ---
-
-
-class Credential(models.Model):
-    """One secret or setting for one server, collected in a session and then owned by the agent built from it.
-
-    Lifetime: `expires_at` (CREDENTIAL_TTL_HOURS while only a session holds it; the agent's lifetime, or
-    AGENT_CREDENTIAL_TTL_DAYS, once an agent adopts it). Rows whose session and agent are both gone are purged
-    by the beat task too, so a deleted owner never leaves a value behind."""
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    client = models.ForeignKey("mcpagent.ApiClient", on_delete=models.CASCADE, related_name="credentials")
-    session = models.ForeignKey(
-        Session, null=True, blank=True, on_delete=models.SET_NULL, related_name="credentials"
-    )
-    agent = models.ForeignKey(
-        "agents_app.Agent", null=True, blank=True, on_delete=models.SET_NULL, related_name="credentials"
-    )
-    server = models.CharField(max_length=200, help_text="Catalogue slug of the MCP server.")
-    key = models.CharField(max_length=200, help_text="Env var or header name.")
-    value = EncryptedJSONField()
-    hint = models.CharField(max_length=64, help_text='Masked, e.g. "xoxb-...f3a9", or "set".')
-    kind = models.CharField(max_length=20, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True, db_index=True, help_text="Empty: the agent's lifetime.")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["server", "key"]
-        constraints = [
-            # A session holds one value per (server, key) until an agent adopts it; an agent holds one too.
-            models.UniqueConstraint(
-                fields=["session", "server", "key"],
-                condition=models.Q(agent__isnull=True),
-                name="sessions_credential_session_unique",
-            ),
-            models.UniqueConstraint(fields=["agent", "server", "key"], name="sessions_credential_agent_unique"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.server}:{self.key}"
-
-
-class StoredFile(models.Model):
-    """An uploaded credential/config file (JSON, YAML, PEM, text, .env), checked by sessions_app.filecheck.
-
-    No plain SHA-256 is kept: for a small secret file it would let anyone with the table confirm guesses
-    offline; `fingerprint` is keyed (see mcpagent.crypto.fingerprint)."""
-
-    class FileType(models.TextChoices):
-        CREDENTIAL = "credential"
-        CONFIG = "config"
-        OTHER = "other"
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    client = models.ForeignKey("mcpagent.ApiClient", on_delete=models.CASCADE, related_name="stored_files")
-    session = models.ForeignKey(Session, null=True, blank=True, on_delete=models.SET_NULL, related_name="files")
-    agent = models.ForeignKey(
-        "agents_app.Agent", null=True, blank=True, on_delete=models.SET_NULL, related_name="files"
-    )
-    server = models.CharField(max_length=200, blank=True, help_text="Catalogue slug of the server it is for.")
-    key = models.CharField(max_length=200, blank=True, help_text="Requirement it satisfies (env var given its path).")
-    file_type = models.CharField(max_length=20, choices=FileType.choices, default=FileType.CREDENTIAL)
-    filename = models.CharField(max_length=255, help_text="Sanitised base name.")
-    content_type = models.CharField(max_length=100, help_text="Sniffed from the bytes, not from the name.")
-    detected = models.CharField(max_length=50, blank=True, help_text="e.g. google_service_account, pem, dotenv.")
-    size = models.PositiveIntegerField()
-    fingerprint = models.CharField(max_length=64)
-    content = EncryptedBytesField()
-    expires_at = models.DateTimeField(null=True, blank=True, db_index=True, help_text="Empty: the agent's lifetime.")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["created_at", "id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["session", "server", "key"],
-                condition=models.Q(agent__isnull=True) & ~models.Q(key=""),
-                name="sessions_file_session_key_unique",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return self.filename
-
-
-class AuditEvent(models.Model):
-    """Who did what to which credential or file, when and why. Never holds a value. Append-only."""
-
-    class ActorType(models.TextChoices):
-        CLIENT = "client"
-        STAFF = "staff"
-        SYSTEM = "system"
-
-    class Action(models.TextChoices):
-        CREATE = "create"
-        READ_FOR_USE = "read_for_use"
-        UPDATE = "update"
-        DELETE = "delete"
-        EXPIRE = "expire"
-        ROTATE = "rotate"
-        VALIDATE = "validate"
-
-    class ObjectType(models.TextChoices):
-        CREDENTIAL = "credential"
-        FILE = "file"
-        KEY = "encryption_key"
-
-    at = models.DateTimeField(default=timezone.now, db_index=True)
-    actor_type = models.CharField(max_length=10, choices=ActorType.choices)
-    actor_id = models.CharField(max_length=64, blank=True)
-    actor_label = models.CharField(max_length=200, blank=True)
-    action = models.CharField(max_length=20, choices=Action.choices, db_index=True)
-    object_type = models.CharField(max_length=20, choices=ObjectType.choices)
-    object_id = models.CharField(max_length=64, blank=True, db_index=True)
-    server = models.CharField(max_length=200, blank=True, db_index=True)
-    key = models.CharField(max_length=200, blank=True)
-    # Plain ids, not foreign keys: the trail outlives the client, session and agent it mentions.
-    client_id = models.UUIDField(null=True, blank=True, db_index=True)
-    session_id = models.UUIDField(null=True, blank=True, db_index=True)
-    agent_id = models.UUIDField(null=True, blank=True, db_index=True)
-    reason = models.CharField(max_length=200, blank=True, help_text="The operation, e.g. chat, agent_run, ttl.")
-    metadata = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        ordering = ["-at", "-id"]
-
-    def __str__(self) -> str:
-        return f"{self.action} {self.object_type} {self.server}:{self.key}"

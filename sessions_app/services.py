@@ -16,6 +16,10 @@ from agents_app.master.recurrence import describe, in_timezone, schedule_to_appl
 from agents_app.services import catalogue_packages_prefetch_queue, in_progress_check
 from mcpagent.errors import ApplicationError
 from mcpagent.models import ApiClient
+from mcpagent.vault.audit import Actor
+from mcpagent.vault.connections import connections_reuse
+from sessions_app import tasks as session_tasks  # the tasks call back into this module by module attribute
+from sessions_app.credentials import credentials_for_session_delete, credentials_store, files_store
 from sessions_app.models import Conversation, Session
 from sessions_app.selectors import collected_credential_keys, collected_file_keys, session_get
 
@@ -31,10 +35,12 @@ class ChatInput:
     files: list[dict] | None = None
     timezone: str | None = None  # the client's IANA time zone, for a proposed schedule
     schedule: Any = None  # True confirms the proposed schedule, False drops it, {cron|interval_seconds, timezone} replaces it
+    end_user: str = ""
 
 
-def session_create(*, client: ApiClient, metadata: dict | None = None) -> Session:
-    return Session.objects.create(client=client, status=Status.NEW, context={"metadata": metadata or {}})
+def session_create(*, client: ApiClient, metadata: dict | None = None, end_user: str = "") -> Session:
+    return Session.objects.create(client=client, end_user=end_user, status=Status.NEW,
+                                  context={"metadata": metadata or {}})
 
 
 @transaction.atomic
@@ -44,8 +50,6 @@ def session_delete(*, client: ApiClient, session_id) -> None:
     session = session_get(client=client, session_id=session_id)
     # Locked, so a chat turn cannot store values into it (or start an agent from it) while it goes.
     session = Session.objects.select_for_update().get(pk=session.pk)
-    from sessions_app.credentials import credentials_for_session_delete
-
     credentials_for_session_delete(session=session, actor=client, reason="session_delete")
     session.delete()
 
@@ -106,8 +110,6 @@ def _requirements_for(session: Session, plan: Plan) -> dict:
 
 def _store_secrets(*, session: Session, client: ApiClient, credentials: dict, files: list) -> dict:
     """Validate and store credentials and files; all-or-nothing. Returns names stored (never values)."""
-    from sessions_app.credentials import credentials_store, files_store
-
     stored: dict = {"credentials": {}, "files": []}
     errors: dict = {}
     if credentials:
@@ -151,10 +153,10 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
     dispatch: list[tuple[str, str]] = []
     with transaction.atomic():
         if data.session_id:
-            session = session_get(client=client, session_id=data.session_id)
+            session = session_get(client=client, session_id=data.session_id, end_user=data.end_user)
             session = Session.objects.select_for_update().get(pk=session.pk)
         else:
-            session = session_create(client=client)
+            session = session_create(client=client, end_user=data.end_user)
         status_before = session.status
         if session.status in (Status.ANALYSING, Status.CREATING_AGENT) and not data.credentials and not data.files:
             raise ApplicationError(
@@ -266,10 +268,8 @@ def _schedule_choose(session: Session, choice: Any) -> None:
 
 def _dispatch(jobs: list[tuple[str, str]]) -> None:
     # Tasks take ids only (never secrets) and are sent after the transaction commits, so a worker sees the rows.
-    from agents_app.master.tasks import analyse_session, create_session_agent
-
     for kind, session_id in jobs:
-        (analyse_session if kind == "analyse" else create_session_agent).delay(session_id)
+        (session_tasks.analyse_session if kind == "analyse" else session_tasks.create_session_agent).delay(session_id)
 
 
 def _wait(session: Session) -> None:
@@ -331,6 +331,9 @@ def _advance(session: Session, *, announce: bool, plan_changed: bool = False) ->
         conversation_add(session=session, role=Conversation.Role.ASSISTANT, message=_no_servers_reply(),
                          metadata={"status": session.status})
         return
+    # Progressive collection: what this client already connected for the end user is not asked again.
+    connections_reuse(client=session.client, session=session, servers=plan.server_slugs(),
+                      actor=Actor.system("progressive_collection"), reason="connection_reuse")
     requirements = _requirements_for(session, plan)
     session.required_credentials = requirements["required_credentials"]
     session.required_files = requirements["required_files"]

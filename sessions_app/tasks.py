@@ -1,8 +1,9 @@
-"""Celery tasks of sessions_app. Tasks take ids (never secrets) and return counts (never values)."""
+"""Celery tasks of sessions_app. Tasks take ids (never secrets) and return statuses or counts (never values)."""
 
 from celery import shared_task
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
 
+from sessions_app import handoff, services
 from sessions_app.credentials import credentials_purge_expired, materialized_files_sweep
 
 
@@ -13,3 +14,15 @@ def purge_expired_credentials() -> dict[str, int]:
     (logged, not counted: the folders are shared by every process on the host)."""
     materialized_files_sweep()
     return credentials_purge_expired()
+
+
+@shared_task(autoretry_for=(OperationalError, InterfaceError), retry_backoff=True, max_retries=3)
+def analyse_session(session_id: str) -> str:
+    """Run the master agent on the session's request and record the plan."""
+    return services.session_analyse(session_id=session_id).status
+
+
+@shared_task(autoretry_for=(OperationalError, InterfaceError), retry_backoff=True, max_retries=3)
+def create_session_agent(session_id: str) -> str | None:
+    """Create and validate the agent for a session whose credentials are complete."""
+    return handoff.agent_create_for_session(session_id=session_id)

@@ -41,6 +41,16 @@ def _api(name: str) -> APIClient:
     return api
 
 
+# Live token checks call the real providers (no internet here): off unless a test turns them on against the fake
+# providers (tests/fakes/providers.py). The environment variable covers worker processes the tests start.
+os.environ.setdefault("CREDENTIAL_VERIFY", "0")
+
+
+@pytest.fixture(autouse=True)
+def _no_live_token_checks(settings):
+    settings.CREDENTIAL_VERIFY = False
+
+
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits():
     """Rate-limit counters live in the cache; each test starts with none."""

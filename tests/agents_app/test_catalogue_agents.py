@@ -13,7 +13,8 @@ from agents_app.services import (
 from mcpagent.errors import ApplicationError
 from registry_app.models import CredentialRequirement, LaunchRecipe, McpServer
 from sessions_app.credentials import credentials_store
-from sessions_app.models import Credential, Session
+from mcpagent.vault.models import Credential
+from sessions_app.models import Session
 from tests.agents_app.conftest import SERVERS
 
 

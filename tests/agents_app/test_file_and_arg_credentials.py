@@ -21,7 +21,8 @@ from agents_app.services import agent_create, agent_create_for_catalogue_servers
 from mcpagent.errors import ApplicationError
 from registry_app.models import CredentialRequirement, LaunchRecipe, McpServer
 from sessions_app.credentials import credential_delete, credentials_store, file_delete
-from sessions_app.models import AuditEvent, Credential, Session, StoredFile
+from mcpagent.vault.models import AuditEvent, Credential, StoredFile
+from sessions_app.models import Session
 from tests.agents_app.conftest import SERVERS, assert_credential_missing
 
 GIT_RECIPE_ARGS = ["mcp-server-git", "--repository", "${GIT_REPOSITORY}"]  # as registry_app.importers write it
@@ -136,7 +137,7 @@ def test_uploaded_file_reaches_the_server_for_its_life_only(api, test_servers, m
     agent.refresh_from_db()
     stored = json.dumps(agent.mcp_config)
     assert client_secret not in stored and seen["folder"] not in stored and str(materialize_root) not in stored
-    for table in ("agents_app_agent", "agents_app_agentrun", "sessions_app_storedfile", "sessions_app_auditevent"):
+    for table in ("agents_app_agent", "agents_app_agentrun", "vault_storedfile", "vault_auditevent"):
         assert client_secret not in stored_rows(table), table
     shown = api.get(f"/api/agents/{agent.id}").json()
     assert client_secret not in json.dumps(shown) and seen["folder"] not in json.dumps(shown)

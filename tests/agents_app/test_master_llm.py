@@ -305,7 +305,7 @@ def fake_for_worker(monkeypatch):
 def test_analysis_task_in_a_real_prefork_celery_worker(catalogue, fake_for_worker, celery_worker):
     """The production path: the analysis task in a prefork worker child runs fast-agent (asyncio in the child's main
     thread), which starts the catalogue MCP server on the worker's (test) database; the worker keeps serving."""
-    from agents_app.master.tasks import analyse_session
+    from sessions_app.tasks import analyse_session
     from mcpagent.services import api_client_create
     from sessions_app.models import Session
 

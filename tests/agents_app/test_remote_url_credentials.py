@@ -19,7 +19,8 @@ from registry_app.importers import official
 from registry_app.models import CredentialRequirement, LaunchRecipe, McpServer
 from registry_app.services import catalogue_import
 from sessions_app.credentials import credential_delete, credentials_store
-from sessions_app.models import Credential, Session
+from mcpagent.vault.models import Credential
+from sessions_app.models import Session
 from tests.agents_app.conftest import assert_credential_missing
 from tests.agents_app.servers.remote import RemoteServer
 

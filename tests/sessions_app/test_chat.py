@@ -209,7 +209,7 @@ def test_delete_session_deletes_every_value_no_live_agent_holds(api, other_api, 
     from agents_app.secrets import secrets_adopt
     from agents_app.services import agent_create, agent_validate
     from sessions_app.credentials import credentials_store, files_store
-    from sessions_app.models import AuditEvent, Credential, StoredFile
+    from mcpagent.vault.models import AuditEvent, Credential, StoredFile
     from tests.agents_app.conftest import SERVERS, TIME_SERVER
 
     settings.AGENT_ALLOWED_SCRIPT_DIRS = [str(SERVERS)]
@@ -234,9 +234,9 @@ def test_delete_session_deletes_every_value_no_live_agent_holds(api, other_api, 
     store("svc-later", {"LATER_TOKEN": "later-value-456"})
     assert files_store(client=api.client_obj, session=session, actor=api.client_obj, reason="chat",
                        files=[{"filename": "settings.json", "content": "eyJhIjogMX0=", "key": "SETTINGS"}]).ok
-    kept = set(Credential.objects.filter(agent=ready).values_list("pk", flat=True))
-    doomed = {*Credential.objects.filter(session=session).exclude(pk__in=kept).values_list("pk", flat=True),
-              *StoredFile.objects.filter(session=session).values_list("pk", flat=True)}
+    kept = set(Credential.objects.filter(agent_id=ready.pk).values_list("pk", flat=True))
+    doomed = {*Credential.objects.filter(session_id=session.pk).exclude(pk__in=kept).values_list("pk", flat=True),
+              *StoredFile.objects.filter(session_id=session.pk).values_list("pk", flat=True)}
     assert len(kept) == 1 and len(doomed) == 4  # later + file (session only), copy + API_KEY (failed agent)
 
     _error(other_api.delete(f"/api/sessions/{session.id}"), 404, "not_found")
@@ -417,7 +417,7 @@ def _planned_session(api, slugs: list[str]) -> str:
 
 def test_a_retry_validates_the_same_failed_agent_again(api, test_catalogue):
     from agents_app.models import Agent
-    from sessions_app.models import AuditEvent, Credential
+    from mcpagent.vault.models import AuditEvent, Credential
 
     session_id = _planned_session(api, ["acme-tickets"])
     first = _chat(api, message="here is my token", session_id=session_id,

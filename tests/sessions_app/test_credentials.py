@@ -8,7 +8,7 @@ from django.utils import timezone
 from agents_app.models import Agent
 from mcpagent.errors import ApplicationError
 from registry_app.models import CredentialRequirement, McpServer
-from sessions_app import formats
+from mcpagent.vault import formats
 from sessions_app.credentials import (
     Actor,
     credential_delete,
@@ -21,7 +21,7 @@ from sessions_app.credentials import (
     credentials_record_validation,
     credentials_store,
 )
-from sessions_app.models import AuditEvent, Credential
+from mcpagent.vault.models import AuditEvent, Credential
 from tests.sessions_app.secretscan import fake_secrets
 
 
@@ -37,7 +37,7 @@ def test_valid_provider_values_are_stored_masked_and_audited(api, session_x):
     result = _store(api, session_x, "everything", values)
     assert result.ok and not result.errors
     assert {entry["key"] for entry in result.stored} == set(values)
-    rows = {row.key: row for row in Credential.objects.filter(session=session_x)}
+    rows = {row.key: row for row in Credential.objects.filter(session_id=session_x.pk)}
     assert rows["SLACK_BOT_TOKEN"].hint == f"xoxb-...{values['SLACK_BOT_TOKEN'][-4:]}"
     assert rows["GITHUB_PERSONAL_ACCESS_TOKEN"].hint.startswith("ghp_...")
     assert rows["DB_PASSWORD"].hint == "set"  # short values show nothing
@@ -86,7 +86,7 @@ def test_one_bad_value_stores_nothing_and_names_each_failing_key(api, session_x)
 def test_whitespace_is_trimmed_and_limits_apply(api, session_x, settings):
     token = fake_secrets()["SLACK_BOT_TOKEN"]
     assert _store(api, session_x, "slack", {"SLACK_BOT_TOKEN": f"  {token}\n"}).ok
-    assert Credential.objects.get(session=session_x, key="SLACK_BOT_TOKEN").value == token
+    assert Credential.objects.get(session_id=session_x.pk, key="SLACK_BOT_TOKEN").value == token
     settings.CREDENTIAL_VALUE_MAX_CHARS = 50
     result = _store(api, session_x, "x", {"LONG": "a" * 51, "NUL": "abc\x00def", "RTL": "abc\u202edef",
                                            "TYPE": {"nested": "object"}, "bad key!": "v"})
@@ -118,7 +118,7 @@ def test_numbers_and_booleans_become_strings_and_pem_newlines_are_kept(api, sess
     values = credential_values_for_use(client=api.client_obj, session=session_x, server="x", actor=api.client_obj,
                                        reason="test")
     assert values == {"PORT": "8080", "DEBUG": "true", "PRIVATE_KEY": pem}
-    assert Credential.objects.get(session=session_x, key="PRIVATE_KEY").hint == "set"
+    assert Credential.objects.get(session_id=session_x.pk, key="PRIVATE_KEY").hint == "set"
 
 
 def test_catalogue_requirements_restrict_keys_and_apply_patterns(api, session_x):
@@ -145,9 +145,9 @@ def test_curated_patterns_apply_to_keys_only_credinfo_knows():
     curated = match_credential(key="TELEGRAM_BOT_TOKEN")
     if not (curated and curated.get("pattern")):
         pytest.skip("config/credinfo.json has no pattern for TELEGRAM_BOT_TOKEN")
-    reason = formats.check_value("TELEGRAM_BOT_TOKEN", "not-a-bot-token", None)
+    reason = formats.check_value("TELEGRAM_BOT_TOKEN", "not-a-bot-token", None, curated=curated)
     assert reason == f"does not have the format {curated['service_name']} uses for this setting"
-    assert formats.check_value("TELEGRAM_BOT_TOKEN", "1000000000:AA" + "x" * 33, None) is None
+    assert formats.check_value("TELEGRAM_BOT_TOKEN", "1000000000:AA" + "x" * 33, None, curated=curated) is None
 
 
 def test_catastrophic_catalogue_patterns_are_not_applied():
@@ -207,8 +207,8 @@ def test_update_replaces_the_value_and_is_audited_as_update(api, session_x):
     _store(api, session_x, "slack", {"SLACK_BOT_TOKEN": first})
     result = _store(api, session_x, "slack", {"SLACK_BOT_TOKEN": second})
     assert result.stored[0]["action"] == "update"
-    assert Credential.objects.filter(session=session_x).count() == 1
-    assert Credential.objects.get(session=session_x).value == second
+    assert Credential.objects.filter(session_id=session_x.pk).count() == 1
+    assert Credential.objects.get(session_id=session_x.pk).value == second
     assert list(AuditEvent.objects.filter(key="SLACK_BOT_TOKEN").order_by("at").values_list("action", flat=True)) == [
         "create", "update"
     ]
@@ -261,7 +261,7 @@ def test_session_ttl_default_and_agent_lifetime(api, session_x, agent_x, setting
     settings.AGENT_CREDENTIAL_TTL_DAYS = 30
     agent2 = Agent.objects.create(client=api.client_obj, session=session_x, name="second")
     credentials_extend_ttl(client=api.client_obj, session=session_x, agent=agent2, actor=api.client_obj, reason="t")
-    copy = Credential.objects.get(agent=agent2)
+    copy = Credential.objects.get(agent_id=agent2.pk)
     assert copy.pk != row.pk and copy.value == "value-a-1234"
     assert timedelta(days=29) < copy.expires_at - timezone.now() <= timedelta(days=30)
     assert AuditEvent.objects.filter(action="create", metadata__copied_from=str(row.pk)).count() == 1
@@ -317,28 +317,28 @@ def test_admin_shows_names_and_hints_never_values_and_audit_is_read_only(api, se
     _store(api, session_x, "svc", {"OPENAI_API_KEY": secrets["OPENAI_API_KEY"], "DB_PASSWORD": secrets["DB_PASSWORD"]})
     row = Credential.objects.get(key="OPENAI_API_KEY")
     pages = [
-        staff_client.get("/admin/sessions_app/credential/"),
-        staff_client.get(f"/admin/sessions_app/credential/{row.pk}/change/"),
-        staff_client.get("/admin/sessions_app/auditevent/"),
-        staff_client.get(f"/admin/sessions_app/auditevent/{AuditEvent.objects.first().pk}/change/"),
+        staff_client.get("/admin/vault/credential/"),
+        staff_client.get(f"/admin/vault/credential/{row.pk}/change/"),
+        staff_client.get("/admin/vault/auditevent/"),
+        staff_client.get(f"/admin/vault/auditevent/{AuditEvent.objects.first().pk}/change/"),
     ]
     for page in pages:
         assert page.status_code == 200
         html = page.content.decode()
         assert secrets["OPENAI_API_KEY"] not in html and secrets["DB_PASSWORD"] not in html
     assert row.hint in pages[0].content.decode()
-    assert staff_client.get("/admin/sessions_app/credential/add/").status_code == 403
-    assert staff_client.get("/admin/sessions_app/auditevent/add/").status_code == 403
+    assert staff_client.get("/admin/vault/credential/add/").status_code == 403
+    assert staff_client.get("/admin/vault/auditevent/add/").status_code == 403
     event = AuditEvent.objects.first()
-    assert staff_client.post(f"/admin/sessions_app/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
-    assert staff_client.post(f"/admin/sessions_app/auditevent/{event.pk}/change/", {"action": "delete"}).status_code == 403
+    assert staff_client.post(f"/admin/vault/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert staff_client.post(f"/admin/vault/auditevent/{event.pk}/change/", {"action": "delete"}).status_code == 403
     assert AuditEvent.objects.filter(pk=event.pk).exists()
     # Staff deletes go through the service and are audited with the staff user as actor.
-    response = staff_client.post(f"/admin/sessions_app/credential/{row.pk}/delete/", {"post": "yes"})
+    response = staff_client.post(f"/admin/vault/credential/{row.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302 and not Credential.objects.filter(pk=row.pk).exists()
     deleted = AuditEvent.objects.get(action="delete", object_id=str(row.pk))
     assert (deleted.actor_type, deleted.actor_label, deleted.reason) == ("staff", "staff", "admin")
-    response = staff_client.post("/admin/sessions_app/credential/", {
+    response = staff_client.post("/admin/vault/credential/", {
         "action": "delete_selected", "_selected_action": [str(c.pk) for c in Credential.objects.all()], "post": "yes",
     })
     assert response.status_code == 302 and not Credential.objects.exists()

@@ -16,14 +16,14 @@ from django.forms.models import model_to_dict
 
 from mcpagent import crypto
 from mcpagent.env import environ_for_own_process
-from sessions_app.models import Credential, StoredFile
+from mcpagent.vault.models import Credential, StoredFile
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY_A, KEY_B, KEY_C = (Fernet.generate_key().decode() for _ in range(3))
 
 
 def _credential(client, session, value, key="K") -> Credential:
-    return Credential.objects.create(client=client, session=session, server="srv", key=key, value=value, hint="set")
+    return Credential.objects.create(client=client, session_id=session.pk, server="srv", key=key, value=value, hint="set")
 
 
 def _raw_token(model, pk) -> bytes:
@@ -51,7 +51,7 @@ def test_bytes_field_keeps_bytes(api, session_x, settings):
     settings.ENCRYPTION_KEY = KEY_A
     data = bytes(range(256)) * 3
     row = StoredFile.objects.create(
-        client=api.client_obj, session=session_x, filename="f.txt", content_type="text/plain", size=len(data),
+        client=api.client_obj, session_id=session_x.pk, filename="f.txt", content_type="text/plain", size=len(data),
         fingerprint="x", content=data,
     )
     assert StoredFile.objects.get(pk=row.pk).content == data

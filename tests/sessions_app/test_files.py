@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from mcpagent.errors import ApplicationError
 from sessions_app.credentials import file_materialize, files_collected, files_store, materialized_files_sweep
-from sessions_app.models import AuditEvent, StoredFile
+from mcpagent.vault.models import AuditEvent, StoredFile
 
 
 def multipart(filename: str, content: bytes, **fields: str) -> tuple[bytes, str]:
@@ -290,7 +290,7 @@ def test_a_keyed_file_replaces_the_previous_one(api, session_x):
     catalogue_file_server("gdrive", "GOOGLE_APPLICATION_CREDENTIALS")
     for content in (b'{"v": 1}', b'{"v": 2}'):
         assert upload(api, session_x, "c.json", content, key="GOOGLE_APPLICATION_CREDENTIALS", server="gdrive").status_code == 201
-    stored = StoredFile.objects.get(session=session_x)
+    stored = StoredFile.objects.get(session_id=session_x.pk)
     assert stored.content == b'{"v": 2}'
     assert list(AuditEvent.objects.filter(object_type="file").order_by("at").values_list("action", flat=True)) == [
         "create", "update"
@@ -390,7 +390,7 @@ def test_session_file_count_quota(api, session_x, settings):
     assert response.status_code == 400, response.content
     error = response.json()["error"]
     assert error["code"] == "session_file_quota_exceeded" and "FILES_MAX_PER_SESSION" in error["message"]
-    assert StoredFile.objects.filter(session=session_x).count() == 2
+    assert StoredFile.objects.filter(session_id=session_x.pk).count() == 2
 
 
 def test_session_file_bytes_quota_counts_a_replaced_file_once(api, session_x, settings):

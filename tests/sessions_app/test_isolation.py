@@ -22,7 +22,7 @@ from sessions_app.credentials import (
     files_list,
     files_store,
 )
-from sessions_app.models import AuditEvent, Credential, StoredFile
+from mcpagent.vault.models import AuditEvent, Credential, StoredFile
 from tests.sessions_app.secretscan import fake_secrets
 from tests.sessions_app.test_files import upload
 

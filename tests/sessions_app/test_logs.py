@@ -56,7 +56,7 @@ def test_storing_using_rotating_and_uploading_logs_no_secret(api, session_x, age
     call_command("rotate_encryption_key", stdout=StringIO())
     purge_expired_credentials.apply().get()
 
-    assert any(r.name == "sessions_app.credentials" for r in log_capture.records)
+    assert any(r.name == "mcpagent.vault" for r in log_capture.records)
     assert any(r.name == "django.db.backends" for r in log_capture.records)  # SQL with parameters was captured
     pem_lines = [line for line in pem.splitlines() if not line.startswith(b"-----")]
     log_capture.assert_clean([*values.values(), pem_lines[1], env_file])

@@ -15,7 +15,8 @@ from sessions_app.credentials import (
     file_materialize,
     files_store,
 )
-from sessions_app.models import AuditEvent, Conversation, Credential, StoredFile
+from mcpagent.vault.models import AuditEvent, Credential, StoredFile
+from sessions_app.models import Conversation
 from tests.sessions_app.secretscan import assert_no_plaintext_in_db, fake_secrets
 from tests.sessions_app.test_files import private_key_pem, service_account, upload
 
@@ -61,23 +62,23 @@ def test_no_plaintext_anywhere_in_the_database(api, session_x, agent_x):
                 files["sa"], sa["private_key_id"], _pem_body(sa["private_key"].encode())[:64]]
     dump = assert_no_plaintext_in_db(needles)
     # The scan did read our tables (a scan of nothing would pass too).
-    assert len(dump["sessions_app_credential"]) == len(values) + 1
-    assert len(dump["sessions_app_storedfile"]) == 3
-    assert len(dump["sessions_app_auditevent"]) == AuditEvent.objects.count()
-    assert all("gAAAAA" in row or "\\x674141414141" in row for row in dump["sessions_app_credential"])
+    assert len(dump["vault_credential"]) == len(values) + 1
+    assert len(dump["vault_storedfile"]) == 3
+    assert len(dump["vault_auditevent"]) == AuditEvent.objects.count()
+    assert all("gAAAAA" in row or "\\x674141414141" in row for row in dump["vault_credential"])
 
 
 def test_the_scan_does_find_plaintext_when_it_is_there(api, session_x):
     """The scanner itself can fail: a value in a JSON column, in a text column and as raw bytes in bytea."""
     values = fake_secrets()
     Conversation.objects.create(session=session_x, role="user", message="hi", metadata={"leak": values["OPENAI_API_KEY"]})
-    with pytest.raises(AssertionError, match="sessions_app_conversation"):
+    with pytest.raises(AssertionError, match="agents_app_conversation"):
         assert_no_plaintext_in_db([values["OPENAI_API_KEY"]])
     credentials_store(client=api.client_obj, session=session_x, server="s", values={"K": "v-123456"}, actor="t", reason="t")
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE sessions_app_credential SET value = %s", [values["SLACK_BOT_TOKEN"].encode()])
-    with pytest.raises(AssertionError, match="sessions_app_credential"):
+        cursor.execute("UPDATE vault_credential SET value = %s", [values["SLACK_BOT_TOKEN"].encode()])
+    with pytest.raises(AssertionError, match="vault_credential"):
         assert_no_plaintext_in_db([values["SLACK_BOT_TOKEN"]])
     Conversation.objects.create(session=session_x, role="user", message=base64.b64encode(b"xx" + values["DB_PASSWORD"].encode()).decode())
-    with pytest.raises(AssertionError, match="sessions_app_conversation"):
+    with pytest.raises(AssertionError, match="agents_app_conversation"):
         assert_no_plaintext_in_db([values["DB_PASSWORD"]])

@@ -10,7 +10,7 @@ from django.db import connection
 
 from mcpagent import crypto
 from sessions_app.credentials import credential_values_for_use, credentials_store, files_store
-from sessions_app.models import AuditEvent, Credential, StoredFile
+from mcpagent.vault.models import AuditEvent, Credential, StoredFile
 from tests.sessions_app.secretscan import fake_secrets
 
 KEY_A, KEY_B, KEY_C = (Fernet.generate_key().decode() for _ in range(3))
@@ -75,9 +75,9 @@ def test_an_interrupted_rotation_resumes_and_loses_nothing(api, session_x, setti
     done = list(Credential.objects.order_by("pk").values_list("pk", flat=True)[:3])
     with connection.cursor() as cursor:
         for pk in done:
-            cursor.execute("SELECT value FROM sessions_app_credential WHERE id = %s", [pk])
+            cursor.execute("SELECT value FROM vault_credential WHERE id = %s", [pk])
             token = crypto.rotate(bytes(cursor.fetchone()[0]))
-            cursor.execute("UPDATE sessions_app_credential SET value = %s WHERE id = %s", [bytes(token), pk])
+            cursor.execute("UPDATE vault_credential SET value = %s WHERE id = %s", [bytes(token), pk])
     report = _rotate(batch_size=2)
     assert f"credentials: {len(values) - 3} re-encrypted, 3 already current, 0 failed" in report
     settings.ENCRYPTION_KEY = KEY_B

@@ -2,8 +2,9 @@
 
 Order of checks for one value: type, whitespace trimmed, not empty, length cap, no control characters (except
 newlines/tabs, for PEM text), then every rule that applies: the catalogue requirement's `format`, `choices` and
-`pattern`, a curated pattern (registry_app.credinfo), and the built-in provider rules matched on the key name
-(Slack, GitHub, OpenAI, Anthropic, Notion, Stripe, AWS) or the requirement's kind/name (URL, email, file path).
+`pattern`, a curated pattern (passed in by the caller: registry_app.credinfo's), and the built-in provider
+rules matched on the key name (Slack, GitHub, OpenAI, Anthropic, Notion, Stripe, AWS) or the requirement's
+kind/name (URL, email, file path).
 Values of unknown formats are accepted as plain strings.
 
 Every reason names what was expected and never contains the value (reasons go back to the client and to logs).
@@ -16,6 +17,8 @@ from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 from django.conf import settings
+
+from mcpagent.logging_filters import redact
 
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,199}$")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
@@ -87,8 +90,6 @@ def mask(value: object) -> str:
 def is_safe_key(key: object) -> bool:
     """A credential name we may store and echo: well formed, and not shaped like a secret (a value pasted into
     the name's place, e.g. {"xoxb-...": "..."}, must not be kept or shown in plain text)."""
-    from mcpagent.logging_filters import redact
-
     return isinstance(key, str) and bool(KEY_RE.match(key)) and redact(key) == key
 
 
@@ -163,24 +164,6 @@ def _catalogue_regex(pattern: str) -> re.Pattern | None:
         return None
 
 
-def _curated(key: str, requirement: dict) -> dict:
-    """The curated entry for this key (on this server, when known) from registry_app.credinfo, or {}."""
-    try:
-        from registry_app.credinfo import match_credential
-    except ImportError:
-        return {}
-    try:
-        curated = match_credential(
-            key=key,
-            server_name=requirement.get("server_name", ""),
-            repository_url=requirement.get("repository_url", ""),
-            slug=requirement.get("server", ""),
-        )
-    except Exception:  # curated data is advisory; a bad entry must not block storing a credential
-        return {}
-    return curated or {}
-
-
 def normalise(value: object) -> tuple[str | None, str | None]:
     """(clean value, None) or (None, reason). Numbers and booleans from JSON become their JSON text."""
     if isinstance(value, bool):
@@ -200,8 +183,9 @@ def normalise(value: object) -> tuple[str | None, str | None]:
     return value, None
 
 
-def check_value(key: str, value: str, requirement: dict | None) -> str | None:
-    """None if the (normalised) value is acceptable for this key, else the reason (never the value)."""
+def check_value(key: str, value: str, requirement: dict | None, curated: dict | None = None) -> str | None:
+    """None if the (normalised) value is acceptable for this key, else the reason (never the value). `curated`:
+    what the caller's rules know about the key (a `pattern`, a `service_name`; see mcpagent.vault.rules)."""
     requirement = requirement or {}
     fmt = str(requirement.get("format") or "").lower()
     if fmt in _FORMAT_CHECKS and (reason := _FORMAT_CHECKS[fmt](value)):
@@ -217,7 +201,7 @@ def check_value(key: str, value: str, requirement: dict | None) -> str | None:
     regex = _catalogue_regex(str(requirement.get("pattern") or ""))
     if regex is not None and not regex.search(value):
         return "does not have the expected format for this setting"
-    curated = _curated(key, requirement)
+    curated = curated or {}
     regex = _catalogue_regex(str(curated.get("pattern") or ""))
     if regex is not None and not regex.search(value):
         service = curated.get("service_name") or "the service"

@@ -4,7 +4,15 @@ import logging
 
 from agents_app.master.plan import Plan
 from agents_app.master.recurrence import in_timezone, schedule_to_apply
+from agents_app.models import Agent
+from agents_app.services import (
+    agent_create_for_catalogue_servers, agent_revalidate, agent_stored_credential_keys, agent_validate,
+    catalogue_servers,
+)
 from mcpagent.errors import ApplicationError
+from sessions_app.models import Session
+from sessions_app import services
+from sessions_app.replies import agent_failure_text
 
 logger = logging.getLogger(__name__)
 
@@ -15,11 +23,6 @@ def agent_create_for_session(*, session_id) -> str | None:
 
     A retry (the session's last agent failed, and the plan's servers and the collected credential names are
     the same) validates that agent again instead of creating another with its own copy of every value."""
-    from agents_app.services import agent_create_for_catalogue_servers, agent_revalidate, agent_validate
-    from sessions_app.models import Session
-    from sessions_app.replies import agent_failure_text
-    from sessions_app.services import session_agent_finished
-
     session = Session.objects.select_related("client").get(pk=session_id)
     plan = Plan.from_dict(session.context.get("plan") or {})
     workflow = [_step_text(step) for step in plan.workflow]
@@ -34,12 +37,12 @@ def agent_create_for_session(*, session_id) -> str | None:
             )
             agent = agent_validate(agent_id=agent.id)
     except ApplicationError as exc:
-        session_agent_finished(session_id=session.id, agent_id=None, ok=False, error=exc.message)
+        services.session_agent_finished(session_id=session.id, agent_id=None, ok=False, error=exc.message)
         return None
     error = "" if agent.status == agent.Status.READY else agent_failure_text(agent.error or {})
     if not error:
         _schedule_apply(session, plan, agent)
-    session_agent_finished(session_id=session.id, agent_id=agent.id, ok=not error, error=error)
+    services.session_agent_finished(session_id=session.id, agent_id=agent.id, ok=not error, error=error)
     return str(agent.id)
 
 
@@ -62,9 +65,6 @@ def _schedule_apply(session, plan: Plan, agent) -> None:
 def _agent_to_retry(session, plan: Plan):
     """The session's last agent if it failed and would be built the same way now (same servers, same credential
     and file names collected), else None."""
-    from agents_app.models import Agent
-    from agents_app.services import agent_stored_credential_keys, catalogue_servers
-
     agent_id = session.context.get("agent_id")
     agent = session.agents.filter(pk=agent_id, status=Agent.Status.FAILED).first() if agent_id else None
     if agent is None:

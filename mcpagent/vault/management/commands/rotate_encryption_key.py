@@ -13,8 +13,8 @@ from django.db.models import BinaryField
 from django.db.models.functions import Cast
 
 from mcpagent.crypto import DecryptionError, configured_keys, decrypt_bytes, fingerprint, is_current, rotate
-from sessions_app.credentials import Actor, audit_record
-from sessions_app.models import AuditEvent, Credential, StoredFile
+from mcpagent.vault.audit import Actor, audit_record
+from mcpagent.vault.models import AuditEvent, Credential, StoredFile
 
 
 class Command(BaseCommand):

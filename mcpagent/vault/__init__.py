@@ -1,0 +1,11 @@
+"""The credentials vault: secrets and credential files of an API client (and of an end user the client names),
+stored encrypted, read only through audited calls, expiring.
+
+It sits below sessions and agents and imports only core (`mcpagent.*`). What it needs to know about a server's
+settings (catalogue requirements, curated formats and file recipes) the caller passes in as CredentialRules;
+who holds a value is a plain id (`session_id`, `agent_id`), so the vault never imports the apps that hold them.
+
+Modules, one job each: models, audit (actors and the trail), holders (ownership, scope, lifetime), store
+(credential values), files (uploaded files), materialize (decrypted files on disk while a server runs),
+expiry (purge), formats (value checks and masks), filecheck (file checks), rules (the caller's knowledge).
+"""

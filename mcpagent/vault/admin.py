@@ -1,0 +1,83 @@
+"""Admin for credentials, files and the audit trail: staff see names and masked hints, never values; the audit
+trail is read-only; deletions go through the services so they are audited with the staff user as actor."""
+
+from django.contrib import admin
+
+from mcpagent.vault.audit import Actor
+from mcpagent.vault.files import file_delete
+from mcpagent.vault.models import AuditEvent, Credential, StoredFile
+from mcpagent.vault.store import credential_delete
+
+
+class _SecretAdmin(admin.ModelAdmin):
+    """View and delete only: values are written through the API, never typed into (or shown by) the admin."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer(self.secret_field)
+
+    def delete_model(self, request, obj) -> None:
+        self.delete_one(obj, Actor.for_staff(request.user))
+
+    def delete_queryset(self, request, queryset) -> None:
+        # Also what Django's "delete selected" action calls, so bulk deletions are audited too.
+        actor = Actor.for_staff(request.user)
+        for obj in queryset:
+            self.delete_one(obj, actor)
+
+
+@admin.register(Credential)
+class CredentialAdmin(_SecretAdmin):
+    secret_field = "value"
+    list_display = ["server", "key", "hint", "kind", "client", "end_user", "session_id", "agent_id", "expires_at",
+                    "last_used_at"]
+    list_filter = ["server", "kind"]
+    search_fields = ["server", "key", "client__name", "end_user"]
+    fields = ["id", "client", "end_user", "session_id", "agent_id", "server", "key", "hint", "kind", "expires_at",
+              "created_at", "updated_at", "last_used_at"]
+    readonly_fields = fields
+
+    def delete_one(self, obj: Credential, actor: Actor) -> None:
+        credential_delete(client=obj.client, credential_id=obj.pk, actor=actor, reason="admin")
+
+
+@admin.register(StoredFile)
+class StoredFileAdmin(_SecretAdmin):
+    secret_field = "content"
+    list_display = ["filename", "server", "key", "file_type", "content_type", "detected", "size", "client",
+                    "end_user", "session_id", "agent_id", "expires_at"]
+    list_filter = ["file_type", "content_type", "detected"]
+    search_fields = ["filename", "server", "key", "client__name"]
+    fields = ["id", "client", "end_user", "session_id", "agent_id", "server", "key", "file_type", "filename",
+              "content_type", "detected", "size", "fingerprint", "expires_at", "created_at", "updated_at", "last_used_at"]
+    readonly_fields = fields
+
+    def delete_one(self, obj: StoredFile, actor: Actor) -> None:
+        file_delete(client=obj.client, file_id=obj.pk, actor=actor, reason="admin")
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit trail: staff read it; nobody adds, edits or deletes entries here."""
+
+    list_display = ["at", "action", "actor_type", "actor_label", "object_type", "server", "key", "reason",
+                    "session_id", "agent_id"]
+    list_filter = ["action", "actor_type", "object_type", "server"]
+    search_fields = ["actor_label", "actor_id", "server", "key", "object_id", "reason"]
+    date_hierarchy = "at"
+    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+    actions = None
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

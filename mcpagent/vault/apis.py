@@ -1,0 +1,53 @@
+"""Connected accounts of the client: GET /api/connections, DELETE /api/connections/{id}."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from mcpagent.errors import ApplicationError
+from mcpagent.fields import end_user_field
+from mcpagent.schema import error_responses
+from mcpagent.vault.connections import connection_delete, connections_list
+
+_END_USER = OpenApiParameter("end_user", str, description="Your id for the end user ('' or absent: none).")
+
+
+def _end_user(request) -> str:
+    field = end_user_field()
+    try:
+        return field.run_validation(request.query_params.get("end_user", ""))
+    except serializers.ValidationError as exc:
+        raise ApplicationError("end_user is not valid.", code="invalid_input",
+                               details={"field": "end_user", "errors": exc.detail}) from None
+
+
+class ConnectionListApi(APIView):
+    @extend_schema_serializer(component_name="Connection")
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.UUIDField()
+        service = serializers.CharField()
+        end_user = serializers.CharField(allow_blank=True)
+        kind = serializers.ChoiceField(choices=["api_key", "oauth", "file"])
+        identity = serializers.DictField(child=serializers.CharField(), help_text="Masked hints, never values.")
+        status = serializers.CharField()
+        last_used_at = serializers.DateTimeField(allow_null=True)
+        expires_at = serializers.DateTimeField(allow_null=True)
+        agents = serializers.ListField(child=serializers.UUIDField())
+
+    @extend_schema_serializer(component_name="ConnectionList")
+    class ListSerializer(serializers.Serializer):
+        connections = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(parameters=[_END_USER], responses={200: ListSerializer, **error_responses(400)})
+    def get(self, request):
+        rows = connections_list(client=request.auth, end_user=_end_user(request))
+        return Response({"connections": self.OutputSerializer(rows, many=True).data})
+
+
+class ConnectionDetailApi(APIView):
+    @extend_schema(parameters=[_END_USER], responses={204: None, **error_responses(400, 404)})
+    def delete(self, request, connection_id):
+        connection_delete(client=request.auth, end_user=_end_user(request), connection=connection_id,
+                          actor=request.auth, reason="connection_delete")
+        return Response(status=status.HTTP_204_NO_CONTENT)

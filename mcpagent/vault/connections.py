@@ -1,0 +1,113 @@
+"""Connected accounts: what a client (for one end user) has connected, one entry per service.
+
+A connection is every live vault row of one client, end user and server, whoever holds it (sessions, agents):
+listed with masked identities only, deleted as a whole. Its id is derived from (client, end user, server), so it
+stays the same while values are rotated, and another client's or end user's id is never found (404).
+"""
+
+import uuid
+from typing import Any
+
+from django.db import transaction
+
+from mcpagent.errors import NotFound
+from mcpagent.models import ApiClient
+from mcpagent.vault.audit import ActorLike, audit_event
+from mcpagent.vault.holders import live, session_expiry, uuid_or_none
+from mcpagent.vault.models import AuditEvent, Credential, StoredFile
+from mcpagent.vault.store import delete_rows
+
+
+def connection_id(*, client_id: Any, end_user: str, server: str) -> str:
+    return str(uuid.uuid5(uuid.UUID(str(client_id)), f"{end_user}\x00{server}"))
+
+
+def _rows(client: ApiClient, end_user: str):
+    credentials = Credential.objects.filter(client=client, end_user=end_user).filter(live()).defer("value")
+    files = StoredFile.objects.filter(client=client, end_user=end_user).filter(live()).defer("content")
+    return credentials, files
+
+
+def _kind(credentials: list, files: list) -> str:
+    if any(row.kind == "oauth" for row in credentials):
+        return "oauth"
+    return "api_key" if credentials else "file"
+
+
+def connections_list(*, client: ApiClient, end_user: str = "") -> list[dict]:
+    """The client's connections for `end_user` ("" for none), by service: names and masked hints only."""
+    credentials, files = _rows(client, end_user)
+    by_server: dict[str, dict[str, list]] = {}
+    for row in credentials:
+        by_server.setdefault(row.server, {"credentials": [], "files": []})["credentials"].append(row)
+    for row in files:
+        if row.server:
+            by_server.setdefault(row.server, {"credentials": [], "files": []})["files"].append(row)
+    connections = []
+    for server, held in sorted(by_server.items()):
+        rows = held["credentials"] + held["files"]
+        newest: dict[str, Any] = {}
+        for row in sorted(rows, key=lambda r: r.updated_at, reverse=True):
+            newest.setdefault(row.key, row)
+        used = [row.last_used_at for row in rows if row.last_used_at]
+        expiries = [row.expires_at for row in rows if row.expires_at]
+        connections.append({
+            "id": connection_id(client_id=client.pk, end_user=end_user, server=server),
+            "service": server,
+            "end_user": end_user,
+            "kind": _kind(held["credentials"], held["files"]),
+            "identity": {key: ((f"{row.identity} ({row.hint})" if row.identity else row.hint)
+                               if isinstance(row, Credential) else row.filename)
+                         for key, row in sorted(newest.items())},
+            "status": "unverified" if any(getattr(r, "verification", "") == "unverified" for r in rows) else "active",
+            "last_used_at": max(used) if used else None,
+            "expires_at": None if len(expiries) < len(rows) else min(expiries),
+            "agents": sorted({str(row.agent_id) for row in rows if row.agent_id}),
+        })
+    return connections
+
+
+@transaction.atomic
+def connection_delete(*, client: ApiClient, end_user: str = "", connection: Any, actor: ActorLike,
+                      reason: str) -> dict[str, int]:
+    """Delete every value and file of the connection (audited). Agents that used them then fail to start that
+    server and say which value is missing. Unknown, another client's or another end user's: NotFound."""
+    wanted = uuid_or_none(connection)
+    credentials, files = _rows(client, end_user)
+    servers = {s for s in [*credentials.values_list("server", flat=True), *files.values_list("server", flat=True)]
+               if connection_id(client_id=client.pk, end_user=end_user, server=s) == wanted}
+    if not servers:
+        raise NotFound("Connection not found.", details={"connection_id": str(connection)})
+    server = servers.pop()
+    return delete_rows(credentials.filter(server=server), files.filter(server=server), AuditEvent.Action.DELETE,
+                       actor, reason, {"connection": wanted})
+
+
+@transaction.atomic
+def connections_reuse(*, client: ApiClient, session: Any, servers: list[str], actor: ActorLike,
+                      reason: str) -> dict[str, list[str]]:
+    """Progressive collection: give `session` the live values and files its client already connected for the
+    session's end user on `servers`, for every key the session does not hold yet, so a second agent for the same
+    services asks for nothing. Each is a copy the session holds (the agent built from it adopts it as usual),
+    audited as `create` with the row it came from. Returns {server: [keys]} reused (names only)."""
+    end_user = str(getattr(session, "end_user", "") or "")
+    reused: dict[str, list[str]] = {}
+    events = []
+    for model in (Credential, StoredFile):
+        rows = model.objects.filter(client=client, end_user=end_user, server__in=servers).exclude(key="").filter(live())
+        held = set(rows.filter(session_id=session.pk).values_list("server", "key"))
+        newest: dict[tuple[str, str], Any] = {}
+        for row in rows.exclude(session_id=session.pk).order_by("-updated_at"):
+            newest.setdefault((row.server, row.key), row)
+        for (server, key), row in sorted(newest.items()):
+            if (server, key) in held:
+                continue
+            source = row.pk
+            row.pk, row.session_id, row.agent_id, row.last_used_at = None, session.pk, None, None
+            row.expires_at = session_expiry()
+            row._state.adding = True
+            row.save(force_insert=True)
+            events.append(audit_event(row, AuditEvent.Action.CREATE, actor, reason, {"reused_from": str(source)}))
+            reused.setdefault(server, []).append(key)
+    AuditEvent.objects.bulk_create(events)
+    return reused

@@ -1,0 +1,141 @@
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from mcpagent.crypto import EncryptedBytesField, EncryptedJSONField
+from mcpagent.fields import END_USER_MAX_LENGTH
+
+
+class Credential(models.Model):
+    """One secret or setting for one server, owned by an API client (and the end user it names).
+
+    Holders are plain ids, not foreign keys, so the vault never depends on the apps above it: `session_id` is
+    the session that collected the value, `agent_id` the agent that adopted it. Lifetime: `expires_at`
+    (CREDENTIAL_TTL_HOURS while only a session holds it; the agent's lifetime, or AGENT_CREDENTIAL_TTL_DAYS,
+    once an agent adopts it). Rows no live holder refers to are purged by the beat task."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey("mcpagent.ApiClient", on_delete=models.CASCADE, related_name="credentials")
+    end_user = models.CharField(max_length=END_USER_MAX_LENGTH, blank=True, default="", db_index=True,
+                                help_text="The client's own user id for the person this value belongs to.")
+    session_id = models.UUIDField(null=True, blank=True, db_index=True)
+    agent_id = models.UUIDField(null=True, blank=True, db_index=True)
+    server = models.CharField(max_length=200, help_text="Catalogue slug of the MCP server.")
+    key = models.CharField(max_length=200, help_text="Env var or header name.")
+    value = EncryptedJSONField()
+    hint = models.CharField(max_length=64, help_text='Masked, e.g. "xoxb-...f3a9", or "set".')
+    kind = models.CharField(max_length=20, blank=True)
+    # Live check at store time (mcpagent.vault.verify): "verified", "unverified" (provider unreachable), or ""
+    # (no provider check for this key). `identity` is who the provider says the token is (a login), not a secret.
+    verification = models.CharField(max_length=12, blank=True, default="")
+    identity = models.CharField(max_length=200, blank=True, default="")
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True, help_text="Empty: the agent's lifetime.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["server", "key"]
+        constraints = [
+            # A session holds one value per (server, key) until an agent adopts it; an agent holds one too.
+            models.UniqueConstraint(
+                fields=["session_id", "server", "key"],
+                condition=models.Q(agent_id__isnull=True),
+                name="sessions_credential_session_unique",
+            ),
+            models.UniqueConstraint(fields=["agent_id", "server", "key"], name="sessions_credential_agent_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.server}:{self.key}"
+
+
+class StoredFile(models.Model):
+    """An uploaded credential/config file (JSON, YAML, PEM, text, .env), checked by mcpagent.vault.filecheck.
+
+    No plain SHA-256 is kept: for a small secret file it would let anyone with the table confirm guesses
+    offline; `fingerprint` is keyed (see mcpagent.crypto.fingerprint)."""
+
+    class FileType(models.TextChoices):
+        CREDENTIAL = "credential"
+        CONFIG = "config"
+        OTHER = "other"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey("mcpagent.ApiClient", on_delete=models.CASCADE, related_name="stored_files")
+    end_user = models.CharField(max_length=END_USER_MAX_LENGTH, blank=True, default="", db_index=True)
+    session_id = models.UUIDField(null=True, blank=True, db_index=True)
+    agent_id = models.UUIDField(null=True, blank=True, db_index=True)
+    server = models.CharField(max_length=200, blank=True, help_text="Catalogue slug of the server it is for.")
+    key = models.CharField(max_length=200, blank=True, help_text="Requirement it satisfies (env var given its path).")
+    file_type = models.CharField(max_length=20, choices=FileType.choices, default=FileType.CREDENTIAL)
+    filename = models.CharField(max_length=255, help_text="Sanitised base name.")
+    content_type = models.CharField(max_length=100, help_text="Sniffed from the bytes, not from the name.")
+    detected = models.CharField(max_length=50, blank=True, help_text="e.g. google_service_account, pem, dotenv.")
+    size = models.PositiveIntegerField()
+    fingerprint = models.CharField(max_length=64)
+    content = EncryptedBytesField()
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True, help_text="Empty: the agent's lifetime.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session_id", "server", "key"],
+                condition=models.Q(agent_id__isnull=True) & ~models.Q(key=""),
+                name="sessions_file_session_key_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+class AuditEvent(models.Model):
+    """Who did what to which credential or file, when and why. Never holds a value. Append-only."""
+
+    class ActorType(models.TextChoices):
+        CLIENT = "client"
+        STAFF = "staff"
+        SYSTEM = "system"
+
+    class Action(models.TextChoices):
+        CREATE = "create"
+        READ_FOR_USE = "read_for_use"
+        UPDATE = "update"
+        DELETE = "delete"
+        EXPIRE = "expire"
+        ROTATE = "rotate"
+        VALIDATE = "validate"
+
+    class ObjectType(models.TextChoices):
+        CREDENTIAL = "credential"
+        FILE = "file"
+        KEY = "encryption_key"
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor_type = models.CharField(max_length=10, choices=ActorType.choices)
+    actor_id = models.CharField(max_length=64, blank=True)
+    actor_label = models.CharField(max_length=200, blank=True)
+    action = models.CharField(max_length=20, choices=Action.choices, db_index=True)
+    object_type = models.CharField(max_length=20, choices=ObjectType.choices)
+    object_id = models.CharField(max_length=64, blank=True, db_index=True)
+    server = models.CharField(max_length=200, blank=True, db_index=True)
+    key = models.CharField(max_length=200, blank=True)
+    # Plain ids, not foreign keys: the trail outlives the client, session and agent it mentions.
+    client_id = models.UUIDField(null=True, blank=True, db_index=True)
+    end_user = models.CharField(max_length=END_USER_MAX_LENGTH, blank=True, default="")
+    session_id = models.UUIDField(null=True, blank=True, db_index=True)
+    agent_id = models.UUIDField(null=True, blank=True, db_index=True)
+    reason = models.CharField(max_length=200, blank=True, help_text="The operation, e.g. chat, agent_run, ttl.")
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_type} {self.server}:{self.key}"

@@ -1,0 +1,1 @@
+from tests.sessions_app.conftest import agent_x, session_x, session_y  # noqa: F401  (shared fixtures)
