@@ -3,7 +3,7 @@ gets the tool that means what the step says (agents_app.master.choice, agents_ap
 
 import pytest
 
-from agents_app.master.handoff import _step_text
+from sessions_app.handoff import _step_text
 from agents_app.master.offline import OfflineAnalyzer
 from agents_app.master.plan import WorkflowStep
 from registry_app.importers.common import ServerRecord
