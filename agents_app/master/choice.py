@@ -105,6 +105,8 @@ def candidates(entry: ServiceEntry, clause: str, verb: str | None, hits: list, *
     tools = server_tools({h.server.slug for h in live})
     wants_self_hosted = bool(_SELF_HOSTED.search(request))
     found = []
+    # A listing with neither known tools nor a way to start it cannot become an agent: never a choice.
+    live = [h for h in live if n_tools.get(h.server.id) or kinds.get(h.server.id)]
     for rank, hit in enumerate(live):
         server = hit.server
         described = f"{server.slug} {server.name} {server.description[:200]}"

@@ -16,9 +16,12 @@ Thresholds live in config.json's `analysis` and were calibrated with benchmarks/
 import re
 from dataclasses import dataclass
 
+from django.db.models import Q
+
 from agents_app.master.lexicon import ServiceEntry, lexicon
 from agents_app.master.plan import ChosenServer, Question
 from registry_app.fit import capability_fit
+from registry_app.models import CredentialRequirement, McpServer
 from registry_app.standing import is_test_listing, retired
 from registry_app.vocabulary import Mention, catalogue_mentions
 
@@ -139,14 +142,16 @@ def capability_candidates(clause: str, search, exclude: set[str]) -> list[tuple[
     hits = [h for h in search(clause, conf["candidates"])
             if h.server.slug not in exclude
             and not retired(status=h.server.status, repository_url=h.server.repository_url)]
+    # A listing with neither known tools nor a way to start it cannot become an agent: never a candidate.
+    usable = set(McpServer.objects.filter(id__in=[h.server.id for h in hits])
+                 .filter(Q(tools__isnull=False) | Q(launch_recipes__isnull=False)).values_list("id", flat=True))
+    hits = [h for h in hits if h.server.id in usable]
     fits = capability_fit(clause, [h.server.id for h in hits])
     ranked = [(h.server, fits[h.server.id].score, fits[h.server.id].tool_name) for h in hits if h.server.id in fits]
     return sorted(ranked, key=lambda item: (is_test_listing(slug=item[0].slug, name=item[0].name), -item[1]))
 
 
 def _needs_account(server_ids: list[int]) -> set[int]:
-    from registry_app.models import CredentialRequirement
-
     return set(CredentialRequirement.objects.filter(server_id__in=server_ids, required=True, secret=True)
                .values_list("server_id", flat=True))
 
@@ -160,8 +165,6 @@ def choose_capability(entry: ServiceEntry, clause: str, search, exclude: set[str
         for server, fit, _ in ranked:
             if server.slug == answer:
                 return CapabilityDecision(_chosen(entry, server, fit, "your choice"), None)
-        from registry_app.models import McpServer
-
         server = McpServer.objects.filter(slug=answer, status=McpServer.Status.ACTIVE).first()
         if server is not None and answer not in exclude:
             return CapabilityDecision(_chosen(entry, server, 0.9, "your choice"), None)
