@@ -109,6 +109,10 @@ def covered(capability: tuple[ServiceEntry, int, str], named: list, text: str) -
 
 # --- capability needs ---------------------------------------------------------------------------------------
 
+# A capability is said in a sentence; a clause of pages (a pasted document) is searched by its start.
+MAX_QUERY_CHARS = 400
+
+
 def capability_entry(clause: str, verb: str | None) -> ServiceEntry | None:
     """The clause as a capability need, or None: it names something the model does itself, or nothing at all."""
     if verb is not None and verb in lexicon().llm_actions:
@@ -120,7 +124,7 @@ def capability_entry(clause: str, verb: str | None) -> ServiceEntry | None:
         return None  # a bare verb ("check it") describes no capability
     key = CAPABILITY_PREFIX + "-".join(words[:8])
     name = clause[:1].upper() + clause[1:]
-    return ServiceEntry(key=key, name=name, kind="capability", aliases=(), match=(), query=clause,
+    return ServiceEntry(key=key, name=name, kind="capability", aliases=(), match=(), query=clause[:MAX_QUERY_CHARS],
                         pattern=re.compile(r"(?!)"))
 
 
@@ -139,14 +143,14 @@ def capability_candidates(clause: str, search, exclude: set[str]) -> list[tuple[
     """The catalogue's candidates for a capability, best fit first: (server, fit, nearest tool)."""
     conf = _settings()
     # Retired servers are never chosen, and a test or demo listing comes after every real one, as for named needs.
-    hits = [h for h in search(clause, conf["candidates"])
+    hits = [h for h in search(clause[:MAX_QUERY_CHARS], conf["candidates"])
             if h.server.slug not in exclude
             and not retired(status=h.server.status, repository_url=h.server.repository_url)]
     # A listing with neither known tools nor a way to start it cannot become an agent: never a candidate.
     usable = set(McpServer.objects.filter(id__in=[h.server.id for h in hits])
                  .filter(Q(tools__isnull=False) | Q(launch_recipes__isnull=False)).values_list("id", flat=True))
     hits = [h for h in hits if h.server.id in usable]
-    fits = capability_fit(clause, [h.server.id for h in hits])
+    fits = capability_fit(clause[:MAX_QUERY_CHARS], [h.server.id for h in hits])
     ranked = [(h.server, fits[h.server.id].score, fits[h.server.id].tool_name) for h in hits if h.server.id in fits]
     return sorted(ranked, key=lambda item: (is_test_listing(slug=item[0].slug, name=item[0].name), -item[1]))
 

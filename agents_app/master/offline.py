@@ -10,7 +10,7 @@ import re
 
 from agents_app.master import choice
 from agents_app.master.lexicon import ServiceEntry, lexicon
-from agents_app.master.needs import CAPABILITY_PREFIX, capability_entry, choose_capability, covered as _covered, detect_needs
+from agents_app.master.needs import CAPABILITY_PREFIX, MAX_QUERY_CHARS, capability_entry, choose_capability, covered as _covered, detect_needs
 from agents_app.master.plan import ChosenServer, Need, Plan, WorkflowStep
 from agents_app.master.tool_choice import choose_tool, server_tools
 
@@ -152,7 +152,7 @@ class OfflineAnalyzer:
         queries = [f"{entry.name} {entry.query}"]
         if entry.kind != "service":
             # A capability is described by the user's own words too; candidates from both queries compete.
-            queries.append(f"{entry.query} {clause}")
+            queries.append(f"{entry.query} {clause[:MAX_QUERY_CHARS]}")
         merged: dict[str, object] = {}
         for query in queries:
             for hit in self.search(query, limit):

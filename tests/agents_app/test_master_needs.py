@@ -6,11 +6,13 @@ Anthropic server."""
 import json
 
 import pytest
+from django.db.models import Count
 
 from agents_app.master.lexicon import lexicon
 from agents_app.master.llm import CatalogueEntry, LlmAnalyzer, validate_plan
 from agents_app.master.needs import CAPABILITY_PREFIX, detect_needs, resolve_answer
 from agents_app.master.offline import OfflineAnalyzer
+from registry_app.models import McpServer
 from registry_app.vocabulary import catalogue_mentions
 from tests.agents_app.test_master_llm import _last_user_text, catalogue, llm_settings  # noqa: F401 (fixtures)
 from tests.fakes.anthropic import FakeAnthropic, text
@@ -77,6 +79,22 @@ def test_a_clause_naming_no_service_is_a_capability_and_a_fitting_server_is_chos
 def test_steps_the_model_does_itself_are_not_capability_needs(bundled_catalogue):
     plan = _plan("summarize the article and translate it into French")
     assert plan.servers == [] and plan.needs == [] and not plan.questions
+
+
+def test_a_clause_pages_long_is_planned_from_its_start_not_refused_by_search(bundled_catalogue):
+    # A pasted document with no clause breaks: search refuses queries over SEARCH_MAX_QUERY_CHARS, so the capability
+    # is searched by the clause's start (LiveMCPBench has such tasks).
+    long_clause = "find the air quality in Delhi " + "with every detail " * 400
+    plan = _plan(long_clause)
+    assert plan.needs and len(plan.needs[0].name) > 4000
+
+
+def test_listings_nobody_can_start_and_whose_tools_are_unknown_are_never_chosen(bundled_catalogue):
+    bare = set(McpServer.objects.annotate(t=Count("tools"), r=Count("launch_recipes")).filter(t=0, r=0)
+               .values_list("slug", flat=True))
+    for request_text in ("add a reminder to Apple Reminders", "show me the air quality in Delhi",
+                         "save this note to Evernote"):
+        assert not set(_plan(request_text).server_slugs()) & bare, request_text
 
 
 def test_weak_evidence_asks_one_question_and_the_answer_resolves_it(bundled_catalogue, monkeypatch):
