@@ -175,7 +175,10 @@ def choose_capability(entry: ServiceEntry, clause: str, search, exclude: set[str
     if not ranked or ranked[0][1] < conf["floor"]:
         return CapabilityDecision(None, None)
     best, best_fit, tool = ranked[0]
-    close = [item for item in ranked if item[1] >= best_fit - conf["tie_margin"]]
+    # Rivals are candidates as good as the best, of its own standing (a test listing ranked after it is no rival).
+    tier = is_test_listing(slug=best.slug, name=best.name)
+    close = [item for item in ranked if item[1] >= best_fit - conf["tie_margin"]
+             and is_test_listing(slug=item[0].slug, name=item[0].name) == tier]
     if best_fit >= conf["min_fit"]:
         accounts = _needs_account([server.id for server, _, _ in close]) if len(close) > 1 else set()
         rivals = [item for item in close if item[0].id in accounts]
