@@ -363,8 +363,8 @@ class WarmPool:
                     entry.holder.result(timeout=max(0.0, deadline - time.monotonic()))
                 except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
                     entry.holder.cancel()
-                except Exception:  # noqa: BLE001 -- _hold answers its own failures; nothing left to report
-                    pass
+                except Exception as exc:  # noqa: BLE001 -- _hold answers its own failures; shutting down regardless
+                    logger.debug("warm entry %s ended with %s while stopping", entry.key, type(exc).__name__)
             kill_tagged(entry.tag)
         if self._loop is not None:
             asyncio.run_coroutine_threadsafe(self._stop_loop(), self._loop)
