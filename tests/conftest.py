@@ -19,19 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 
-def pytest_collection_modifyitems(config, items):
-    """Tests on the bundled catalogue run first, together. It takes minutes to load (embeddings, HNSW indexes), and a
-    transactional test (a worker, a live server) flushes it, so spread over the suite it was loaded again and again."""
-
-    def on_catalogue(item) -> bool:
-        marker = item.get_closest_marker("django_db")
-        transactional = bool(marker and marker.kwargs.get("transaction")) or bool(
-            {"live_server", "transactional_db", "celery_worker"} & set(item.fixturenames))
-        return "bundled_catalogue" in item.fixturenames and not transactional
-
-    items[:] = sorted(items, key=lambda item: not on_catalogue(item))
-
-
 def pytest_sessionfinish(session, exitstatus):
     """Stop the embedded PostgreSQL when this test run started it; one already running (`make run`, a shell that
     ran `embedded_db start`) is left alone."""
