@@ -13,6 +13,7 @@ chosen servers are read from the database.
 """
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import os
@@ -274,8 +275,24 @@ class LlmAnalyzer:
         from registry_app.selectors import server_search
 
         # The same per-need candidates the offline analyzer weighs, read here (the ORM cannot run in the loop).
-        candidates = need_candidates(request, lambda query, limit: server_search(query=query, limit=limit),
-                                     set(exclude_slugs or ()))
+        def read_candidates():
+            try:
+                return need_candidates(request, lambda query, limit: server_search(query=query, limit=limit),
+                                       set(exclude_slugs or ()))
+            finally:
+                if in_loop:
+                    connections.close_all()  # the helper thread's own connection
+
+        try:
+            asyncio.get_running_loop()
+            in_loop = True
+        except RuntimeError:
+            in_loop = False
+        if in_loop:  # the ORM refuses to run inside an event loop: read them in a thread of our own
+            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+                candidates = pool.submit(read_candidates).result()
+        else:
+            candidates = read_candidates()
         # fast-agent keeps process-global settings and reads ./fastagent.config.yaml and ./.env: one run per
         # process at a time, from a private empty directory (shared with agent runs: agents_app.runtime).
         from agents_app.runtime import _RUN_LOCK, run_sync
