@@ -160,9 +160,14 @@ def refresh_search_fields(*, server_ids: list[int] | None = None) -> int:
                     column.append(value.replace("\x00", " ") if isinstance(value, str) else value)
             cursor.execute(_UPDATE, columns)
             done += len(rows)
+    catalogue_changed()
+    return done
+
+
+def catalogue_changed() -> None:
+    """Tell this process's caches built from the catalogue (name index, vocabulary) to rebuild on next use."""
     global _generation
     _generation += 1
-    return done
 
 
 def generation() -> int:

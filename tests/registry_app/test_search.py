@@ -34,10 +34,12 @@ from registry_app.search_index import (
     document_hash,
     embedding_expression,
     embedding_index_name,
+    ensure_embedding_index,
     refresh_search_fields,
     server_embeddings_refresh,
     stale_server_ids,
     stale_tool_ids,
+    tidy_tables,
     tool_cache_export,
     vector_literal,
     vector_type,
@@ -740,6 +742,9 @@ def test_bundled_catalogue_tool_vectors_come_from_the_shipped_cache(bundled_cata
 def test_bundled_catalogue_uses_the_hnsw_index_unforced(bundled_catalogue):
     provider = get_provider()
     assert McpServer.objects.count() >= 4000
+    # The fixture copies the catalogue in without its vector indexes; build the one this test is about.
+    ensure_embedding_index(model=provider.name, dims=provider.dims)
+    tidy_tables()
     vector = provider.embed(["send a slack message"])[0]
     with connection.cursor() as cursor:
         cursor.execute(
