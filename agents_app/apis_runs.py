@@ -3,15 +3,15 @@
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import renderers, serializers, status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agents_app.models import AgentRun, AgentTrigger
+from agents_app.models import AgentRun, AgentRunEvent, AgentTrigger
 from agents_app.run_events import run_event_stream
 from agents_app.selectors import agent_get, agent_run_get, agent_runs
 from agents_app.triggers import trigger_create, trigger_delete, trigger_fire
+from mcpagent.pagination import CheckedPagination
 from mcpagent.schema import error_responses
 from mcpagent.throttling import IpRateThrottle
 
@@ -30,18 +30,13 @@ def run_summary(run: AgentRun) -> dict:
     }
 
 
-class RunPagination(PageNumberPagination):
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-
 class AgentRunListApi(APIView):
     @extend_schema(operation_id="agents_runs_list", responses={200: dict},
                    parameters=[OpenApiParameter("page", int, description="1-based page, newest runs first."),
                                OpenApiParameter("page_size", int, description="Runs per page (at most 200).")])
     def get(self, request, agent_id):
         agent = agent_get(client=request.auth, agent_id=agent_id)
-        paginator = RunPagination()
+        paginator = CheckedPagination()
         page = paginator.paginate_queryset(agent_runs(agent=agent), request, view=self)
         return paginator.get_paginated_response([run_summary(run) for run in page])
 
@@ -57,10 +52,30 @@ class EventStreamRenderer(renderers.BaseRenderer):
         return renderers.JSONRenderer().render(data)
 
 
+# OpenAPI 3.0 has a text/event-stream response's schema describe one event.
+RUN_EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["data", "event"],
+    "properties": {
+        "id": {"type": "string", "description": "The event's sequence number; send it back as Last-Event-ID."},
+        "event": {"type": "string", "enum": [*AgentRunEvent.Kind.values, "timeout"]},
+        "data": {"type": "string", "description": 'JSON: {"seq", "kind", "data", "at"}.'},
+        "retry": {"type": "integer"},
+    },
+}
+
+
 class AgentRunEventsApi(APIView):
     renderer_classes = [renderers.JSONRenderer, EventStreamRenderer]
 
-    @extend_schema(operation_id="agents_runs_events", responses={(200, "text/event-stream"): str},
+    def perform_content_negotiation(self, request, force=False):
+        # DRF takes `?format=` (empty) as no format; an unknown one is a 404. (force: rendering this very error.)
+        if not force and request.query_params.get("format") == "":
+            raise serializers.ValidationError({"format": ["Give `sse` or `json`, or leave `format` out."]})
+        return super().perform_content_negotiation(request, force=force)
+
+    @extend_schema(operation_id="agents_runs_events",
+                   responses={(200, "text/event-stream"): RUN_EVENT_SCHEMA},
                    description="Server-Sent Events: `tool_started`, `tool_finished`, `text`, `done` (and `timeout` "
                                "when the stream's time bound RUN_EVENTS_STREAM_SECONDS is reached; reconnect with "
                                "`Last-Event-ID`). What already happened is replayed first.")

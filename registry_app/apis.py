@@ -5,10 +5,10 @@ import time
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from mcpagent.pagination import CheckedPagination
 from mcpagent.schema import NOT_ONLY_SPACE_OR_CONTROL, error_responses
 from registry_app.models import McpServer
 from registry_app.selectors import MAX_LIMIT, server_get, server_list, server_search
@@ -167,11 +167,6 @@ class ServerDetailApi(APIView):
         return Response(self.OutputSerializer(server).data)
 
 
-class ServerPagination(PageNumberPagination):
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-
 class ServerListApi(APIView):
     class InputSerializer(serializers.Serializer):
         category = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
@@ -209,6 +204,6 @@ class ServerListApi(APIView):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         queryset = server_list(category=params.validated_data["category"] or None, status=params.validated_data["status"])
-        paginator = ServerPagination()
+        paginator = CheckedPagination()
         page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
