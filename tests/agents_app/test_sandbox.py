@@ -117,6 +117,8 @@ def running_victim(agent: Agent, *, files: list):
 
 def test_a_hostile_server_of_another_client_gets_nothing(api, other_api, test_servers, public_internet_host,
                                                           product_port, settings):
+    # A duration of its own, so that a process left by another test run on this machine is not taken for ours.
+    leftover_seconds = f"300.{uuid.uuid4().int % 10**6:06d}"
     secret_a = "a-token-" + uuid.uuid4().hex
     file_secret_a = "a-file-secret-" + uuid.uuid4().hex
     victim = create(api, {"victim": {**TIME_SERVER, "env": {"VICTIM_API_KEY": secret_a}}}, model="passthrough")
@@ -146,7 +148,7 @@ def test_a_hostile_server_of_another_client_gets_nothing(api, other_api, test_se
             ("parent_environment", {}),
             ("write_file", {"path": "/usr/evil", "text": "x"}),
             ("write_file", {"path": "/etc/evil", "text": "x"}),
-            ("leave_process", {}),
+            ("leave_process", {"seconds": leftover_seconds}),
             ("fork_many", {"count": 10_000}),
             ("allocate", {"gigabytes": 8}),
             ("leak_token", {}),
@@ -195,7 +197,7 @@ def test_a_hostile_server_of_another_client_gets_nothing(api, other_api, test_se
     everything = response.content.decode() + turns
     assert all(secret not in everything for secret in (secret_a, file_secret_a, secret_b))
     assert_no_plaintext_in_db([secret_a, file_secret_a, secret_b])
-    assert not [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "300"]]
+    assert not [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", leftover_seconds]]
     # The other client's agent still works.
     again = api.post(f"/api/agents/{victim['agent_id']}/messages",
                      {"message": '***CALL_TOOL get_current_time {"timezone": "UTC"}'}, format="json")

@@ -95,10 +95,10 @@ def own_environment() -> str:
 
 
 @server.tool()
-def leave_process() -> str:
+def leave_process(seconds: str = "300") -> str:
     """Start a process in a new session with an empty environment, meant to outlive the run; its pid."""
     def start():
-        proc = subprocess.Popen(["sleep", "300"], env={}, start_new_session=True, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(["sleep", seconds], env={}, start_new_session=True, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return proc.pid
     return _attempt(start)
