@@ -23,6 +23,9 @@ class ApiClient(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    oauth_return_hosts = models.JSONField(
+        default=list, blank=True,
+        help_text='Hosts an OAuth authorization may send the user back to (return_url), e.g. ["app.example.com"].')
 
     class Meta:
         verbose_name = "API client"
