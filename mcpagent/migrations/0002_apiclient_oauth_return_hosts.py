@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='apiclient',
             name='oauth_return_hosts',
-            field=models.JSONField(blank=True, default=list, help_text='Hosts an OAuth authorization may send the user back to (return_url), e.g. ["app.example.com"].'),
+            field=models.JSONField(blank=True, db_default=[], default=list, help_text='Hosts an OAuth authorization may send the user back to (return_url), e.g. ["app.example.com"].'),
         ),
     ]

@@ -14,7 +14,7 @@ from agents_app.oauth_rules import oauth_needs
 from agents_app.secrets import secrets_for_use
 from mcpagent.errors import ApplicationError
 from mcpagent.vault.models import AuditEvent, OAuthConnection, OAuthState
-from mcpagent.vault.oauth_flow import authorization_start
+from mcpagent.vault.oauth_flow import authorization_start, states_purge_expired
 from mcpagent.vault.oauth_tokens import identity_for, token_for_use
 from sessions_app.models import Session
 from tests.fakes.oauth_server import CLIENT_SECRET, FakeOAuthServer, callback_path, follow
@@ -245,3 +245,13 @@ def _database_text() -> str:
                 chunks.append(" ".join(bytes(v).decode("latin-1") if isinstance(v, memoryview) else str(v)
                                        for v in row))
     return "\n".join(chunks)
+
+
+def test_used_and_expired_links_are_purged(api, anon_api, oauth_server):
+    _connect(api, anon_api)  # one used
+    _start(api)
+    _start(api)
+    stale = OAuthState.objects.filter(used_at__isnull=True).order_by("pk").first()
+    OAuthState.objects.filter(pk=stale.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert states_purge_expired() == 2
+    assert OAuthState.objects.count() == 1

@@ -1,0 +1,71 @@
+"""The product spec's example with a Google OAuth app registered against a real authorization server on 127.0.0.1:
+the reply asks for no Gmail token but gives an authorization_url; completing it connects Gmail; a second request
+for Gmail asks for nothing."""
+
+import pytest
+
+from mcpagent.vault.models import OAuthApp, OAuthConnection
+from tests.fakes.oauth_server import FakeOAuthServer, callback_path, follow
+from tests.sessions_app.test_chat import SPEC_REQUEST
+
+CALLBACK = "http://testserver/api/oauth/callback"
+GMAIL = "shinzolabs-gmail-mcp"
+
+
+@pytest.fixture
+def google(settings, db):
+    # No OAUTH_REDIRECT_URL: the callback URL is this service's own, as the request reached it.
+    settings.OAUTH_REDIRECT_URL = ""
+    with FakeOAuthServer(redirect_uris=[CALLBACK]) as server:
+        server.register(OAuthApp)
+        yield server
+
+
+def _chat(api, **body):
+    response = api.post("/api/chat", body, format="json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_spec_example_connects_gmail_by_oauth_and_asks_for_it_once(api, anon_api, bundled_catalogue, google):
+    api.client_obj.oauth_return_hosts = ["app.example.com"]
+    api.client_obj.save()
+    body = _chat(api, message=SPEC_REQUEST, end_user="alice", return_url="https://app.example.com/connected")
+    gmail = {s["need"]: s["slug"] for s in body["servers"]}["gmail"]
+    assert gmail == GMAIL, body["servers"]
+    assert body["status"] == "pending_credentials"
+    assert not [c for c in body["required_credentials"] if c["mcp_server"] == GMAIL], body["required_credentials"]
+    [link] = body["authorizations"]
+    assert (link["provider"], link["mcp_servers"], link["reason"]) == ("google", [GMAIL], "not_connected")
+    assert link["authorization_url"].startswith(google.url + "/authorize?")
+    assert "authorization_url" in body["reply"] and "Google" in body["reply"]
+    # The session view offers it too (a fresh link each time).
+    shown = api.get(f"/api/sessions/{body['session_id']}").json()["authorizations"]
+    assert [a["provider"] for a in shown] == ["google"] and shown[0]["authorization_url"] != link["authorization_url"]
+
+    response = anon_api.get(callback_path(follow(link["authorization_url"])))
+    assert response.status_code == 302 and response["Location"].startswith("https://app.example.com/connected?")
+    connection = OAuthConnection.objects.get(client=api.client_obj, end_user="alice", provider="google")
+    listed = api.get("/api/connections", {"end_user": "alice"}).json()["connections"]
+    assert [(c["service"], c["kind"], c["status"]) for c in listed] == [("google", "oauth", "active")]
+    assert connection.token["access_token"] not in str(listed)
+
+    # The same session goes on without a Gmail authorization, and so does a new request.
+    again = _chat(api, message="done", session_id=body["session_id"], end_user="alice")
+    assert again["authorizations"] == []
+    assert not [c for c in again["required_credentials"] if c["mcp_server"] == GMAIL]
+    second = _chat(api, message=SPEC_REQUEST, end_user="alice")
+    assert second["authorizations"] == []
+    assert not [c for c in second["required_credentials"] if c["mcp_server"] == GMAIL]
+    # Another end user of the same client is asked to connect their own account.
+    bob = _chat(api, message=SPEC_REQUEST, end_user="bob")
+    assert [a["provider"] for a in bob["authorizations"]] == ["google"]
+
+
+def test_return_url_on_an_unregistered_host_is_400_and_stores_nothing(api, google):
+    from sessions_app.models import Session
+
+    response = api.post("/api/chat", {"message": SPEC_REQUEST, "return_url": "https://evil.example.net/x"},
+                        format="json")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "return_url_not_allowed"
+    assert not Session.objects.exists()
