@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 
+from mcpagent.errors import ApplicationError
 from mcpagent.vault.models import OAuthConnection
 from mcpagent.vault.oauth_tokens import TokenForUse, app_for, connection_find, token_for_use
 
@@ -106,7 +107,12 @@ def oauth_values_for_use(*, client: Any, end_user: str, server: str, actor: Any,
     rule = oauth_rule(server)
     if rule is None:
         return {}, {}
-    token = token_for_use(client=client, end_user=end_user, provider=rule.provider, actor=actor, reason=reason)
+    try:
+        token = token_for_use(client=client, end_user=end_user, provider=rule.provider, actor=actor, reason=reason)
+    except ApplicationError as exc:
+        # Name the server that cannot start (an agent's failure lists servers), keeping the provider.
+        raise ApplicationError(exc.message, code=exc.code, status=exc.status,
+                               details={**(exc.details or {}), "server": server}) from None
     values = {key: _value(token, source) for key, source in rule.values.items() if source not in FILE_SOURCES}
     files = {key: google_authorized_user(token) for key, source in rule.values.items()
              if source == "google_authorized_user_file"}

@@ -9,6 +9,7 @@ client registered (ApiClient.oauth_return_hosts); it is where the user's browser
 
 import hashlib
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -103,9 +104,10 @@ def authorization_finish(*, state: str, code: str, error: str = "", error_descri
     client, provider = row.client, row.provider
     details = {"provider": provider}
     if error:
-        raise ApplicationError(f"{provider} did not authorize the connection: {error}.", code="oauth_denied",
-                               status=400, details={**details, "reason": oauth_client.OAuthFailure(
-                                   error, error_description).description})
+        # An RFC 6749 error code is [a-z_]; anything else in the query is not echoed.
+        failure = oauth_client.OAuthFailure(re.sub(r"[^a-z_]", "", error.lower())[:64], error_description)
+        raise ApplicationError(f"{provider} did not authorize the connection ({failure.error}).",
+                               code="oauth_denied", status=400, details={**details, "reason": failure.description})
     app = app_for(provider)
     if app is None or not isinstance(code, str) or not code or len(code) > 2000:
         raise ApplicationError("The authorization answer has no usable code.", code="oauth_failed", status=400,

@@ -4,8 +4,11 @@ for Gmail asks for nothing."""
 
 import pytest
 
+from agents_app.models import Agent
+from agents_app.services import catalogue_servers, launch_specs
 from mcpagent.vault.models import OAuthApp, OAuthConnection
-from tests.fakes.oauth_server import FakeOAuthServer, callback_path, follow
+from sessions_app.models import Session
+from tests.fakes.oauth_server import CLIENT_SECRET, FakeOAuthServer, callback_path, follow
 from tests.sessions_app.test_chat import SPEC_REQUEST
 
 CALLBACK = "http://testserver/api/oauth/callback"
@@ -50,6 +53,19 @@ def test_spec_example_connects_gmail_by_oauth_and_asks_for_it_once(api, anon_api
     assert [(c["service"], c["kind"], c["status"]) for c in listed] == [("google", "oauth", "active")]
     assert connection.token["access_token"] not in str(listed)
 
+    # The agent's Gmail server is configured with references to the keys the connection supplies, and a start
+    # resolves them from it.
+    session = Session.objects.get(pk=body["session_id"])
+    chosen = catalogue_servers(session=session, server_slugs=[GMAIL])
+    [(name, entry)] = chosen.servers.items()
+    assert {entry["env"][k]["$credential"] for k in ("CLIENT_ID", "CLIENT_SECRET", "REFRESH_TOKEN")} == {
+        "CLIENT_ID", "CLIENT_SECRET", "REFRESH_TOKEN"}
+    agent = Agent.objects.create(client=api.client_obj, session=session, end_user="alice",
+                                 mcp_config={"mcpServers": {name: {**entry, "catalogue": GMAIL}}})
+    [spec] = launch_specs(agent, reason="test")
+    assert spec.env["REFRESH_TOKEN"] == connection.token["refresh_token"]
+    assert (spec.env["CLIENT_ID"], spec.env["CLIENT_SECRET"]) == ("test-client-id", CLIENT_SECRET)
+
     # The same session goes on without a Gmail authorization, and so does a new request.
     again = _chat(api, message="done", session_id=body["session_id"], end_user="alice")
     assert again["authorizations"] == []
@@ -63,8 +79,6 @@ def test_spec_example_connects_gmail_by_oauth_and_asks_for_it_once(api, anon_api
 
 
 def test_return_url_on_an_unregistered_host_is_400_and_stores_nothing(api, google):
-    from sessions_app.models import Session
-
     response = api.post("/api/chat", {"message": SPEC_REQUEST, "return_url": "https://evil.example.net/x"},
                         format="json")
     assert response.status_code == 400 and response.json()["error"]["code"] == "return_url_not_allowed"

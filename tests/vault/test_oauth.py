@@ -2,6 +2,7 @@
 callback, PKCE, refresh on expiry and after a 401, needs_reauth, revocation on delete, isolation, and no token in
 plain text in the database or the logs."""
 
+import json
 from datetime import timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -10,9 +11,10 @@ from django.db import connection
 from django.utils import timezone
 
 from agents_app.models import Agent
-from agents_app.oauth_rules import oauth_needs
+from agents_app.oauth_rules import google_authorized_user, oauth_needs
 from agents_app.secrets import secrets_for_use
 from mcpagent.errors import ApplicationError
+from mcpagent.vault.materialize import generated_files_materialize
 from mcpagent.vault.models import AuditEvent, OAuthConnection, OAuthState
 from mcpagent.vault.oauth_flow import authorization_start, states_purge_expired
 from mcpagent.vault.oauth_tokens import identity_for, token_for_use
@@ -255,3 +257,16 @@ def test_used_and_expired_links_are_purged(api, anon_api, oauth_server):
     OAuthState.objects.filter(pk=stale.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert states_purge_expired() == 2
     assert OAuthState.objects.count() == 1
+
+
+def test_google_authorized_user_file_is_written_privately_and_removed(api, anon_api, oauth_server):
+    _connect(api, anon_api)
+    token = token_for_use(client=api.client_obj, end_user="alice", provider="google", actor="t", reason="t")
+    content = google_authorized_user(token)
+    with generated_files_materialize({"GOOGLE_APPLICATION_CREDENTIALS": ("adc.json", content)}) as paths:
+        path = paths["GOOGLE_APPLICATION_CREDENTIALS"]
+        assert json.loads(path.read_text()) == {"type": "authorized_user", "client_id": "test-client-id",
+                                                "client_secret": CLIENT_SECRET,
+                                                "refresh_token": token.refresh_token}
+        assert path.stat().st_mode & 0o777 == 0o600 and path.parent.parent.stat().st_mode & 0o777 == 0o700
+    assert not path.exists() and not path.parent.parent.exists()
