@@ -317,8 +317,8 @@ def catalogue_servers(*, session: Any, server_slugs: list[str]) -> CatalogueServ
         arg_defaults: dict[str, str] = {}
         for req in CredentialRequirement.objects.filter(server=server).order_by("key"):
             is_file = req.location == location.FILE or req.kind == CredentialRequirement.Kind.FILE_PATH
-            if is_file and (req.key in collected_files or f"{slug}:{req.key}" in collected_files
-                            or req.key in oauth_files):
+            if req.key in oauth_files or (is_file and (req.key in collected_files
+                                                         or f"{slug}:{req.key}" in collected_files)):
                 file_keys.append(req.key)  # uploaded (vault files): the server gets its path
             elif req.key in keys and req.location != location.FILE:
                 {location.HEADER: header_keys, location.ARG: arg_keys}.get(req.location, env_keys).append(req.key)

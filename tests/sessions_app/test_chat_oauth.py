@@ -2,10 +2,14 @@
 the reply asks for no Gmail token but gives an authorization_url; completing it connects Gmail; a second request
 for Gmail asks for nothing."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from agents_app.models import Agent
-from agents_app.services import catalogue_servers, launch_specs
+from agents_app.services import agent_launch, catalogue_servers, launch_specs
+from mcpagent.vault.oauth_flow import authorization_start
 from mcpagent.vault.models import OAuthApp, OAuthConnection
 from sessions_app.models import Session
 from tests.fakes.oauth_server import CLIENT_SECRET, FakeOAuthServer, callback_path, follow
@@ -83,3 +87,28 @@ def test_return_url_on_an_unregistered_host_is_400_and_stores_nothing(api, googl
                         format="json")
     assert response.status_code == 400 and response.json()["error"]["code"] == "return_url_not_allowed"
     assert not Session.objects.exists()
+
+
+def test_a_server_that_wants_a_credentials_file_gets_a_generated_authorized_user_file(api, anon_api,
+                                                                                     bundled_catalogue, google):
+    session = Session.objects.create(client=api.client_obj, end_user="alice")
+    anon_api.get(callback_path(follow(_link(api, session))))
+    connection = OAuthConnection.objects.get()
+    chosen = catalogue_servers(session=session, server_slugs=["mcp-server-gsc"])
+    [(name, entry)] = chosen.servers.items()
+    assert entry["env"]["GOOGLE_APPLICATION_CREDENTIALS"] == {"$credential": "GOOGLE_APPLICATION_CREDENTIALS",
+                                                              "file": True}
+    agent = Agent.objects.create(client=api.client_obj, session=session, end_user="alice",
+                                 mcp_config={"mcpServers": {name: {**entry, "catalogue": "mcp-server-gsc"}}})
+    with agent_launch(agent, reason="test") as [spec]:
+        path = Path(spec.env["GOOGLE_APPLICATION_CREDENTIALS"])
+        assert json.loads(path.read_text()) == {
+            "type": "authorized_user", "client_id": "test-client-id", "client_secret": CLIENT_SECRET,
+            "refresh_token": connection.token["refresh_token"]}
+        assert str(path) in spec.file_paths
+    assert not path.exists()
+
+
+def _link(api, session) -> str:
+    return authorization_start(client=api.client_obj, end_user=session.end_user, session_id=session.pk,
+                               provider="google", redirect_uri=CALLBACK)
