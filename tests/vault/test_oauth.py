@@ -18,6 +18,7 @@ from mcpagent.vault.materialize import generated_files_materialize
 from mcpagent.vault.models import AuditEvent, OAuthConnection, OAuthState
 from mcpagent.vault.oauth_flow import authorization_start, states_purge_expired
 from mcpagent.vault.oauth_tokens import identity_for, token_for_use
+from mcpagent.vault.store import credentials_store
 from sessions_app.models import Session
 from tests.fakes.oauth_server import CLIENT_SECRET, FakeOAuthServer, callback_path, follow
 from tests.sessions_app.conftest import log_capture  # noqa: F401  (shared fixture)
@@ -270,3 +271,13 @@ def test_google_authorized_user_file_is_written_privately_and_removed(api, anon_
                                                 "refresh_token": token.refresh_token}
         assert path.stat().st_mode & 0o777 == 0o600 and path.parent.parent.stat().st_mode & 0o777 == 0o700
     assert not path.exists() and not path.parent.parent.exists()
+
+
+def test_values_pasted_before_the_app_was_registered_still_start_the_server(api, oauth_server):
+    session = Session.objects.create(client=api.client_obj, end_user="alice")
+    agent = Agent.objects.create(client=api.client_obj, session=session, end_user="alice")
+    pasted = {"CLIENT_ID": "1-x.apps.googleusercontent.com", "CLIENT_SECRET": "pasted-secret-value",
+              "REFRESH_TOKEN": "1//pasted-refresh-token-value"}
+    credentials_store(client=api.client_obj, agent=agent, session=session, server=GMAIL, values=pasted,
+                      actor=api.client_obj, reason="t").raise_for_errors()
+    assert secrets_for_use(agent=agent, scope=GMAIL, actor=api.client_obj, reason="t") == pasted
