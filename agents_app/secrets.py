@@ -5,6 +5,9 @@ live in the credentials store (encrypted, audited, expiring), owned by the agent
 built from). `server` is the credential scope: the catalogue slug for catalogue servers, and
 "custom/<name>" for servers a client configured itself (a slug never contains "/", so a client's server
 named like a catalogue server is not checked against that server's catalogue requirements).
+
+A catalogue server with an OAuth rule (agents_app.oauth_rules) takes the keys the rule names from the end user's
+OAuth connection instead, refreshed before use when expired; they win over values stored for the same keys.
 """
 
 from collections.abc import Iterator
@@ -12,10 +15,11 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from agents_app.credential_rules import CATALOGUE_RULES
+from agents_app.oauth_rules import oauth_rule, oauth_values_for_use
 from mcpagent.errors import ApplicationError, NotFound
 from mcpagent.vault import store
 from mcpagent.vault.files import file_ids_for_use
-from mcpagent.vault.materialize import file_materialize
+from mcpagent.vault.materialize import file_materialize, generated_files_materialize
 
 
 def credential_scope(server_name: str, entry: dict) -> str:
@@ -39,10 +43,23 @@ def secrets_store(*, agent: Any, server_name: str, scope: str, values: dict[str,
 
 
 def secrets_for_use(*, agent: Any, scope: str, actor: Any, reason: str) -> dict[str, str]:
-    """{key: value} for one server of `agent`, to start it now (audited as read_for_use). Never log it."""
-    return store.credential_values_for_use(
+    """{key: value} for one server of `agent`, to start it now (audited as read_for_use). Never log it. An OAuth
+    connection the server needs but the end user no longer has (or must authorize again) is a 409."""
+    values = store.credential_values_for_use(
         client=agent.client, session=agent.session, agent=agent, server=scope, actor=actor, reason=reason,
     )
+    rule = oauth_rule(scope)
+    if rule is not None:
+        try:
+            from_oauth, _ = oauth_values_for_use(client=agent.client, end_user=agent.end_user, server=scope,
+                                                 actor=actor, reason=reason)
+        except ApplicationError as exc:
+            # Values pasted before staff registered the OAuth app still work on their own.
+            if exc.code == "oauth_reauth_needed" and set(rule.value_keys) <= set(values):
+                return values
+            raise
+        values.update(from_oauth)
+    return values
 
 
 @contextmanager
@@ -51,11 +68,22 @@ def secrets_files_for_use(*, agent: Any, server_name: str, scope: str, keys: lis
     """{key: path} of the stored files `keys` of one server of `agent`, written decrypted into a private folder
     (0700, files 0600) for the duration of the block and removed when it ends, also on error (audited as
     read_for_use). Keys without a live file are left out: the launch then says which one is missing."""
-    ids = file_ids_for_use(client=agent.client, session=agent.session, agent=agent, server=scope, keys=list(keys))
-    if not ids:
+    rule = oauth_rule(scope)
+    generated: dict[str, tuple[str, bytes]] = {}
+    if rule is not None and set(rule.file_keys) & set(keys):
+        _, contents = oauth_values_for_use(client=agent.client, end_user=agent.end_user, server=scope, actor=actor,
+                                           reason=reason)
+        generated = {key: (f"{key.lower()}.json", content) for key, content in contents.items() if key in keys}
+    ids = file_ids_for_use(client=agent.client, session=agent.session, agent=agent, server=scope,
+                           keys=[key for key in keys if key not in generated])
+    if not ids and not generated:
         yield {}
         return
     with ExitStack() as stack:
+        made = {key: str(path) for key, path in stack.enter_context(generated_files_materialize(generated)).items()}
+        if not ids:
+            yield made
+            return
         try:
             paths = stack.enter_context(file_materialize(
                 client=agent.client, session=agent.session, agent=agent, file_ids=list(ids.values()), actor=actor,
@@ -67,7 +95,7 @@ def secrets_files_for_use(*, agent: Any, server_name: str, scope: str, keys: lis
                 code="credential_missing", status=409,
                 details={"server": server_name, "hint": "Upload it again and retry."},
             ) from None
-        yield {key: str(paths[key]) for key in ids if key in paths}
+        yield {**{key: str(paths[key]) for key in ids if key in paths}, **made}
 
 
 def secrets_adopt(*, agent: Any, actor: Any, replace: bool = False) -> None:

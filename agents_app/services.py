@@ -20,6 +20,7 @@ from agents_app.runtime import WarmKey, run_agent, task_redactor, validate_serve
 from agents_app.sandbox import prefetch
 from agents_app import schedule_times
 from agents_app.models import Agent, AgentRun, AgentSchedule, Conversation
+from agents_app.oauth_rules import oauth_connected_keys
 from agents_app.secrets import (
     credential_scope,
     secrets_adopt,
@@ -308,12 +309,16 @@ def catalogue_servers(*, session: Any, server_slugs: list[str]) -> CatalogueServ
         if server is None:
             raise ApplicationError(f"The catalogue has no server '{slug}'.", code="unknown_server", status=404,
                                    details={"server": slug})
-        keys = collected.get(slug, set())
+        keys = set(collected.get(slug, set()))
+        oauth_keys, oauth_files = (oauth_connected_keys(client=session.client, end_user=session.end_user, server=slug)
+                                   if session is not None else ([], []))
+        keys |= set(oauth_keys)  # supplied by the end user's OAuth connection at each start
         env_keys, header_keys, arg_keys, file_keys, omit_keys = [], [], [], [], []
         arg_defaults: dict[str, str] = {}
         for req in CredentialRequirement.objects.filter(server=server).order_by("key"):
             is_file = req.location == location.FILE or req.kind == CredentialRequirement.Kind.FILE_PATH
-            if is_file and (req.key in collected_files or f"{slug}:{req.key}" in collected_files):
+            if req.key in oauth_files or (is_file and (req.key in collected_files
+                                                         or f"{slug}:{req.key}" in collected_files)):
                 file_keys.append(req.key)  # uploaded (vault files): the server gets its path
             elif req.key in keys and req.location != location.FILE:
                 {location.HEADER: header_keys, location.ARG: arg_keys}.get(req.location, env_keys).append(req.key)

@@ -9,7 +9,7 @@ class ApiClientAdmin(admin.ModelAdmin):
     list_filter = ["is_active"]
     search_fields = ["name", "key_prefix"]
     readonly_fields = ["id", "key_prefix", "key_hash", "created_at", "last_used_at"]
-    fields = ["id", "name", "is_active", "key_prefix", "created_at", "last_used_at"]
+    fields = ["id", "name", "is_active", "oauth_return_hosts", "key_prefix", "created_at", "last_used_at"]
 
     def has_add_permission(self, request):
         # Keys are created with `manage.py create_api_client`, which shows the key once.

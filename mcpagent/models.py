@@ -23,6 +23,11 @@ class ApiClient(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # db_default too: rows inserted by code that predates the column (an older release during a rolling deploy)
+    # get [] rather than failing.
+    oauth_return_hosts = models.JSONField(
+        default=list, db_default=[], blank=True,
+        help_text='Hosts an OAuth authorization may send the user back to (return_url), e.g. ["app.example.com"].')
 
     class Meta:
         verbose_name = "API client"

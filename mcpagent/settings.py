@@ -231,6 +231,13 @@ CREDENTIAL_VERIFY_GITHUB_URL = env_str("CREDENTIAL_VERIFY_GITHUB_URL", "https://
 CREDENTIAL_VERIFY_NOTION_URL = env_str("CREDENTIAL_VERIFY_NOTION_URL", "https://api.notion.com/v1")
 CREDENTIAL_VERIFY_GOOGLE_URL = env_str("CREDENTIAL_VERIFY_GOOGLE_URL", "https://openidconnect.googleapis.com/v1")
 CREDENTIAL_VERIFY_STRIPE_URL = env_str("CREDENTIAL_VERIFY_STRIPE_URL", "https://api.stripe.com")
+# Connected accounts by OAuth (mcpagent.vault.oauth_*): the callback URL registered with each provider (empty: this
+# service's own /api/oauth/callback as the request reached it), how long an authorization link works, the HTTP
+# timeout of token calls, and how long before its expiry an access token is refreshed.
+OAUTH_REDIRECT_URL = env_str("OAUTH_REDIRECT_URL", "")
+OAUTH_STATE_TTL_SECONDS = env_int("OAUTH_STATE_TTL_SECONDS", 1800)
+OAUTH_HTTP_TIMEOUT_SECONDS = env_float("OAUTH_HTTP_TIMEOUT_SECONDS", 10.0)
+OAUTH_REFRESH_LEEWAY_SECONDS = env_int("OAUTH_REFRESH_LEEWAY_SECONDS", 60)
 CELERY_BEAT_SCHEDULE["purge-expired-credentials"] = {
     "task": "sessions_app.tasks.purge_expired_credentials",
     "schedule": float(env_int("CREDENTIAL_PURGE_INTERVAL_SECONDS", 300)),

@@ -11,6 +11,7 @@ from mcpagent.schema import error_responses
 from agents_app.master.recurrence import describe, in_timezone
 from agents_app.models import AgentSchedule
 from sessions_app.models import Conversation, Session
+from sessions_app.oauth_links import authorization_links
 from sessions_app.selectors import session_get, session_turns
 from sessions_app.services import ChatInput, chat_turn, session_create, session_delete
 
@@ -24,6 +25,14 @@ class RequiredCredentialSerializer(serializers.Serializer):
     instructions = serializers.ListField(child=serializers.CharField())
     secret = serializers.BooleanField(required=False)
     kind = serializers.CharField(required=False)
+
+
+class AuthorizationSerializer(serializers.Serializer):
+    provider = serializers.CharField()
+    mcp_servers = serializers.ListField(child=serializers.CharField())
+    credential_keys = serializers.ListField(child=serializers.CharField(), help_text="server:KEY it supplies")
+    reason = serializers.ChoiceField(choices=["not_connected", "needs_reauth"])
+    authorization_url = serializers.URLField()
 
 
 class RequiredFileSerializer(serializers.Serializer):
@@ -77,6 +86,9 @@ class ChatApi(APIView):
             "Your answer to the proposed schedule: true keeps it, false drops it, or "
             "{\"cron\": \"0 8 * * 1-5\" | \"interval_seconds\": 900, \"timezone\": \"Europe/Berlin\"} replaces it."))
         end_user = end_user_field()
+        return_url = StrictCharField(max_length=2000, required=False, help_text=(
+            "Where the user's browser goes after an OAuth authorization (authorizations[].authorization_url); "
+            "its host must be registered for your API client."))
 
     @extend_schema_serializer(component_name="ChatResponse")
     class OutputSerializer(serializers.Serializer):
@@ -84,6 +96,9 @@ class ChatApi(APIView):
         session_id = serializers.UUIDField()
         required_credentials = RequiredCredentialSerializer(many=True)
         required_files = RequiredFileSerializer(many=True)
+        authorizations = AuthorizationSerializer(many=True, help_text=(
+            "Accounts to connect by OAuth instead of pasting their tokens: open authorization_url in the user's "
+            "browser (it works once and expires); the keys it covers are not in required_credentials."))
         status = serializers.ChoiceField(choices=["success", "pending_credentials", "error"])
         agent_created = serializers.BooleanField()
         agent_id = serializers.UUIDField(allow_null=True)
@@ -109,12 +124,12 @@ class ChatApi(APIView):
             data=ChatInput(message=data["message"], session_id=data.get("session_id"),
                            credentials=data.get("credentials"), files=data.get("files"),
                            timezone=data.get("timezone"), schedule=data.get("schedule"),
-                           end_user=data.get("end_user", "")),
+                           end_user=data.get("end_user", ""), return_url=data.get("return_url", "")),
         )
-        return Response(self.OutputSerializer(chat_response(session)).data)
+        return Response(self.OutputSerializer(chat_response(session, request=request)).data)
 
 
-def chat_response(session: Session) -> dict:
+def chat_response(session: Session, *, request) -> dict:
     last_user = session_turns(session=session).filter(role=Conversation.Role.USER).last()
     replies = session_turns(session=session).filter(role=Conversation.Role.ASSISTANT)
     if last_user is not None:
@@ -130,6 +145,7 @@ def chat_response(session: Session) -> dict:
         "session_id": session.id,
         "required_credentials": session.required_credentials,
         "required_files": session.required_files,
+        "authorizations": authorization_links(request, session),
         "status": _SPEC_STATUS.get(session.status, "success"),
         "agent_created": bool(agent and agent.status == "ready"),
         "agent_id": agent.id if agent and agent.status == "ready" else None,
@@ -194,6 +210,7 @@ class SessionDetailApi(APIView):
         questions = serializers.ListField(child=serializers.DictField())
         missing_credentials = serializers.ListField(child=serializers.DictField())
         missing_files = serializers.ListField(child=serializers.DictField())
+        authorizations = AuthorizationSerializer(many=True)
         agent = serializers.DictField(allow_null=True)
         error = serializers.CharField(allow_blank=True)
         turns = serializers.ListField(child=serializers.DictField())
@@ -215,6 +232,7 @@ class SessionDetailApi(APIView):
                 for r in session.required_credentials
             ],
             "missing_files": [{"key": f["key"], "mcp_server": f.get("mcp_server", "")} for f in session.required_files],
+            "authorizations": authorization_links(request, session),
             "agent": {"id": str(agent.id), "status": agent.status} if agent else None,
             "error": session.error,
             "turns": [

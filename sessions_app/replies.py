@@ -29,6 +29,12 @@ def plan_reply(*, session: Session, plan: Plan, plan_changed: bool, announce: bo
         lines.append("Thanks, I stored what you sent (encrypted).")
     missing = [f"{r['credential_key']} for {r['mcp_server']}" for r in session.required_credentials]
     files = [f"{f['key']} ({f['file_type']} file) for {f['mcp_server']}" for f in session.required_files]
+    authorizations = session.context.get("authorizations") or []
+    for needed in authorizations:
+        again = " again" if needed.get("reason") == "needs_reauth" else ""
+        lines.append(f"Connect your {needed['provider'].title()} account{again} (for {_join(needed['mcp_servers'])}): "
+                     "open the authorization_url in `authorizations` and approve; no token needs to be pasted. "
+                     "Then send me a message to go on.")
     if missing or files:
         lines.append("To set this up I still need: " + _join(missing + files) + ". Instructions for each are in "
                      "required_credentials / required_files; send them in `credentials` / `files`.")

@@ -13,11 +13,13 @@ from kombu.exceptions import OperationalError as BrokerError
 from agents_app import schedule_times
 from agents_app.master.plan import Plan
 from agents_app.master.recurrence import describe, in_timezone, schedule_to_apply
+from agents_app.oauth_rules import oauth_needs
 from agents_app.services import catalogue_packages_prefetch_queue, in_progress_check
 from mcpagent.errors import ApplicationError
 from mcpagent.models import ApiClient
 from mcpagent.vault.audit import Actor
 from mcpagent.vault.connections import connections_reuse
+from mcpagent.vault.oauth_flow import return_url_check
 from sessions_app import tasks as session_tasks  # the tasks call back into this module by module attribute
 from sessions_app.credentials import credentials_for_session_delete, credentials_store, files_store
 from sessions_app.models import Conversation, Session
@@ -36,6 +38,7 @@ class ChatInput:
     timezone: str | None = None  # the client's IANA time zone, for a proposed schedule
     schedule: Any = None  # True confirms the proposed schedule, False drops it, {cron|interval_seconds, timezone} replaces it
     end_user: str = ""
+    return_url: str = ""  # where an OAuth authorization sends the user back (a host the client registered)
 
 
 def session_create(*, client: ApiClient, metadata: dict | None = None, end_user: str = "") -> Session:
@@ -99,13 +102,18 @@ def _resolve_credential_servers(session: Session, credentials: dict) -> dict[str
 
 
 def _requirements_for(session: Session, plan: Plan) -> dict:
+    """What the plan's servers still need: values and files not collected, and OAuth authorizations. Keys an OAuth
+    connection supplies (or will, once authorized) are never asked for as values."""
     from agents_app.master.requirements import plan_requirements
 
-    return plan_requirements(
-        plan.server_slugs(),
-        collected=collected_credential_keys(session=session),
-        collected_files=collected_file_keys(session=session),
-    )
+    covered, authorizations = oauth_needs(client=session.client, end_user=session.end_user,
+                                          server_slugs=plan.server_slugs())
+    collected = collected_credential_keys(session=session)
+    for slug, keys in covered.items():
+        collected[slug] = set(collected.get(slug, set())) | keys
+    files = collected_file_keys(session=session) | {f"{slug}:{key}" for slug, keys in covered.items() for key in keys}
+    requirements = plan_requirements(plan.server_slugs(), collected=collected, collected_files=files)
+    return {**requirements, "authorizations": authorizations}
 
 
 def _store_secrets(*, session: Session, client: ApiClient, credentials: dict, files: list) -> dict:
@@ -150,6 +158,7 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
     message = redact(data.message)
     if data.timezone is not None:
         schedule_times.check_timezone(data.timezone)
+    return_url = return_url_check(client=client, return_url=data.return_url)
     dispatch: list[tuple[str, str]] = []
     with transaction.atomic():
         if data.session_id:
@@ -168,9 +177,11 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
                                 files=data.files or [])
         if data.timezone is not None:
             session.context["timezone"] = data.timezone
+        if return_url:
+            session.context["oauth_return_url"] = return_url
         if data.schedule is not None:
             _schedule_choose(session, data.schedule)
-        if data.timezone is not None or data.schedule is not None:
+        if data.timezone is not None or data.schedule is not None or return_url:
             session.save(update_fields=["context", "updated_at"])
         conversation_add(session=session, role=Conversation.Role.USER, message=message,
                          metadata={"credentials": stored["credentials"], "files": stored["files"]})
@@ -317,6 +328,7 @@ def _advance(session: Session, *, announce: bool, plan_changed: bool = False) ->
     if plan is not None and not plan.servers and plan.questions:
         session.status = Status.NEW  # waiting for the user's answer
         session.required_credentials, session.required_files = [], []
+        session.context["authorizations"] = []
         session.save()
         from sessions_app.replies import plan_reply
 
@@ -327,6 +339,7 @@ def _advance(session: Session, *, announce: bool, plan_changed: bool = False) ->
     if plan is None or not plan.servers:
         session.status = Status.NEW
         session.required_credentials, session.required_files = [], []
+        session.context["authorizations"] = []
         session.save()
         conversation_add(session=session, role=Conversation.Role.ASSISTANT, message=_no_servers_reply(),
                          metadata={"status": session.status})
@@ -338,7 +351,8 @@ def _advance(session: Session, *, announce: bool, plan_changed: bool = False) ->
     session.required_credentials = requirements["required_credentials"]
     session.required_files = requirements["required_files"]
     session.context["optional_settings"] = requirements["optional_settings"]
-    missing = bool(session.required_credentials or session.required_files)
+    session.context["authorizations"] = requirements["authorizations"]
+    missing = bool(session.required_credentials or session.required_files or requirements["authorizations"])
     session.status = Status.PENDING_CREDENTIALS if missing else Status.CREATING_AGENT
     if plan.questions and not missing:
         session.status = Status.NEW  # no agent before the user has answered

@@ -3,6 +3,7 @@
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from mcpagent.vault.oauth_flow import states_purge_expired
 from sessions_app import handoff, services
 from sessions_app.credentials import credentials_purge_expired, materialized_files_sweep
 
@@ -11,8 +12,10 @@ from sessions_app.credentials import credentials_purge_expired, materialized_fil
 def purge_expired_credentials() -> dict[str, int]:
     """Beat task (every CREDENTIAL_PURGE_INTERVAL_SECONDS): delete expired and orphaned credentials and files,
     auditing each deletion as `expire`; also remove decrypted-file folders that dead processes left behind
-    (logged, not counted: the folders are shared by every process on the host)."""
+    (logged, not counted: the folders are shared by every process on the host), and OAuth authorization links that
+    were used or expired."""
     materialized_files_sweep()
+    states_purge_expired()
     return credentials_purge_expired()
 
 

@@ -7,5 +7,7 @@ who holds a value is a plain id (`session_id`, `agent_id`), so the vault never i
 
 Modules, one job each: models, audit (actors and the trail), holders (ownership, scope, lifetime), store
 (credential values), files (uploaded files), materialize (decrypted files on disk while a server runs),
-expiry (purge), formats (value checks and masks), filecheck (file checks), rules (the caller's knowledge).
+expiry (purge), formats (value checks and masks), filecheck (file checks), rules (the caller's knowledge),
+connections (connected accounts). OAuth: oauth_presets (providers), oauth_client (authlib calls), oauth_flow (the
+authorization link and its callback), oauth_tokens (saved, refreshed, revoked tokens), oauth_apis (the callback).
 """

@@ -1,12 +1,18 @@
 """Admin for credentials, files and the audit trail: staff see names and masked hints, never values; the audit
 trail is read-only; deletions go through the services so they are audited with the staff user as actor."""
 
+from urllib.parse import urlsplit
+
+from django import forms
 from django.contrib import admin
 
 from mcpagent.vault.audit import Actor
 from mcpagent.vault.files import file_delete
-from mcpagent.vault.models import AuditEvent, Credential, StoredFile
+from mcpagent.vault.models import AuditEvent, Credential, OAuthApp, OAuthConnection, StoredFile
+from mcpagent.vault.oauth_tokens import connection_revoke_and_delete
 from mcpagent.vault.store import credential_delete
+
+_ENDPOINTS = ("authorization_endpoint", "token_endpoint", "revocation_endpoint", "userinfo_endpoint")
 
 
 class _SecretAdmin(admin.ModelAdmin):
@@ -81,3 +87,64 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class OAuthAppForm(forms.ModelForm):
+    """The client secret is typed in, never shown: left empty on a change, the stored one stays."""
+
+    client_secret_input = forms.CharField(
+        label="Client secret", required=False, strip=True, max_length=2000,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Stored encrypted. Leave empty to keep the current secret.")
+
+    class Meta:
+        model = OAuthApp
+        fields = ["provider", "client_id", "scopes", *_ENDPOINTS, "is_active"]
+
+    def clean(self):
+        data = super().clean()
+        for name in _ENDPOINTS:
+            url = data.get(name) or ""
+            parts = urlsplit(url)
+            # Plain http only to this machine (a test authorization server); a provider is always https.
+            if url and parts.scheme != "https" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+                self.add_error(name, "Use https (http only for 127.0.0.1 or localhost).")
+        if not self.instance.pk and not data.get("client_secret_input"):
+            self.add_error("client_secret_input", "A new OAuth app needs its client secret.")
+        return data
+
+    def save(self, commit=True):
+        app = super().save(commit=False)
+        if self.cleaned_data.get("client_secret_input"):
+            app.client_secret = self.cleaned_data["client_secret_input"]
+        if commit:
+            app.save()
+        return app
+
+
+@admin.register(OAuthApp)
+class OAuthAppAdmin(admin.ModelAdmin):
+    """Staff register one OAuth app per provider; its services are then connected by OAuth instead of pasted
+    tokens. Empty endpoints and scopes take the provider's preset."""
+
+    form = OAuthAppForm
+    list_display = ["provider", "client_id", "is_active", "updated_at"]
+    list_filter = ["is_active"]
+    fields = ["provider", "client_id", "client_secret_input", "scopes", *_ENDPOINTS, "is_active"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("client_secret")
+
+
+@admin.register(OAuthConnection)
+class OAuthConnectionAdmin(_SecretAdmin):
+    secret_field = "token"
+    list_display = ["provider", "client", "end_user", "identity", "hint", "status", "last_used_at", "refreshed_at"]
+    list_filter = ["provider", "status"]
+    search_fields = ["provider", "client__name", "end_user", "identity"]
+    fields = ["id", "client", "end_user", "provider", "identity", "hint", "scopes", "status", "access_expires_at",
+              "created_at", "updated_at", "last_used_at", "refreshed_at"]
+    readonly_fields = fields
+
+    def delete_one(self, obj: OAuthConnection, actor: Actor) -> None:
+        connection_revoke_and_delete(obj, actor=actor, reason="admin")

@@ -2,7 +2,9 @@
 
 A connection is every live vault row of one client, end user and server, whoever holds it (sessions, agents):
 listed with masked identities only, deleted as a whole. Its id is derived from (client, end user, server), so it
-stays the same while values are rotated, and another client's or end user's id is never found (404).
+stays the same while values are rotated, and another client's or end user's id is never found (404). An account
+connected by OAuth (mcpagent.vault.oauth_flow) is one entry of kind "oauth" for its provider, with its own id;
+deleting it revokes its tokens at the provider first.
 """
 
 import uuid
@@ -14,7 +16,8 @@ from mcpagent.errors import NotFound
 from mcpagent.models import ApiClient
 from mcpagent.vault.audit import ActorLike, audit_event
 from mcpagent.vault.holders import live, session_expiry, uuid_or_none
-from mcpagent.vault.models import AuditEvent, Credential, StoredFile
+from mcpagent.vault.models import AuditEvent, Credential, OAuthConnection, StoredFile
+from mcpagent.vault.oauth_tokens import connection_revoke_and_delete
 from mcpagent.vault.store import delete_rows
 
 
@@ -64,15 +67,34 @@ def connections_list(*, client: ApiClient, end_user: str = "") -> list[dict]:
             "expires_at": None if len(expiries) < len(rows) else min(expiries),
             "agents": sorted({str(row.agent_id) for row in rows if row.agent_id}),
         })
-    return connections
+    return connections + _oauth_connections(client, end_user)
+
+
+def _oauth_connections(client: ApiClient, end_user: str) -> list[dict]:
+    rows = OAuthConnection.objects.filter(client=client, end_user=end_user).defer("token").order_by("provider")
+    return [{
+        "id": str(row.pk), "service": row.provider, "end_user": end_user, "kind": "oauth",
+        "identity": {"account": f"{row.identity} ({row.hint})" if row.identity else row.hint},
+        "status": row.status, "last_used_at": row.last_used_at, "expires_at": None, "agents": [],
+    } for row in rows]
+
+
+def connection_delete(*, client: ApiClient, end_user: str = "", connection: Any, actor: ActorLike,
+                      reason: str) -> dict[str, Any]:
+    """Delete every value and file of the connection (audited); an OAuth connection's tokens are revoked at the
+    provider first. Agents that used them then fail to start that server and say which value is missing.
+    Unknown, another client's or another end user's: NotFound."""
+    wanted = uuid_or_none(connection)
+    oauth = OAuthConnection.objects.filter(client=client, end_user=end_user, pk=wanted).defer("token").first() \
+        if wanted else None
+    if oauth is not None:
+        return connection_revoke_and_delete(oauth, actor=actor, reason=reason)
+    return _credentials_delete(client, end_user, connection, wanted, actor, reason)
 
 
 @transaction.atomic
-def connection_delete(*, client: ApiClient, end_user: str = "", connection: Any, actor: ActorLike,
-                      reason: str) -> dict[str, int]:
-    """Delete every value and file of the connection (audited). Agents that used them then fail to start that
-    server and say which value is missing. Unknown, another client's or another end user's: NotFound."""
-    wanted = uuid_or_none(connection)
+def _credentials_delete(client: ApiClient, end_user: str, connection: Any, wanted: str | None, actor: ActorLike,
+                        reason: str) -> dict[str, int]:
     credentials, files = _rows(client, end_user)
     servers = {s for s in [*credentials.values_list("server", flat=True), *files.values_list("server", flat=True)]
                if connection_id(client_id=client.pk, end_user=end_user, server=s) == wanted}

@@ -86,20 +86,39 @@ def file_materialize(
             StoredFile.objects.filter(pk__in=[row.pk for row in rows]).update(last_used_at=timezone.now())
             AuditEvent.objects.bulk_create([audit_event(row, AuditEvent.Action.READ_FOR_USE, actor, reason)
                                             for row in rows])
+    with _private_folder() as folder:
+        paths: dict[str, Path] = {}
+        for row in rows:
+            paths[row.key or str(row.pk)] = _write(folder / str(row.pk), row.filename, row.content)
+        yield paths
+
+
+@contextmanager
+def generated_files_materialize(files: dict[str, tuple[str, bytes]]) -> Iterator[dict[str, Path]]:
+    """Like file_materialize, for files made for this use ({key: (filename, content)}, e.g. a credentials file
+    built from an OAuth connection): written into a private folder, removed when the block ends. The caller
+    audits the read of what they were made from."""
+    with _private_folder() as folder:
+        yield {key: _write(folder / f"generated-{n}", filename, content)
+               for n, (key, (filename, content)) in enumerate(sorted(files.items()))}
+
+
+def _write(subdir: Path, filename: str, content: bytes) -> Path:
+    subdir.mkdir(mode=0o700)
+    path = subdir / filename
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+    return path
+
+
+@contextmanager
+def _private_folder() -> Iterator[Path]:
     # The owner's pid is in the name, so that materialized_files_sweep can tell a folder whose process died
     # without cleaning up (a worker killed at its hard time limit) from one in use.
     folder = Path(tempfile.mkdtemp(prefix=f"{_MATERIALIZE_PREFIX}{os.getpid()}-", dir=_materialize_root()))
     try:
         os.chmod(folder, 0o700)
-        paths: dict[str, Path] = {}
-        for row in rows:
-            subdir = folder / str(row.pk)
-            subdir.mkdir(mode=0o700)
-            path = subdir / row.filename
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(row.content)
-            paths[row.key or str(row.pk)] = path
-        yield paths
+        yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from mcpagent.crypto import EncryptedBytesField, EncryptedJSONField
 from mcpagent.fields import END_USER_MAX_LENGTH
+from mcpagent.vault.oauth_presets import PROVIDER_CHOICES
 
 
 class Credential(models.Model):
@@ -116,6 +117,7 @@ class AuditEvent(models.Model):
         CREDENTIAL = "credential"
         FILE = "file"
         KEY = "encryption_key"
+        OAUTH = "oauth_connection"
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor_type = models.CharField(max_length=10, choices=ActorType.choices)
@@ -139,3 +141,81 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.object_type} {self.server}:{self.key}"
+
+
+class OAuthApp(models.Model):
+    """The OAuth app staff registered with one provider (one per provider). Empty endpoints and scopes take the
+    provider's preset (mcpagent.vault.oauth_presets); the client secret is stored encrypted."""
+
+    provider = models.CharField(max_length=20, choices=PROVIDER_CHOICES, unique=True)
+    client_id = models.CharField(max_length=300)
+    client_secret = EncryptedJSONField(null=True, blank=True)
+    scopes = models.CharField(max_length=2000, blank=True, help_text="Space-separated; empty: the preset's.")
+    authorization_endpoint = models.URLField(max_length=500, blank=True, help_text="Empty: the preset's.")
+    token_endpoint = models.URLField(max_length=500, blank=True, help_text="Empty: the preset's.")
+    revocation_endpoint = models.URLField(max_length=500, blank=True,
+                                          help_text="RFC 7009 endpoint; empty: the preset's (some have none).")
+    userinfo_endpoint = models.URLField(max_length=500, blank=True, help_text="Empty: the preset's.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "OAuth app"
+        ordering = ["provider"]
+
+    def __str__(self) -> str:
+        return f"{self.provider} ({self.client_id})"
+
+
+class OAuthConnection(models.Model):
+    """An account an end user of a client connected by OAuth: one per (client, end user, provider), used by every
+    session and agent of that end user (they hold no copies). `token` holds access and refresh tokens, encrypted;
+    `status` turns `needs_reauth` when a refresh fails."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        NEEDS_REAUTH = "needs_reauth"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey("mcpagent.ApiClient", on_delete=models.CASCADE, related_name="oauth_connections")
+    end_user = models.CharField(max_length=END_USER_MAX_LENGTH, blank=True, default="", db_index=True)
+    provider = models.CharField(max_length=20, choices=PROVIDER_CHOICES)
+    token = EncryptedJSONField()
+    hint = models.CharField(max_length=64, help_text="Masked access token.")
+    identity = models.CharField(max_length=200, blank=True, help_text="Who the provider says the account is.")
+    scopes = models.CharField(max_length=2000, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    access_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["provider"]
+        constraints = [models.UniqueConstraint(fields=["client", "end_user", "provider"],
+                                               name="vault_oauth_connection_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.end_user or '-'}"
+
+
+class OAuthState(models.Model):
+    """One authorization in progress: the `state` sent to the provider (only its SHA-256 is kept), bound to the
+    client, session and end user, usable once before `expires_at`; the PKCE verifier is encrypted."""
+
+    state_hash = models.CharField(max_length=64, unique=True)
+    client = models.ForeignKey("mcpagent.ApiClient", on_delete=models.CASCADE, related_name="oauth_states")
+    end_user = models.CharField(max_length=END_USER_MAX_LENGTH, blank=True, default="")
+    session_id = models.UUIDField(null=True, blank=True)
+    provider = models.CharField(max_length=20, choices=PROVIDER_CHOICES)
+    code_verifier = EncryptedJSONField()
+    redirect_uri = models.CharField(max_length=500)
+    return_url = models.CharField(max_length=2000, blank=True)
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.provider} state for {self.end_user or '-'}"
