@@ -153,14 +153,14 @@ def capability_candidates(clause: str, search, exclude: set[str]) -> list[tuple[
                  .filter(Q(tools__isnull=False) | Q(launch_recipes__isnull=False)).values_list("id", flat=True))
     hits = [h for h in hits if h.server.id in usable]
     fits = capability_fit(clause[:MAX_QUERY_CHARS], [h.server.id for h in hits])
-    action = _specific_action(clause)
+    action = specific_action(clause)
     acts = capability_fit(action, [h.server.id for h in hits]) if action else {}
     ranked = [(h.server, max(fits[h.server.id].score, acts[h.server.id].score if h.server.id in acts else -1.0),
                fits[h.server.id].tool_name) for h in hits if h.server.id in fits]
     return sorted(ranked, key=lambda item: (is_test_listing(slug=item[0].slug, name=item[0].name), -item[1]))
 
 
-def _specific_action(clause: str) -> str | None:
+def specific_action(clause: str) -> str | None:
     """The clause's leading verb when it names a capability by itself ("transcribe", "resize", "shorten"): a word
     less common than everyday words (registry_app.vocabulary.COMMON_ZIPF). "Transcribe this podcast episode" is
     about transcribing; the whole clause reads as near to servers about podcasts as to servers that transcribe, the
