@@ -6,7 +6,8 @@ catalogue server is for, e.g. Harvest, Contentful, Mattermost) finds it; the lex
 
 A clause that names nothing and is not something the model does itself (llm_only_actions: summarise,
 translate...) is a capability need ("find a hotel in Barcelona"). Its candidates are the catalogue's best servers
-for the clause; each is measured by registry_app.fit (similarity of the clause to the server and its nearest tool).
+for the clause; each is measured by registry_app.fit (similarity of the clause to the server and its nearest tool,
+and of the clause's leading verb when that verb alone names the capability: "transcribe").
 The best is chosen when its fit reaches `capability_min_fit`; below that (weak evidence), or when several services
 that each need the user's own account fit about equally ("Spotify or Last.fm?"), the plan asks one question naming
 the candidates. Under `capability_floor` nothing in the catalogue serves the clause and no need is made.
@@ -17,13 +18,14 @@ import re
 from dataclasses import dataclass
 
 from django.db.models import Q
+from wordfreq import zipf_frequency
 
 from agents_app.master.lexicon import ServiceEntry, lexicon
 from agents_app.master.plan import ChosenServer, Question
 from registry_app.fit import capability_fit
 from registry_app.models import CredentialRequirement, McpServer
 from registry_app.standing import is_test_listing, retired
-from registry_app.vocabulary import Mention, catalogue_mentions
+from registry_app.vocabulary import COMMON_ZIPF, Mention, catalogue_mentions
 
 CAPABILITY_PREFIX = "capability:"
 _WORD = re.compile(r"[a-z0-9]+")
@@ -151,8 +153,22 @@ def capability_candidates(clause: str, search, exclude: set[str]) -> list[tuple[
                  .filter(Q(tools__isnull=False) | Q(launch_recipes__isnull=False)).values_list("id", flat=True))
     hits = [h for h in hits if h.server.id in usable]
     fits = capability_fit(clause[:MAX_QUERY_CHARS], [h.server.id for h in hits])
-    ranked = [(h.server, fits[h.server.id].score, fits[h.server.id].tool_name) for h in hits if h.server.id in fits]
+    action = specific_action(clause)
+    acts = capability_fit(action, [h.server.id for h in hits]) if action else {}
+    ranked = [(h.server, max(fits[h.server.id].score, acts[h.server.id].score if h.server.id in acts else -1.0),
+               fits[h.server.id].tool_name) for h in hits if h.server.id in fits]
     return sorted(ranked, key=lambda item: (is_test_listing(slug=item[0].slug, name=item[0].name), -item[1]))
+
+
+def specific_action(clause: str) -> str | None:
+    """The clause's leading verb when it names a capability by itself ("transcribe", "resize", "shorten"): a word
+    less common than everyday words (registry_app.vocabulary.COMMON_ZIPF). "Transcribe this podcast episode" is
+    about transcribing; the whole clause reads as near to servers about podcasts as to servers that transcribe, the
+    verb alone tells them apart. Everyday verbs (get, find, show, check) say nothing of the capability."""
+    words = _WORD.findall(clause.lower())
+    if not words or words[0] in _EMPTY_WORDS or words[0] in _NOT_ACTIONS:
+        return None
+    return words[0] if zipf_frequency(words[0], "en") < COMMON_ZIPF else None
 
 
 def _needs_account(server_ids: list[int]) -> set[int]:

@@ -10,7 +10,7 @@ from django.db.models import Count
 
 from agents_app.master.lexicon import lexicon
 from agents_app.master.llm import CatalogueEntry, LlmAnalyzer, validate_plan
-from agents_app.master.needs import CAPABILITY_PREFIX, detect_needs, resolve_answer
+from agents_app.master.needs import CAPABILITY_PREFIX, detect_needs, resolve_answer, specific_action
 from agents_app.master.offline import OfflineAnalyzer
 from registry_app.models import McpServer
 from registry_app.vocabulary import catalogue_mentions
@@ -73,6 +73,17 @@ def test_a_clause_naming_no_service_is_a_capability_and_a_fitting_server_is_chos
     assert len(plan.servers) == 1 and plan.servers[0].need.startswith(CAPABILITY_PREFIX), plan.servers
     assert any(word in plan.servers[0].slug for word in fitting), plan.servers
     assert plan.workflow[0].server == plan.servers[0].slug
+    assert not plan.questions
+
+
+def test_a_verb_that_names_the_capability_finds_the_server_that_does_it(bundled_catalogue):
+    # The whole clause reads as near to servers about voice memos or podcasts as to servers that transcribe; the
+    # verb alone tells them apart. Everyday verbs say nothing of the capability and are not used.
+    assert specific_action("transcribe my voice memo") == "transcribe"
+    assert specific_action("get the exchange rate from euros to yen") is None
+    assert specific_action("find a hotel in Barcelona") is None
+    plan = _plan("transcribe my voice memo")
+    assert len(plan.servers) == 1 and "transcri" in plan.servers[0].slug, (plan.servers, plan.questions)
     assert not plan.questions
 
 
