@@ -111,7 +111,13 @@ class ChatApi(APIView):
                            timezone=data.get("timezone"), schedule=data.get("schedule"),
                            end_user=data.get("end_user", "")),
         )
-        return Response(self.OutputSerializer(chat_response(session)).data)
+        body = chat_response(session)
+        return Response(self.OutputSerializer(body).data, headers=_poll_headers(busy=body["poll"] is not None))
+
+
+def _poll_headers(*, busy: bool) -> dict[str, str]:
+    """While the worker is busy with the session, how long to wait before polling again."""
+    return {"Retry-After": str(settings.POLL_INTERVAL_SECONDS)} if busy else {}
 
 
 def chat_response(session: Session) -> dict:
@@ -222,7 +228,8 @@ class SessionDetailApi(APIView):
                 for t in session_turns(session=session)
             ],
         }
-        return Response(self.OutputSerializer(body).data)
+        busy = session.status in (Session.Status.ANALYSING, Session.Status.CREATING_AGENT)
+        return Response(self.OutputSerializer(body).data, headers=_poll_headers(busy=busy))
 
     @extend_schema(responses={204: None})
     def delete(self, request, session_id):
