@@ -117,6 +117,8 @@ def main() -> None:
     parser.add_argument("--web-workers", type=int, default=None, help="WEB_CONCURRENCY (default: the product's)")
     parser.add_argument("--web-threads", type=int, default=None, help="WEB_THREADS (default: the product's)")
     parser.add_argument("--worker-concurrency", type=int, default=2)
+    parser.add_argument("--worker-nice", type=int, default=0,
+                        help="run the Celery workers at this CPU niceness (web answers first on a shared machine)")
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--poll-seconds", type=float, default=None,
                         help="poll the session this often instead of as Retry-After says")
@@ -153,10 +155,11 @@ def main() -> None:
     procs = [_start(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
                      "--appendonly", "no", "--dir", str(base)], env, base / "redis.log")]
     try:
-        procs.append(_start([sys.executable, "-m", "celery", "-A", "mcpagent", "worker", "--pool=prefork",
+        nice = ["nice", "-n", str(args.worker_nice)] if args.worker_nice else []
+        procs.append(_start([*nice, sys.executable, "-m", "celery", "-A", "mcpagent", "worker", "--pool=prefork",
                              f"--concurrency={args.worker_concurrency}", "--loglevel=WARNING", "--without-gossip",
                              "--without-mingle", "-n", f"load-{web_port}@%h"], env, base / "worker.log"))
-        procs.append(_start([sys.executable, "-m", "celery", "-A", "mcpagent", "worker", "-Q", "celery.prefetch",
+        procs.append(_start([*nice, sys.executable, "-m", "celery", "-A", "mcpagent", "worker", "-Q", "celery.prefetch",
                              "--pool=prefork", "--concurrency=1", "--loglevel=WARNING", "--without-gossip",
                              "--without-mingle", "-n", f"load-prefetch-{web_port}@%h"], env, base / "prefetch.log"))
         procs.append(_start([str(Path(sys.executable).with_name("gunicorn")), "mcpagent.wsgi", "-c",
@@ -183,6 +186,7 @@ def main() -> None:
               f"{load_before:.1f}, at the end {load_after[0]:.1f} (1 min) / {load_after[1]:.1f} (5 min)")
         print(f"{args.clients} concurrent clients (own API key each), two-turn chat flow; gunicorn {web_workers} "
               f"gthread workers x {web_threads} threads, Celery worker concurrency {args.worker_concurrency} + "
+              f"{'(nice ' + str(args.worker_nice) + ') ' if args.worker_nice else ''}"
               f"prefetch worker, redis-server, embedded PostgreSQL; all done in {took:.1f} s")
         print(f"  errors: {len(stats['errors'])}")
         kinds: dict[str, list[str]] = {}
