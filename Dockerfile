@@ -35,4 +35,4 @@ EXPOSE 8000
 # ALLOWED_HOSTS must keep 127.0.0.1 for this probe (docker-compose.yml does).
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/api/health', timeout=8).status != 200)"]
-CMD ["sh", "-c", "exec gunicorn mcpagent.wsgi --bind 0.0.0.0:8000 --workers ${WEB_CONCURRENCY:-2} --timeout 120"]
+CMD ["sh", "-c", "exec gunicorn mcpagent.wsgi -c python:mcpagent.gunicorn_conf --bind 0.0.0.0:8000"]

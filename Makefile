@@ -23,7 +23,7 @@ run: venv
 	$(PY) manage.py serve
 
 worker: venv
-	$(VENV)/bin/celery -A mcpagent worker --loglevel=INFO
+	$(VENV)/bin/celery -A mcpagent worker -Q celery,celery.prefetch --loglevel=INFO
 
 # Redis: use the one on 127.0.0.1:6379, start one if none answers; worker tests skip (saying why) without it.
 test: venv

@@ -33,6 +33,7 @@ from mcpagent.errors import ApplicationError
 from registry_app.models import McpServer
 from mcpagent.metrics import AGENT_CREATIONS, AGENT_RUNS
 from mcpagent.models import ApiClient
+from mcpagent.waiting import wait_until
 from mcpagent.vault.files import files_collected
 from mcpagent.vault.store import credentials_collected, credentials_for_agent_delete
 
@@ -384,7 +385,7 @@ def catalogue_packages_prefetch_queue(*, server_slugs: list[str]) -> None:
     if settings.CELERY_TASK_ALWAYS_EAGER or not server_slugs:
         return
     try:
-        packages_prefetch_task.delay(list(server_slugs))
+        packages_prefetch_task.apply_async([list(server_slugs)], expires=settings.PACKAGE_PREFETCH_EXPIRES_SECONDS)
     except BrokerError:
         logger.warning("package prefetch not queued: the task queue is unavailable")
 
@@ -558,14 +559,16 @@ def agent_validation_queue(*, agent: Agent) -> None:
 
 
 def wait_for(predicate_query: Any, *, done: tuple[str, ...], seconds: float) -> str | None:
-    """Poll a status column until it is one of `done` or `seconds` pass; returns the last status."""
-    deadline = time.monotonic() + seconds
-    status = None
-    while True:
-        status = predicate_query.values_list("status", flat=True).first()
-        if status in done or time.monotonic() >= deadline:
-            return status
-        time.sleep(0.05)
+    """Poll a status column until it is one of `done` or `seconds` pass (a bounded wait: mcpagent.waiting);
+    returns the last status."""
+    seen: list = [None]
+
+    def finished() -> bool:
+        seen[0] = predicate_query.values_list("status", flat=True).first()
+        return seen[0] in done
+
+    wait_until(finished, seconds=seconds)
+    return seen[0]
 
 
 # --- runs --------------------------------------------------------------------------------------------

@@ -1,10 +1,14 @@
 """Load: N concurrent clients (default 200), each with its own API key, run the two-turn chat flow against the
-production set-up on this machine: gunicorn (gthread workers, pooled database connections), a Celery worker, a
-private redis-server and the embedded PostgreSQL with the bundled catalogue. Prints errors and p50/p95 per turn.
+production set-up on this machine, as the Procfile starts it: gunicorn with the product's settings
+(mcpagent/gunicorn_conf.py: gthread workers, pooled database connections), a Celery worker, the package-prefetch
+worker, a private redis-server and the embedded PostgreSQL with the bundled catalogue. Prints errors and p50/p95 per
+turn.
 
 Turn 1: the workflow request (the analysis runs in the worker; the web waits CHAT_WAIT_SECONDS for it, then the
 client polls GET /api/sessions/{id}, as the API says). Turn 2: the credentials the plan asked for (placeholder
-values; the agent creation this queues is the worker's business and not timed). All clients share 127.0.0.1, so
+values; the agent creation this queues is the worker's business and not timed); a plan that asks for nothing (the
+agent is being created already) or asks the user to pick a service has no credentials turn. All clients share
+127.0.0.1, so
 the per-address rate limit is turned off for the run (API_RATE_LIMIT_PER_IP=off); each client has its own key and
 stays within the per-client limits.
 """
@@ -50,7 +54,7 @@ def _stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-async def _client_flow(http, key: str, message: str, stats: dict) -> None:
+async def _client_flow(http, key: str, message: str, stats: dict, poll_seconds: float | None) -> None:
     import httpx
 
     headers = {"Authorization": f"Bearer {key}"}
@@ -65,14 +69,19 @@ async def _client_flow(http, key: str, message: str, stats: dict) -> None:
         session_id = body["session_id"]
         # The chat answer names the session's state `session_status`, GET /api/sessions/{id} `status`.
         while body.get("session_status", body.get("status")) == "analysing":
-            await asyncio.sleep(0.5)
-            polled = await http.get(f"/api/sessions/{session_id}", headers=headers)
-            if polled.status_code != 200:
-                stats["errors"].append(f"poll: {polled.status_code} {polled.text[:200]}")
+            # As the API asks (Retry-After on an answer that says what to poll), unless --poll-seconds says.
+            await asyncio.sleep(poll_seconds or float(response.headers.get("Retry-After", 1)))
+            response = await http.get(f"/api/sessions/{session_id}", headers=headers)
+            if response.status_code != 200:
+                stats["errors"].append(f"poll: {response.status_code} {response.text[:200]}")
                 return
-            body = polled.json()
+            body = response.json()
         stats["plan"].append(time.perf_counter() - started)
         required = body.get("required_credentials", body.get("missing_credentials")) or []
+        outcome = body.get("session_status", body.get("status"))
+        stats["outcomes"][outcome] = stats["outcomes"].get(outcome, 0) + 1
+        if outcome != "pending_credentials" or not required:
+            return  # nothing to send: the agent is on its way, or the user is asked which service they mean
         credentials: dict[str, dict[str, str]] = {}
         for item in required:
             credentials.setdefault(item["mcp_server"], {})[item["credential_key"]] = f"bench-{session_id[:8]}-value"
@@ -89,14 +98,15 @@ async def _client_flow(http, key: str, message: str, stats: dict) -> None:
         stats["errors"].append(f"transport: {type(exc).__name__}: {exc}")
 
 
-async def _run(base_url: str, keys: list[str], requests: list[str], timeout: float) -> tuple[dict, float]:
+async def _run(base_url: str, keys: list[str], requests: list[str], timeout: float,
+               poll_seconds: float | None) -> tuple[dict, float]:
     import httpx
 
-    stats: dict = {"turn1": [], "plan": [], "turn2": [], "errors": [], "refused_placeholders": []}
+    stats: dict = {"turn1": [], "plan": [], "turn2": [], "errors": [], "refused_placeholders": [], "outcomes": {}}
     limits = httpx.Limits(max_connections=len(keys), max_keepalive_connections=len(keys))
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits) as http:
         started = time.perf_counter()
-        await asyncio.gather(*(_client_flow(http, key, requests[i % len(requests)], stats)
+        await asyncio.gather(*(_client_flow(http, key, requests[i % len(requests)], stats, poll_seconds)
                                for i, key in enumerate(keys)))
         return stats, time.perf_counter() - started
 
@@ -104,37 +114,56 @@ async def _run(base_url: str, keys: list[str], requests: list[str], timeout: flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=200)
-    parser.add_argument("--web-workers", type=int, default=3)
-    parser.add_argument("--web-threads", type=int, default=16)
+    parser.add_argument("--web-workers", type=int, default=None, help="WEB_CONCURRENCY (default: the product's)")
+    parser.add_argument("--web-threads", type=int, default=None, help="WEB_THREADS (default: the product's)")
     parser.add_argument("--worker-concurrency", type=int, default=2)
+    parser.add_argument("--worker-nice", type=int, default=0,
+                        help="run the Celery workers at this CPU niceness (web answers first on a shared machine)")
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--poll-seconds", type=float, default=None,
+                        help="poll the session this often instead of as Retry-After says")
+    parser.add_argument("--database", default=DATABASE, help="database on the embedded server (made if missing)")
+    parser.add_argument("--keep-logs", type=Path, default=None,
+                        help="copy the web, worker and redis logs into this folder after the run")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         raise SystemExit("bench_load needs redis-server")
 
-    setup_django(DATABASE)
+    setup_django(args.database)
     from mcpagent.env import environ_for_own_process
     from mcpagent.services import api_client_create
 
     keys = [api_client_create(name=f"load-{i}-{time.time_ns()}")[1] for i in range(args.clients)]
     requests = [r["request"] for r in json.loads(
-        (ROOT / "benchmarks" / "data" / "workflow_requests.json").read_text())["requests"]]
+        (ROOT / "benchmarks" / "data" / "planner_requests.json").read_text())["requests"]]
     base = Path(tempfile.mkdtemp(prefix="mcpagent-load-"))
     redis_port, web_port = _free_port(), _free_port()
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
-    env = dict(environ_for_own_process(), MCPAGENT_DB_NAME=DATABASE, LOG_LEVEL="WARNING", REDIS_URL=redis_url,
+    env = dict(environ_for_own_process(), MCPAGENT_DB_NAME=args.database, LOG_LEVEL="WARNING", REDIS_URL=redis_url,
                CELERY_BROKER_URL=redis_url, CELERY_RESULT_BACKEND=redis_url, API_RATE_LIMIT_PER_IP="off",
-               DB_POOL_MAX_SIZE=str(args.web_threads), PYTHONUNBUFFERED="1")
-    env.pop("DATABASE_URL", None)
+               PYTHONUNBUFFERED="1")
+    for name in ("DATABASE_URL", "DB_POOL_MAX_SIZE", "MCPAGENT_CELERY_QUEUE", "MCPAGENT_PREFETCH_QUEUE"):
+        env.pop(name, None)
+    if args.web_workers:
+        env["WEB_CONCURRENCY"] = str(args.web_workers)
+    if args.web_threads:
+        env["WEB_THREADS"] = str(args.web_threads)
+    from mcpagent import gunicorn_conf
+
+    web_workers = int(env.get("WEB_CONCURRENCY", gunicorn_conf.workers))
+    web_threads = int(env.get("WEB_THREADS", gunicorn_conf.threads))
     procs = [_start(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
                      "--appendonly", "no", "--dir", str(base)], env, base / "redis.log")]
     try:
-        procs.append(_start([sys.executable, "-m", "celery", "-A", "mcpagent", "worker", "--pool=prefork",
+        nice = ["nice", "-n", str(args.worker_nice)] if args.worker_nice else []
+        procs.append(_start([*nice, sys.executable, "-m", "celery", "-A", "mcpagent", "worker", "--pool=prefork",
                              f"--concurrency={args.worker_concurrency}", "--loglevel=WARNING", "--without-gossip",
                              "--without-mingle", "-n", f"load-{web_port}@%h"], env, base / "worker.log"))
-        procs.append(_start([str(Path(sys.executable).with_name("gunicorn")), "mcpagent.wsgi", "--bind",
-                             f"127.0.0.1:{web_port}", "--workers", str(args.web_workers), "--worker-class", "gthread",
-                             "--threads", str(args.web_threads), "--timeout", str(int(args.timeout)),
+        procs.append(_start([*nice, sys.executable, "-m", "celery", "-A", "mcpagent", "worker", "-Q", "celery.prefetch",
+                             "--pool=prefork", "--concurrency=1", "--loglevel=WARNING", "--without-gossip",
+                             "--without-mingle", "-n", f"load-prefetch-{web_port}@%h"], env, base / "prefetch.log"))
+        procs.append(_start([str(Path(sys.executable).with_name("gunicorn")), "mcpagent.wsgi", "-c",
+                             "python:mcpagent.gunicorn_conf", "--bind", f"127.0.0.1:{web_port}",
                              "--log-level", "warning"], env, base / "web.log"))
         import httpx
 
@@ -149,19 +178,24 @@ def main() -> None:
         else:
             raise SystemExit(f"the service did not become healthy:\n{(base / 'web.log').read_text()[-2000:]}")
         # Each gunicorn worker and pool process loads the embedding model once: warm them before timing.
-        asyncio.run(_run(base_url, keys[:args.web_workers * 2], requests, args.timeout))
+        asyncio.run(_run(base_url, keys[:web_workers * 2], requests, args.timeout, args.poll_seconds))
         load_before = os.getloadavg()[0]
-        stats, took = asyncio.run(_run(base_url, keys, requests, args.timeout))
-        print(f"# bench_load — {time.strftime('%Y-%m-%d %H:%M')} — {machine()}; load average before {load_before:.1f}")
-        print(f"{args.clients} concurrent clients (own API key each), two-turn chat flow; gunicorn {args.web_workers} "
-              f"gthread workers x {args.web_threads} threads, Celery worker concurrency {args.worker_concurrency}, "
-              f"redis-server, embedded PostgreSQL; all done in {took:.1f} s")
+        stats, took = asyncio.run(_run(base_url, keys, requests, args.timeout, args.poll_seconds))
+        load_after = os.getloadavg()
+        print(f"# bench_load — {time.strftime('%Y-%m-%d %H:%M')} UTC — {machine()}; load average before "
+              f"{load_before:.1f}, at the end {load_after[0]:.1f} (1 min) / {load_after[1]:.1f} (5 min)")
+        print(f"{args.clients} concurrent clients (own API key each), two-turn chat flow; gunicorn {web_workers} "
+              f"gthread workers x {web_threads} threads, Celery worker concurrency {args.worker_concurrency} + "
+              f"{'(nice ' + str(args.worker_nice) + ') ' if args.worker_nice else ''}"
+              f"prefetch worker, redis-server, embedded PostgreSQL; all done in {took:.1f} s")
         print(f"  errors: {len(stats['errors'])}")
-        kinds: dict[str, int] = {}
+        kinds: dict[str, list[str]] = {}
         for line in stats["errors"]:
-            kinds[line[:60]] = kinds.get(line[:60], 0) + 1
-        for kind, count in sorted(kinds.items(), key=lambda item: -item[1])[:10]:
-            print(f"    {count:4d} x {kind}")
+            kinds.setdefault(line[:60], []).append(line)
+        for kind, lines in sorted(kinds.items(), key=lambda item: -len(item[1]))[:10]:
+            print(f"    {len(lines):4d} x {lines[0]}")
+        print("  session after turn 1: " + ", ".join(f"{name} {count}" for name, count in
+                                                     sorted(stats["outcomes"].items(), key=lambda item: -item[1])))
         print(f"  turn 2 answered 400 invalid_credentials (placeholder values failing a service's format check): "
               f"{len(stats['refused_placeholders'])}")
         for name, title in (("turn1", "turn 1 (request) HTTP answer"), ("plan", "turn 1 until the plan is ready"),
@@ -172,6 +206,10 @@ def main() -> None:
     finally:
         for proc in reversed(procs):
             _stop(proc)
+        if args.keep_logs is not None:
+            args.keep_logs.mkdir(parents=True, exist_ok=True)
+            for log in base.glob("*.log"):
+                shutil.copy(log, args.keep_logs / log.name)
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -193,6 +193,12 @@ if CELERY_VISIBILITY_TIMEOUT <= CELERY_TASK_TIME_LIMIT:
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_TASK_DEFAULT_QUEUE = env_str("MCPAGENT_CELERY_QUEUE", "celery")
+# Package prefetches (an npm or uv fetch each, tens of seconds to minutes) have a queue of their own, served by the
+# Procfile's `prefetch` process: on the default queue they took every worker slot while the analyses that chat turns
+# wait for queued behind them. Nothing depends on a prefetch, so one nobody served in time is dropped.
+CELERY_PREFETCH_QUEUE = env_str("MCPAGENT_PREFETCH_QUEUE", f"{CELERY_TASK_DEFAULT_QUEUE}.prefetch")
+PACKAGE_PREFETCH_EXPIRES_SECONDS = env_int("PACKAGE_PREFETCH_EXPIRES_SECONDS", 3600)
+CELERY_TASK_ROUTES = {"agents_app.tasks.packages_prefetch_task": {"queue": CELERY_PREFETCH_QUEUE}}
 CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- Cache (rate-limit counters): Redis when REDIS_URL is set, shared by every process; else this process's memory. ---
@@ -336,6 +342,8 @@ SANDBOX_NETWORK_ALLOW_HOSTS = env_list(
     "SANDBOX_NETWORK_ALLOW_HOSTS", ["pypi.org", "files.pythonhosted.org", "registry.npmjs.org"])
 # Shared, read-only-in-the-sandbox package caches (uv, npm), filled by the prefetch step.
 SANDBOX_CACHE_DIR = Path(env_str("SANDBOX_CACHE_DIR", str(DATA_DIR / "sandbox-cache")))
+# A package whose prefetch failed is not fetched again for this long (each session choosing its server asks).
+PACKAGE_PREFETCH_RETRY_AFTER_SECONDS = env_int("PACKAGE_PREFETCH_RETRY_AFTER_SECONDS", 600)
 # Extra host folders every server sees read-only (e.g. a Node.js installed outside /usr).
 SANDBOX_EXTRA_READONLY_PATHS = env_list("SANDBOX_EXTRA_READONLY_PATHS", [])
 # Limits per server (each process for memory, CPU time and file size; the whole sandbox for processes when a
@@ -366,6 +374,14 @@ MCP_REGISTRY_RETRIES = env_int("MCP_REGISTRY_RETRIES", 5)  # attempts per page (
 # --- Chat ---
 # How long POST /api/chat waits for a real worker before answering with the session still "analysing".
 CHAT_WAIT_SECONDS = env_float("CHAT_WAIT_SECONDS", 5.0)
+# Requests of one web process that may wait for the worker at once (mcpagent.waiting); the rest answer at once
+# with what to poll, so waits never take every web thread.
+WEB_WAITING_REQUESTS_MAX = env_int("WEB_WAITING_REQUESTS_MAX", 4)
+# ... and none waits while this many tasks are queued for the worker already (0: wait whatever the queue holds).
+WEB_WAIT_MAX_QUEUED = env_int("WEB_WAIT_MAX_QUEUED", 4)
+# Sent as Retry-After with an answer that says what to poll (a session still analysing or creating its agent):
+# how long a client should wait before it asks again. 200 clients polling every 0.5 s took both cores.
+POLL_INTERVAL_SECONDS = env_int("POLL_INTERVAL_SECONDS", 2)
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 20_000)
 
 # --- API ---

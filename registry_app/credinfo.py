@@ -342,9 +342,13 @@ def credinfo() -> Credinfo:
 # ---------------------------------------------------------------- matching
 
 
-def _fitting_services(*, server_name: str, slug: str, repository_url: str) -> list[_Service]:
+@lru_cache(maxsize=8192)
+def _fitting_services(*, server_name: str, slug: str, repository_url: str) -> tuple[_Service, ...]:
     """Services whose match rules fit the server, best first: a hit in the name/slug beats one only in the
-    repository path, a longer phrase ("google calendar") beats a shorter one ("google"), then file order."""
+    repository path, a longer phrase ("google calendar") beats a shorter one ("google"), then file order.
+
+    Kept per process, like credinfo() it reads: every phrase of every service is tried against the server, for
+    each credential of each chosen server, at every chat turn (13 ms of a credentials turn before)."""
     primary_text = f"{_HOSTING_NAMESPACE.sub('', server_name)} {_HOSTING_NAMESPACE.sub('', slug)}".lower()
     primary_tokens = _tokens(primary_text)
     repo_text = _repository_path(repository_url).lower()
@@ -361,7 +365,7 @@ def _fitting_services(*, server_name: str, slug: str, repository_url: str) -> li
                     best = max(best or (0, 0), (in_primary, 1))
         if best:
             ranked.append(((-best[0], -best[1], service.order), service))
-    return [service for _, service in sorted(ranked, key=lambda item: item[0])]
+    return tuple(service for _, service in sorted(ranked, key=lambda item: item[0]))
 
 
 def _contains_phrase(tokens: list[str], phrase: tuple[str, ...]) -> bool:

@@ -126,7 +126,17 @@ class ChatApi(APIView):
                            timezone=data.get("timezone"), schedule=data.get("schedule"),
                            end_user=data.get("end_user", ""), return_url=data.get("return_url", "")),
         )
+<<<<<<< HEAD
         return Response(self.OutputSerializer(chat_response(session, request=request)).data)
+=======
+        body = chat_response(session)
+        return Response(self.OutputSerializer(body).data, headers=_poll_headers(busy=body["poll"] is not None))
+
+
+def _poll_headers(*, busy: bool) -> dict[str, str]:
+    """While the worker is busy with the session, how long to wait before polling again."""
+    return {"Retry-After": str(settings.POLL_INTERVAL_SECONDS)} if busy else {}
+>>>>>>> load
 
 
 def chat_response(session: Session, *, request) -> dict:
@@ -240,7 +250,8 @@ class SessionDetailApi(APIView):
                 for t in session_turns(session=session)
             ],
         }
-        return Response(self.OutputSerializer(body).data)
+        busy = session.status in (Session.Status.ANALYSING, Session.Status.CREATING_AGENT)
+        return Response(self.OutputSerializer(body).data, headers=_poll_headers(busy=busy))
 
     @extend_schema(responses={204: None})
     def delete(self, request, session_id):

@@ -1,7 +1,6 @@
 """Sessions and the chat turn: the conversation a client has with the master agent, from request to agent."""
 
 import logging
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -13,13 +12,16 @@ from kombu.exceptions import OperationalError as BrokerError
 from agents_app import schedule_times
 from agents_app.master.plan import Plan
 from agents_app.master.recurrence import describe, in_timezone, schedule_to_apply
+from agents_app.master.revise import revise_request
 from agents_app.oauth_rules import oauth_needs
 from agents_app.services import catalogue_packages_prefetch_queue, in_progress_check
 from mcpagent.errors import ApplicationError
+from mcpagent.logging_filters import redact
 from mcpagent.models import ApiClient
 from mcpagent.vault.audit import Actor
 from mcpagent.vault.connections import connections_reuse
 from mcpagent.vault.oauth_flow import return_url_check
+from mcpagent.waiting import wait_until
 from sessions_app import tasks as session_tasks  # the tasks call back into this module by module attribute
 from sessions_app.credentials import credentials_for_session_delete, credentials_store, files_store
 from sessions_app.models import Conversation, Session
@@ -151,9 +153,6 @@ def _store_secrets(*, session: Session, client: ApiClient, credentials: dict, fi
 def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
     """One user turn. Stores it, revises or (re)analyses the plan, collects credentials/files, and queues agent
     creation once nothing required is missing. Bad input raises before anything is written."""
-    from agents_app.master.revise import revise_request
-    from mcpagent.logging_filters import redact
-
     # A secret pasted into the message itself is masked before the text is stored anywhere (turns, plan).
     message = redact(data.message)
     if data.timezone is not None:
@@ -287,12 +286,8 @@ def _wait(session: Session) -> None:
     """With a real worker, wait a short bound for it; the client polls GET /api/sessions/{id} after that."""
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return
-    deadline = time.monotonic() + settings.CHAT_WAIT_SECONDS
-    while time.monotonic() < deadline:
-        status = Session.objects.filter(pk=session.pk).values_list("status", flat=True).first()
-        if status not in (Status.ANALYSING, Status.CREATING_AGENT):
-            return
-        time.sleep(0.05)
+    busy = Session.objects.filter(pk=session.pk, status__in=(Status.ANALYSING, Status.CREATING_AGENT))
+    wait_until(lambda: not busy.exists(), seconds=settings.CHAT_WAIT_SECONDS)
 
 
 def session_analyse(*, session_id) -> Session:

@@ -47,6 +47,23 @@ def _marker(family: str, spec: str) -> Path:
     return Path(settings.SANDBOX_CACHE_DIR) / "prefetched" / digest
 
 
+def _failure_marker(marker: Path) -> Path:
+    return marker.with_name(f"{marker.name}.failed")
+
+
+def _age_seconds(path: Path) -> float | None:
+    try:
+        return max(0.0, time.time() - path.stat().st_mtime)
+    except FileNotFoundError:
+        return None
+
+
+def _failed(failure_marker: Path, why: str) -> str:
+    failure_marker.parent.mkdir(parents=True, exist_ok=True)
+    failure_marker.write_text(f"{why}\n")
+    return f"failed: {why}"
+
+
 def is_prefetched(command: str, args: list) -> bool:
     package = package_of(command, args)
     return package is None or _marker(*package).exists()
@@ -64,6 +81,12 @@ def prefetch(command: str, args: list) -> str:
     marker = _marker(family, spec)
     if marker.exists():
         return "cached"
+    failed = _failure_marker(marker)
+    since = _age_seconds(failed)
+    if since is not None and since < settings.PACKAGE_PREFETCH_RETRY_AFTER_SECONDS:
+        # Every session that picks a popular server asks for its package: a fetch that just failed (no network,
+        # a broken package) is not run again for each of them.
+        return f"failed {since:.0f} s ago: {failed.read_text(errors='replace').strip()}"
     if family == "uv":
         executable, fetch_args = safety.resolve_command("uvx"), ["--no-build", "--from", spec, "true"]
     else:
@@ -84,13 +107,14 @@ def prefetch(command: str, args: list) -> str:
                                   stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
                                   timeout=PREFETCH_TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
-        return f"failed: still fetching after {PREFETCH_TIMEOUT_SECONDS} s"
+        return _failed(failed, f"still fetching after {PREFETCH_TIMEOUT_SECONDS} s")
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or [""])[-1][:300]
         logger.info("prefetch of %s %s failed (%s): %s", family, spec, done.returncode, last)
-        return f"failed: {last}"
+        return _failed(failed, last)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(f"{family} {spec}\n")
+    failed.unlink(missing_ok=True)
     logger.info("prefetched %s %s in %.1f s", family, spec, time.monotonic() - started)
     return "fetched"
 

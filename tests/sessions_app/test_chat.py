@@ -462,3 +462,15 @@ def test_the_reply_about_a_failed_creation_names_every_failed_server(api, test_c
         assert failure["message"] in line and failure["hint"] in line, (line, failure)
     assert "2 servers failed" in body["reply"] and "configuration file is corrupt" in body["reply"]
     assert secret not in body["reply"] and secret not in api.get(f"/api/sessions/{session_id}").content.decode()
+
+
+def test_a_session_the_worker_is_busy_with_says_when_to_poll_again(api, settings):
+    from sessions_app.models import Session
+
+    settings.POLL_INTERVAL_SECONDS = 3
+    session = Session.objects.create(client=api.client_obj, status=Session.Status.ANALYSING,
+                                     context={"request": "post my GitHub stars to Discord"})
+    response = api.get(f"/api/sessions/{session.id}")
+    assert response.status_code == 200 and response["Retry-After"] == "3"
+    Session.objects.filter(pk=session.pk).update(status=Session.Status.PENDING_CREDENTIALS)
+    assert "Retry-After" not in api.get(f"/api/sessions/{session.id}")

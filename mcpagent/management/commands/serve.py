@@ -33,8 +33,8 @@ class Command(BaseCommand):
         self.stdout.write(f"ready in {time.monotonic() - started:.1f} s; serving http://{bind} (Ctrl-C to stop)")
         gunicorn = Path(sys.executable).with_name("gunicorn")
         proc = subprocess.Popen(
-            [str(gunicorn), "mcpagent.wsgi", "--bind", bind, "--workers", str(workers), "--timeout", "120",
-             "--access-logfile", "-", "--graceful-timeout", "5"],
+            [str(gunicorn), "mcpagent.wsgi", "-c", "python:mcpagent.gunicorn_conf", "--bind", bind,
+             "--workers", str(workers), "--access-logfile", "-", "--graceful-timeout", "5"],
             env=environ_for_own_process(),  # its workers read the settings again, secrets included
         )
         try:
