@@ -135,7 +135,8 @@ def _prepare(*, server: str, executable: str, args: list[str], env: dict[str, st
         if settings.SANDBOX_NETWORK == "proxy":
             proxy = egress_proxy()
             socket_path = proxy.open(EgressPolicy(server=server, only_hosts=list(only_hosts),
-                                                  allow_internal=list(settings.SANDBOX_NETWORK_ALLOW_HOSTS)))
+                                                  allow_internal=list(settings.SANDBOX_NETWORK_ALLOW_HOSTS),
+                                                  connect_to=list(settings.SANDBOX_NETWORK_CONNECT_TO)))
             launch._cleanup.append(lambda: proxy.close(socket_path))
         seccomp_filter = seccomp.filter_path()
         argv = bwrap.command(executable=executable, args=list(args), inherited_env=list(env), readonly=readonly,
