@@ -250,6 +250,20 @@ def test_a_server_the_catalogue_narrows_to_its_domains_reaches_nothing_else(publ
     assert done.returncode != 0 and "403" in done.stderr and page not in done.stdout
 
 
+def test_connect_to_routes_a_host_to_another_address_that_is_checked_as_any_other(public_internet_host, settings):
+    url, page = public_internet_host
+    routed = url.replace(INTERNET_HOST, "api.example.com")
+    code = f"import urllib.request; print(urllib.request.urlopen({routed!r}, timeout=10).read().decode())"
+    spec = LaunchSpec(name="routed", label="Routed", transport="stdio", command="python", args=["-c", code])
+    settings.SANDBOX_NETWORK_CONNECT_TO = [f"example.com={INTERNET_HOST}"]  # the domain and its subdomains
+    assert _fetch_in_sandbox(spec, url).stdout.strip() == page
+    # Routed to one of our own addresses: refused, and the refusal says why in its status text.
+    settings.SANDBOX_NETWORK_CONNECT_TO = [f"example.com=127.0.0.1:{INTERNET_PORT}"]
+    done = _fetch_in_sandbox(spec, url)
+    assert done.returncode != 0 and page not in done.stdout
+    assert "403: Refused by the mcpagent sandbox: api.example.com resolves to an internal address" in done.stderr
+
+
 def test_packages_are_prefetched_once_then_servers_start_from_the_cache(settings, tmp_path):
     settings.SANDBOX_CACHE_DIR = tmp_path / "cache"
     launch = ("uvx", ["mcp-server-time==2026.10.19"])
