@@ -213,14 +213,16 @@ def _classify_stdio(spec: LaunchSpec, *, stderr: str, error: BaseException | Non
         return ServerFailure("package_missing", f"{label}: the Python module `{module.group(1)}` is not installed.",
                         "Install it into the server's Python environment, or launch it with `uvx <package>`.")
     if _PACKAGE_MISSING_RE.search(stderr):
-        return ServerFailure("package_missing", f"{label}: its package or image was not found.{said_for(_PACKAGE_MISSING_RE)}",
+        return ServerFailure("package_missing",
+                             f"{label}: its package or image was not found.{said_for(_PACKAGE_MISSING_RE)}",
                         "Check the package name and version in the launch command.")
     if _NETWORK_RE.search(stderr):
         return ServerFailure("network_error", f"{label} could not reach the network.{said_for(_NETWORK_RE)}",
                         "Check that the worker can reach the package registry and the service's API.")
     missing = _MISSING_SETTING_RE.search(stderr)
     if missing:
-        return ServerFailure("setting_missing", f"{label} is missing a required setting.{said_for(_MISSING_SETTING_RE)}",
+        return ServerFailure("setting_missing",
+                             f"{label} is missing a required setting.{said_for(_MISSING_SETTING_RE)}",
                         "Provide the setting it names (as an env value) and retry.")
     detail = said or (f" ({_exception_text(error)})" if error else "")
     return ServerFailure("server_exited", f"{label} stopped before answering initialize.{detail}",

@@ -7,6 +7,7 @@ If the sandbox cannot be set up, the launch fails with SandboxUnavailable: never
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,6 +44,10 @@ def check_configuration() -> None:
                                    "set ALLOW_UNSANDBOXED_SERVERS=1 as well if you really mean it")
     if settings.SANDBOX_NETWORK not in ("proxy", "none"):
         raise ImproperlyConfigured("SANDBOX_NETWORK must be proxy or none")
+    for entry in settings.SANDBOX_NETWORK_CONNECT_TO:
+        host, _, target = entry.partition("=")
+        if not host or not re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?", target):
+            raise ImproperlyConfigured(f"SANDBOX_NETWORK_CONNECT_TO entries are host=address[:port], not {entry!r}")
 
 
 def enabled() -> bool:

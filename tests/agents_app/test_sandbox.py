@@ -234,6 +234,17 @@ def test_unsandboxed_servers_need_an_explicit_setting(settings):
     assert sandbox.status()["warning"].startswith("MCP servers run UNSANDBOXED")
 
 
+@pytest.mark.parametrize("entry", ["slack.com", "=127.0.0.1:8443", "slack.com=", "slack.com=127.0.0.1:port"])
+def test_a_malformed_connect_to_entry_is_refused_at_start_up(settings, entry):
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.SANDBOX_NETWORK_CONNECT_TO = [entry]
+    with pytest.raises(ImproperlyConfigured, match="host=address"):
+        sandbox.check_configuration()
+    settings.SANDBOX_NETWORK_CONNECT_TO = ["slack.com=127.0.0.1:8443", "example.com=[::1]", "api.x.io=gw.corp"]
+    sandbox.check_configuration()
+
+
 def _fetch_in_sandbox(spec: LaunchSpec, url: str) -> subprocess.CompletedProcess:
     with runtime.sandbox_launch(spec, tag=runtime.new_process_tag()) as launch:
         return subprocess.run([launch.command, *launch.args], env=launch.env, capture_output=True, text=True,
