@@ -65,7 +65,10 @@ def test_spec_example_reaches_a_ready_agent_whose_schedule_fires_and_records_a_r
                        "slack-conversations": False}, agent.error
     assert agent.error["server"] == "slack-conversations" and agent.error["code"] == "credentials_rejected"
     assert "Slack MCP Server rejected the credentials" in failed["reply"], failed["reply"]
-    assert "invalid_auth" in failed["reply"], failed["reply"]  # Slack's own answer, as the server logged it
+    # Slack's own answer as the server logged it (not the npm wrapper's stack trace after it), and the hint names
+    # the user's credential only (not the catalogue's SLACK_MCP_ADD_MESSAGE_TOOL=true).
+    assert "The server said: Authentication failed - check your Slack tokens: invalid_auth" in failed["reply"]
+    assert "Check SLACK_MCP_XOXB_TOKEN: " in failed["reply"] and "SLACK_MCP_ADD_MESSAGE_TOOL" not in failed["reply"]
     assert fake_slack.calls[0] == ("auth.test", REVOKED_TOKEN)
     assert REVOKED_TOKEN not in failed["reply"]
 
