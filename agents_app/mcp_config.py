@@ -280,15 +280,18 @@ class LaunchSpec:
     file_paths: list[str] = field(default_factory=list)
     # Hosts the catalogue narrows the server's network to (empty: any public host).
     egress_hosts: list[str] = field(default_factory=list)
+    # Env settings that are the catalogue recipe's literal defaults ("SLACK_MCP_ADD_MESSAGE_TOOL": "true"): not
+    # the user's, and no secrets.
+    default_keys: list[str] = field(default_factory=list)
 
     @property
     def secret_keys(self) -> list[str]:
-        return [*self.env, *self.headers, *self.arg_keys, *self.url_keys]
+        return [*(k for k in self.env if k not in self.default_keys), *self.headers, *self.arg_keys, *self.url_keys]
 
     @property
     def secret_values(self) -> list[str]:
-        return [v for v in (*self.env.values(), *self.headers.values(), *self.arg_values, *self.url_values)
-                if len(v) >= 4]
+        env = [v for k, v in self.env.items() if k not in self.default_keys]
+        return [v for v in (*env, *self.headers.values(), *self.arg_values, *self.url_values) if len(v) >= 4]
 
 
 def launch_spec(*, name: str, entry: dict, values: dict[str, str], files: dict[str, Any] | None = None,
@@ -341,10 +344,12 @@ def launch_spec(*, name: str, entry: dict, values: dict[str, str], files: dict[s
         url_keys = list(dict.fromkeys(ref[REFERENCE] for ref in url_refs.values()))
         url, url_values = fill_url(name=name, template=url,
                                    values={var: raw_value(ref) for var, ref in url_refs.items()})
+    env = resolve("env")
     return LaunchSpec(
         name=name, label=label or name, transport=entry.get("transport", "stdio"),
         command=entry.get("command", ""), args=args,
-        env={**entry.get("defaults", {}), **resolve("env")},
+        env={**entry.get("defaults", {}), **env},
+        default_keys=[key for key in entry.get("defaults", {}) if key not in env],
         url=url, headers=resolve("headers"),
         arg_keys=list(dict.fromkeys(arg_keys)), arg_values=arg_values, url_keys=url_keys, url_values=url_values,
         file_paths=[str(path) for path in files.values()],

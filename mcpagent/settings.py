@@ -340,6 +340,10 @@ SANDBOX_NETWORK = env_str("SANDBOX_NETWORK", "proxy").lower()
 # addresses: the package registries by default, so launchers can fetch from a mirror on a private network.
 SANDBOX_NETWORK_ALLOW_HOSTS = env_list(
     "SANDBOX_NETWORK_ALLOW_HOSTS", ["pypi.org", "files.pythonhosted.org", "registry.npmjs.org"])
+# "host=address[:port]" entries: the egress proxy sends connections to the host (and its subdomains) to that address
+# instead (a gateway in front of a provider's API; tests route slack.com to a fake). The address is checked as
+# any other: an internal one only for a host in SANDBOX_NETWORK_ALLOW_HOSTS.
+SANDBOX_NETWORK_CONNECT_TO = env_list("SANDBOX_NETWORK_CONNECT_TO", [])
 # Shared, read-only-in-the-sandbox package caches (uv, npm), filled by the prefetch step.
 SANDBOX_CACHE_DIR = Path(env_str("SANDBOX_CACHE_DIR", str(DATA_DIR / "sandbox-cache")))
 # A package whose prefetch failed is not fetched again for this long (each session choosing its server asks).

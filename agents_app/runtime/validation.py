@@ -1,6 +1,7 @@
 """Validating MCP servers with the plain `mcp` SDK: start each one (in its sandbox), initialize, list its tools,
 stop it; a failure is classified into a code, a message and what to do."""
 
+import json
 import logging
 import re
 import signal
@@ -18,6 +19,7 @@ from agents_app import sandbox
 from agents_app.mcp_config import LaunchSpec
 from agents_app.runtime.launch import (ServerFailure, _exception_text, _install_hint, _leaf_exceptions, kill_tagged,
                                        limit_failure, new_process_tag, run_sync, sandbox_launch, task_redactor)
+from agents_app.sandbox.egress import REFUSED_REASON
 from mcpagent.redaction import Redactor
 
 logger = logging.getLogger(__name__)
@@ -156,6 +158,7 @@ _MISSING_SETTING_RE = re.compile(
     r"(missing|required|not set)[^\n]{0,40}(environment variable|api[ _-]?key|token)|"
     r"\b([A-Z][A-Z0-9_]{2,})\b[^\n]{0,20}\b(is )?(not set|required|missing)",
 )
+_EGRESS_REFUSED_RE = re.compile(re.escape(REFUSED_REASON) + r": ([^\"\n\\]{1,200})")
 _NO_MODULE_RE = re.compile(r"No module named '?([\w.]+)'?")
 _NETWORK_RE = re.compile(
     r"ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|getaddrinfo|Temporary failure in name resolution|"
@@ -174,6 +177,11 @@ def _classify_stdio(spec: LaunchSpec, *, stderr: str, error: BaseException | Non
     label = spec.label
     tail = redact(stderr.strip())[-STDERR_TAIL_CHARS:]
     said = f" The server said: {_last_lines(tail)}" if tail else ""
+    redacted = redact(stderr)
+
+    def said_for(pattern: re.Pattern) -> str:
+        return f" The server said: {_evidence(redacted, pattern)}" if tail else ""
+
     if timed_out:
         return ServerFailure(
             "server_timeout", f"{label} did not answer initialize within {timeout:g} s.{said}",
@@ -186,9 +194,16 @@ def _classify_stdio(spec: LaunchSpec, *, stderr: str, error: BaseException | Non
     if isinstance(error, PermissionError):
         return ServerFailure("command_not_runnable", f"{label}: `{spec.command}` cannot be executed here.",
                         "Ask an operator to check the launcher's installation and permissions.")
+    refused = _EGRESS_REFUSED_RE.search(redacted)
+    if refused:  # before the credentials: a server that cannot reach its service often says it could not sign in
+        return ServerFailure(
+            "network_error", f"{label} could not reach its service: the sandbox refused the connection "
+            f"({refused.group(1).strip()}).",
+            "If the service is on a private network or its name does not resolve from the workers, an operator "
+            "can allow it (SANDBOX_NETWORK_ALLOW_HOSTS) or route it (SANDBOX_NETWORK_CONNECT_TO).")
     if _AUTH_RE.search(stderr):
         keys = ", ".join(spec.secret_keys) or "its credentials"
-        return ServerFailure("credentials_rejected", f"{_service(label)} rejected the credentials.{said}",
+        return ServerFailure("credentials_rejected", f"{_service(label)} rejected the credentials.{said_for(_AUTH_RE)}",
                         f"Check {keys}: the value, that it has not expired or been revoked, and its scopes.")
     if "Cannot connect to the Docker daemon" in stderr:
         return ServerFailure("docker_unavailable", f"{label}: Docker is installed but its daemon is not running.{said}",
@@ -198,14 +213,16 @@ def _classify_stdio(spec: LaunchSpec, *, stderr: str, error: BaseException | Non
         return ServerFailure("package_missing", f"{label}: the Python module `{module.group(1)}` is not installed.",
                         "Install it into the server's Python environment, or launch it with `uvx <package>`.")
     if _PACKAGE_MISSING_RE.search(stderr):
-        return ServerFailure("package_missing", f"{label}: its package or image was not found.{said}",
+        return ServerFailure("package_missing",
+                             f"{label}: its package or image was not found.{said_for(_PACKAGE_MISSING_RE)}",
                         "Check the package name and version in the launch command.")
     if _NETWORK_RE.search(stderr):
-        return ServerFailure("network_error", f"{label} could not reach the network.{said}",
+        return ServerFailure("network_error", f"{label} could not reach the network.{said_for(_NETWORK_RE)}",
                         "Check that the worker can reach the package registry and the service's API.")
     missing = _MISSING_SETTING_RE.search(stderr)
     if missing:
-        return ServerFailure("setting_missing", f"{label} is missing a required setting.{said}",
+        return ServerFailure("setting_missing",
+                             f"{label} is missing a required setting.{said_for(_MISSING_SETTING_RE)}",
                         "Provide the setting it names (as an env value) and retry.")
     detail = said or (f" ({_exception_text(error)})" if error else "")
     return ServerFailure("server_exited", f"{label} stopped before answering initialize.{detail}",
@@ -295,6 +312,28 @@ async def _check_remote_address(spec: LaunchSpec) -> None:
 def _service(label: str) -> str:
     known = {"github": "GitHub", "gitlab": "GitLab", "openai": "OpenAI", "slack": "Slack", "notion": "Notion"}
     return known.get(label.lower(), label)
+
+
+def _evidence(text: str, pattern: re.Pattern) -> str:
+    """The last line the pattern matched, readable: what the failure was classified by, rather than the last lines
+    (a launcher's own stack trace often comes after the server's message, e.g. npm wrappers of Go binaries)."""
+    for line in reversed(text.strip().splitlines()):
+        if pattern.search(line):
+            return _readable_log_line(line.strip())[:300]
+    return _last_lines(text)
+
+
+def _readable_log_line(line: str) -> str:
+    """A JSON log line (zap, pino, structlog) as its message and error; any other line as it is."""
+    try:
+        record = json.loads(line) if line.startswith("{") else None
+    except ValueError:
+        return line
+    if not isinstance(record, dict):
+        return line
+    parts = [str(record[k]) for k in ("message", "msg", "event", "error", "err")
+             if isinstance(record.get(k), str | int) and record.get(k)]
+    return ": ".join(parts) if parts else line
 
 
 def _last_lines(text: str, lines: int = 3) -> str:

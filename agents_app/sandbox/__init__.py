@@ -7,6 +7,7 @@ If the sandbox cannot be set up, the launch fails with SandboxUnavailable: never
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,6 +44,10 @@ def check_configuration() -> None:
                                    "set ALLOW_UNSANDBOXED_SERVERS=1 as well if you really mean it")
     if settings.SANDBOX_NETWORK not in ("proxy", "none"):
         raise ImproperlyConfigured("SANDBOX_NETWORK must be proxy or none")
+    for entry in settings.SANDBOX_NETWORK_CONNECT_TO:
+        host, _, target = entry.partition("=")
+        if not host or not re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?", target):
+            raise ImproperlyConfigured(f"SANDBOX_NETWORK_CONNECT_TO entries are host=address[:port], not {entry!r}")
 
 
 def enabled() -> bool:
@@ -135,7 +140,8 @@ def _prepare(*, server: str, executable: str, args: list[str], env: dict[str, st
         if settings.SANDBOX_NETWORK == "proxy":
             proxy = egress_proxy()
             socket_path = proxy.open(EgressPolicy(server=server, only_hosts=list(only_hosts),
-                                                  allow_internal=list(settings.SANDBOX_NETWORK_ALLOW_HOSTS)))
+                                                  allow_internal=list(settings.SANDBOX_NETWORK_ALLOW_HOSTS),
+                                                  connect_to=list(settings.SANDBOX_NETWORK_CONNECT_TO)))
             launch._cleanup.append(lambda: proxy.close(socket_path))
         seccomp_filter = seccomp.filter_path()
         argv = bwrap.command(executable=executable, args=list(args), inherited_env=list(env), readonly=readonly,

@@ -120,6 +120,9 @@ def sandbox_env(*, proxy: bool, prefetched: bool = False) -> dict[str, str]:
             env[name] = url
         env["NO_PROXY"] = env["no_proxy"] = ""
         env["NODE_USE_ENV_PROXY"] = "1"  # Node >= 22.21 / 24: its fetch honours the proxy variables too
+        # Servers whose HTTP client reads only a proxy variable of its own (the standard ones are ignored, and
+        # without a proxy they have no way out): korotovsky's Slack server (slack-mcp-server).
+        env["SLACK_MCP_PROXY"] = url
     return env
 
 

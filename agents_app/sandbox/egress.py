@@ -8,7 +8,10 @@ every connection it makes is one of ours to judge:
   carrier-grade NAT, multicast, reserved ranges and this host's own addresses are refused, so neither
   PostgreSQL, Redis, our own HTTP port nor a cloud metadata service (169.254.169.254) can be reached;
 - SANDBOX_NETWORK_ALLOW_HOSTS names hosts (or CIDRs) allowed although internal (package registry mirrors);
-- a server the catalogue narrows to its own domains (McpServer.egress_hosts) may reach only those.
+- a server the catalogue narrows to its own domains (McpServer.egress_hosts) may reach only those;
+- SANDBOX_NETWORK_CONNECT_TO sends a host's connections to another address ("slack.com=gateway.corp:8443", as
+  curl's --connect-to): the server still asks for, and checks the certificate of, the host it named; the address
+  used passes the same checks (an internal one only when the host is in SANDBOX_NETWORK_ALLOW_HOSTS).
 We connect to the address we checked, so a DNS answer that changes between check and use changes nothing.
 
 Written here rather than taken from a library: the security-relevant part is the resolve-check-connect step on
@@ -31,6 +34,8 @@ from dataclasses import dataclass, field
 logger = logging.getLogger(__name__)
 
 HEAD_LIMIT = 64 * 1024
+# Starts the status text of a refusal, which a server's error message carries back to validation.
+REFUSED_REASON = "Refused by the mcpagent sandbox"
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
 
@@ -43,6 +48,16 @@ class EgressPolicy:
     only_hosts: list[str] = field(default_factory=list)
     # Hosts, patterns or CIDRs allowed although they resolve to internal addresses.
     allow_internal: list[str] = field(default_factory=list)
+    # "host=address[:port]" entries: connections to the host (or its subdomains) go to that address instead.
+    connect_to: list[str] = field(default_factory=list)
+
+    def destination(self, host: str, port: int) -> tuple[str, int]:
+        """Where a connection to host:port really goes: itself, or its SANDBOX_NETWORK_CONNECT_TO target."""
+        for entry in self.connect_to:
+            pattern, _, target = entry.partition("=")
+            if pattern and target and _matches(host, [pattern]):
+                return _split_host_port(target, port)
+        return host, port
 
     def host_problem(self, host: str) -> str | None:
         if self.only_hosts and not _matches(host, self.only_hosts):
@@ -185,7 +200,10 @@ class EgressProxy:
         except _Refused as refused:
             logger.warning("sandbox egress refused for %s: %s", policy.server, refused)
             body = f"mcpagent sandbox: {refused}\n".encode()
-            writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+            # The reason in the status line too: most clients report a failed CONNECT by its status text alone.
+            reason = "".join(c for c in f"{REFUSED_REASON}: {refused}" if c.isprintable())[:200]
+            writer.write(f"HTTP/1.1 403 {reason}\r\n".encode("latin-1", "replace")
+                         + b"Content-Type: text/plain\r\nConnection: close\r\n"
                          b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError):
             if upstream is None:
@@ -199,10 +217,11 @@ class EgressProxy:
         problem = policy.host_problem(host)
         if problem:
             raise _Refused(problem)
+        target, port = policy.destination(host, port)
         try:
-            infos = await self._loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = await self._loop.getaddrinfo(target, port, type=socket.SOCK_STREAM)
         except OSError:
-            raise _Refused(f"{host} could not be resolved") from None
+            raise _Refused(f"{target} could not be resolved") from None
         addresses = list(dict.fromkeys(info[4][0] for info in infos))
         for address in addresses:  # every answer must pass, not just the first
             problem = policy.address_problem(host, address)

@@ -236,6 +236,17 @@ def test_unsandboxed_servers_need_an_explicit_setting(settings):
     assert sandbox.status()["warning"].startswith("MCP servers run UNSANDBOXED")
 
 
+@pytest.mark.parametrize("entry", ["slack.com", "=127.0.0.1:8443", "slack.com=", "slack.com=127.0.0.1:port"])
+def test_a_malformed_connect_to_entry_is_refused_at_start_up(settings, entry):
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.SANDBOX_NETWORK_CONNECT_TO = [entry]
+    with pytest.raises(ImproperlyConfigured, match="host=address"):
+        sandbox.check_configuration()
+    settings.SANDBOX_NETWORK_CONNECT_TO = ["slack.com=127.0.0.1:8443", "example.com=[::1]", "api.x.io=gw.corp"]
+    sandbox.check_configuration()
+
+
 def _fetch_in_sandbox(spec: LaunchSpec, url: str) -> subprocess.CompletedProcess:
     with runtime.sandbox_launch(spec, tag=runtime.new_process_tag()) as launch:
         return subprocess.run([launch.command, *launch.args], env=launch.env, capture_output=True, text=True,
@@ -250,6 +261,20 @@ def test_a_server_the_catalogue_narrows_to_its_domains_reaches_nothing_else(publ
     spec.egress_hosts = ["api.example.com"]
     done = _fetch_in_sandbox(spec, url)
     assert done.returncode != 0 and "403" in done.stderr and page not in done.stdout
+
+
+def test_connect_to_routes_a_host_to_another_address_that_is_checked_as_any_other(public_internet_host, settings):
+    url, page = public_internet_host
+    routed = url.replace(INTERNET_HOST, "api.example.com")
+    code = f"import urllib.request; print(urllib.request.urlopen({routed!r}, timeout=10).read().decode())"
+    spec = LaunchSpec(name="routed", label="Routed", transport="stdio", command="python", args=["-c", code])
+    settings.SANDBOX_NETWORK_CONNECT_TO = [f"example.com={INTERNET_HOST}"]  # the domain and its subdomains
+    assert _fetch_in_sandbox(spec, url).stdout.strip() == page
+    # Routed to one of our own addresses: refused, and the refusal says why in its status text.
+    settings.SANDBOX_NETWORK_CONNECT_TO = [f"example.com=127.0.0.1:{INTERNET_PORT}"]
+    done = _fetch_in_sandbox(spec, url)
+    assert done.returncode != 0 and page not in done.stdout
+    assert "403: Refused by the mcpagent sandbox: api.example.com resolves to an internal address" in done.stderr
 
 
 def test_packages_are_prefetched_once_then_servers_start_from_the_cache(settings, tmp_path):
