@@ -81,9 +81,13 @@ def test_a_later_session_of_the_same_end_user_reuses_the_connection(api, alice):
     assert credentials_missing(client=api.client_obj, session=second, requirements=requirement) == []
     assert credential_values_for_use(client=api.client_obj, session=second, server="github-test", actor="test",
                                      reason="t") == {"GITHUB_TOKEN": TOKEN}
+    # No copy: both sessions refer to the one entry, and the reuse is audited on it.
+    entry = Credential.objects.get()
+    assert set(entry.references.values_list("session_id", flat=True)) == {alice.pk, second.pk}
     event = AuditEvent.objects.get(reason="connection_reuse")
-    assert event.metadata["reused_from"] == str(Credential.objects.get(session_id=alice.pk).pk)
-    # Running it again copies nothing more; the connection is still one entry.
+    assert (event.action, event.object_id, event.session_id) == ("update", str(entry.pk), second.pk)
+    assert event.metadata["reused_by_session"] == str(second.pk)
+    # Running it again references nothing more; the connection is still one entry.
     assert connections_reuse(client=api.client_obj, session=second, servers=["github-test"], actor="test",
                              reason="connection_reuse") == {}
     assert len(api.get("/api/connections", {"end_user": "alice"}).json()["connections"]) == 1
