@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents_app.models import Agent, AgentRun, AgentSchedule
+from agents_app.secrets import secrets_missing
 from agents_app.selectors import (
     agent_export,
     agent_get,
@@ -200,7 +201,9 @@ class AgentListApi(APIView):
 class AgentDetailApi(APIView):
     @extend_schema(responses={200: dict})
     def get(self, request, agent_id):
-        return Response(agent_body(agent_get(client=request.auth, agent_id=agent_id)))
+        agent = agent_get(client=request.auth, agent_id=agent_id)
+        # Only here, not in lists: what a deleted or expired connection took away from this agent.
+        return Response({**agent_body(agent), "missing_credentials": secrets_missing(agent=agent)})
 
     @extend_schema(responses={204: None})
     def delete(self, request, agent_id):

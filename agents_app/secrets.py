@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+from agents_app import mcp_config
 from agents_app.credential_rules import CATALOGUE_RULES
 from mcpagent.errors import ApplicationError, NotFound
 from mcpagent.vault import store
-from mcpagent.vault.files import file_ids_for_use
+from mcpagent.vault.files import file_ids_for_use, file_keys_held
 from mcpagent.vault.materialize import file_materialize
 
 
@@ -83,3 +84,19 @@ def secrets_record_validation(*, agent: Any, scope: str, accepted: bool, details
     """Audit whether the server accepted its credentials at validation (details: codes and counts, no values)."""
     store.credentials_record_validation(client=agent.client, session=agent.session, agent=agent, server=scope,
                                         accepted=accepted, actor=actor, reason="agent_validate", details=details)
+
+
+def secrets_missing(*, agent: Any) -> list[dict]:
+    """The values and files the agent's servers refer to that the vault no longer has for it (its connection
+    was deleted, or the value expired): [{server, credential, kind, connection}], names only. Starting such a
+    server fails with credential_missing naming the same server and key."""
+    values = store.credential_keys_held(client=agent.client, session=agent.session, agent=agent)
+    files = file_keys_held(client=agent.client, session=agent.session, agent=agent)
+    missing = []
+    for server_name, entry in agent.mcp_config.get("mcpServers", {}).items():
+        scope = credential_scope(server_name, entry)
+        missing += [{"server": server_name, "credential": key, "kind": "value", "connection": scope}
+                    for key in mcp_config.value_keys(entry) if key not in values.get(scope, set())]
+        missing += [{"server": server_name, "credential": key, "kind": "file", "connection": scope}
+                    for key in mcp_config.file_keys(entry) if key not in files]
+    return missing

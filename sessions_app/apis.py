@@ -98,6 +98,9 @@ class ChatApi(APIView):
             "you drop it (`schedule: false`)."))
         agent_status = serializers.CharField(allow_null=True, help_text="creating | validating | ready | failed")
         poll = serializers.CharField(allow_null=True, help_text="What to GET for the outcome while work goes on.")
+        unverified_credentials = serializers.ListField(child=serializers.DictField(), help_text=(
+            "Values this message stored without the provider's check (it could not be reached): mcp_server, "
+            "credential_key, reason. They are stored, marked unverified."))
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **error_responses(404, 409)})
     def post(self, request):
@@ -143,6 +146,7 @@ def chat_response(session: Session) -> dict:
         "agent_status": agent.status if agent else ("creating" if session.status == Session.Status.CREATING_AGENT
                                                     else None),
         "poll": f"/api/sessions/{session.id}" if busy else None,
+        "unverified_credentials": (last_user.metadata.get("unverified") or []) if last_user is not None else [],
     }
 
 

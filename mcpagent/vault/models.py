@@ -36,7 +36,8 @@ class Credential(models.Model):
     class Meta:
         ordering = ["server", "key"]
         constraints = [
-            models.UniqueConstraint(fields=["client", "end_user", "server", "key"], name="vault_credential_entry_unique"),
+            models.UniqueConstraint(fields=["client", "end_user", "server", "key"],
+                                    name="vault_credential_entry_unique"),
         ]
 
     def __str__(self) -> str:
