@@ -23,14 +23,21 @@ def credential_scope(server_name: str, entry: dict) -> str:
     return entry.get("catalogue") or f"custom/{server_name}"
 
 
+def vault_server(agent: Any, scope: str) -> str:
+    """The vault's server name for a scope. A catalogue slug as is: the end user's connection to that service,
+    which all their sessions and agents share. A client's own server ("custom/<name>") per agent
+    ("custom/<agent id>/<name>"): two agents may each define a server of that name with different settings."""
+    return f"custom/{agent.pk}/{scope.removeprefix('custom/')}" if scope.startswith("custom/") else scope
+
+
 def secrets_store(*, agent: Any, server_name: str, scope: str, values: dict[str, str], actor: Any, reason: str) -> None:
     """Store `values` ({key: value}) for one server of `agent`. Invalid values raise a 400 naming each key
     (never the value); call inside the agent's creation transaction so nothing is stored on failure."""
     if not values:
         return
     result = store.credentials_store(
-        client=agent.client, session=agent.session, agent=agent, server=scope, values=values, actor=actor,
-        reason=reason, rules=CATALOGUE_RULES,
+        client=agent.client, session=agent.session, agent=agent, server=vault_server(agent, scope), values=values,
+        actor=actor, reason=reason, rules=CATALOGUE_RULES,
     )
     if result.errors:
         raise ApplicationError(
@@ -42,7 +49,8 @@ def secrets_store(*, agent: Any, server_name: str, scope: str, values: dict[str,
 def secrets_for_use(*, agent: Any, scope: str, actor: Any, reason: str) -> dict[str, str]:
     """{key: value} for one server of `agent`, to start it now (audited as read_for_use). Never log it."""
     return store.credential_values_for_use(
-        client=agent.client, session=agent.session, agent=agent, server=scope, actor=actor, reason=reason,
+        client=agent.client, session=agent.session, agent=agent, server=vault_server(agent, scope), actor=actor,
+        reason=reason,
     )
 
 
@@ -52,7 +60,8 @@ def secrets_files_for_use(*, agent: Any, server_name: str, scope: str, keys: lis
     """{key: path} of the stored files `keys` of one server of `agent`, written decrypted into a private folder
     (0700, files 0600) for the duration of the block and removed when it ends, also on error (audited as
     read_for_use). Keys without a live file are left out: the launch then says which one is missing."""
-    ids = file_ids_for_use(client=agent.client, session=agent.session, agent=agent, server=scope, keys=list(keys))
+    ids = file_ids_for_use(client=agent.client, session=agent.session, agent=agent, server=vault_server(agent, scope),
+                           keys=list(keys))
     if not ids:
         yield {}
         return
@@ -82,8 +91,8 @@ def secrets_adopt(*, agent: Any, actor: Any, replace: bool = False) -> None:
 
 def secrets_record_validation(*, agent: Any, scope: str, accepted: bool, details: dict, actor: Any) -> None:
     """Audit whether the server accepted its credentials at validation (details: codes and counts, no values)."""
-    store.credentials_record_validation(client=agent.client, session=agent.session, agent=agent, server=scope,
-                                        accepted=accepted, actor=actor, reason="agent_validate", details=details)
+    store.credentials_record_validation(client=agent.client, session=agent.session, agent=agent,
+                                        server=vault_server(agent, scope), accepted=accepted, actor=actor, reason="agent_validate", details=details)
 
 
 def secrets_missing(*, agent: Any) -> list[dict]:
@@ -94,7 +103,7 @@ def secrets_missing(*, agent: Any) -> list[dict]:
     files = file_keys_held(client=agent.client, session=agent.session, agent=agent)
     missing = []
     for server_name, entry in agent.mcp_config.get("mcpServers", {}).items():
-        scope = credential_scope(server_name, entry)
+        scope = vault_server(agent, credential_scope(server_name, entry))
         missing += [{"server": server_name, "credential": key, "kind": "value", "connection": scope}
                     for key in mcp_config.value_keys(entry) if key not in values.get(scope, set())]
         missing += [{"server": server_name, "credential": key, "kind": "file", "connection": scope}

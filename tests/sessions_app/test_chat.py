@@ -442,14 +442,14 @@ def test_a_retry_validates_the_same_failed_agent_again(api, test_catalogue):
     agent.refresh_from_db()
     assert [p["step"] for p in agent.progress].count("revalidate") == 1 and agent.status == Agent.Status.FAILED
 
-    # A retry with a fixed value: the value replaces the agent's, and the same agent becomes ready.
+    # A retry with a fixed value: the value replaces the entry the agent refers to, and the same agent becomes ready.
     fixed = _chat(api, message="sorry, this one", session_id=session_id,
                   credentials={"acme-tickets": {"TOKEN": "good-token-123"}}).json()
     assert fixed["agent_created"] is True and fixed["agent_id"] == str(agent.pk), fixed
     assert Agent.objects.count() == 1
-    held = Credential.objects.get()
-    assert held.agent_id == agent.pk and held.value == "good-token-123"
-    assert AuditEvent.objects.filter(action="delete", object_id=str(rows.pop()), reason="agent_revalidate").exists()
+    held = Credential.objects.get()  # the one entry, updated: the agent refers to it
+    assert held.pk in rows and held.value == "good-token-123" and held.references.filter(agent_id=agent.pk).exists()
+    assert AuditEvent.objects.filter(action="update", object_id=str(held.pk), reason="chat").exists()
     assert api.get(f"/api/agents/{agent.pk}").json()["tools"] == {"acme-tickets": ["whoami"]}
 
 

@@ -234,3 +234,17 @@ def test_a_connection_flow_leaves_no_token_in_plain_text_in_the_database_or_the_
     api.get("/api/connections", {"end_user": "alice"})
     assert_no_plaintext_in_db([TOKEN])
     log_capture.assert_clean([TOKEN])
+
+
+def test_a_clients_own_servers_of_one_name_keep_their_own_settings_per_agent(api):
+    """A catalogue server is the end user's connection, shared; a server a client configured itself belongs to
+    its agent: two agents' servers named "db" with different settings never replace each other's."""
+    from agents_app.secrets import secrets_for_use, secrets_store
+
+    first, second = (Agent.objects.create(client=api.client_obj, end_user="alice") for _ in range(2))
+    for agent, url in ((first, "postgres://db-one/app"), (second, "postgres://db-two/app")):
+        secrets_store(agent=agent, server_name="db", scope="custom/db", values={"DATABASE_URL": url}, actor="test",
+                      reason="agent_create")
+    assert [secrets_for_use(agent=agent, scope="custom/db", actor="test", reason="run")["DATABASE_URL"]
+            for agent in (first, second)] == ["postgres://db-one/app", "postgres://db-two/app"]
+    assert Credential.objects.count() == 2

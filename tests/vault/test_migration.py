@@ -78,6 +78,11 @@ def test_copies_become_one_entry_that_every_holder_refers_to_and_come_back_going
     copy("ghp_newerinsession0002", second, expires_at=now + timedelta(hours=3))
     expired = copy("ghp_newestbutexpired03", third, expires_at=now - timedelta(hours=1))
     bob = copy("ghp_bobsowntoken000004", bobs, end_user="bob")
+    # Two agents' own servers of one name, with different settings, stay apart (per agent from now on).
+    other_agent = Agent.objects.create(client_id=client.pk, end_user="alice", mcp_config={})
+    for holder, url in ((agent, "postgres://a/one"), (other_agent, "postgres://b/two")):
+        OldCredential.objects.create(client_id=client.pk, end_user="alice", agent_id=holder.pk, server="custom/db",
+                                     key="DATABASE_URL", value=url, hint="set")
     old.get_model("vault", "StoredFile").objects.create(
         client_id=client.pk, end_user="alice", session_id=first.pk, server="", key="", filename="a.txt",
         content_type="text/plain", size=1, fingerprint="x", content=b"a")
@@ -86,7 +91,9 @@ def test_copies_become_one_entry_that_every_holder_refers_to_and_come_back_going
 
     from mcpagent.vault.models import AuditEvent, Credential, StoredFile
 
-    alice = Credential.objects.get(end_user="alice")
+    custom = {row.server: row.value for row in Credential.objects.filter(key="DATABASE_URL")}
+    assert custom == {f"custom/{agent.pk}/db": "postgres://a/one", f"custom/{other_agent.pk}/db": "postgres://b/two"}
+    alice = Credential.objects.get(end_user="alice", key="GITHUB_TOKEN")
     assert alice.value == "ghp_newerinsession0002" and alice.expires_at is None  # newest live; the agent's lifetime
     assert set(alice.references.values_list("session_id", "agent_id")) == {
         (first.pk, None), (second.pk, None), (None, agent.pk)}  # the expired copy's session lost it, as before
@@ -100,7 +107,9 @@ def test_copies_become_one_entry_that_every_holder_refers_to_and_come_back_going
     executor.migrate(before)
     executor.loader.build_graph()
     back = executor.loader.project_state(before).apps.get_model("vault", "Credential")
-    rows = back.objects.filter(end_user="alice")
+    assert {(row.server, row.agent_id, row.value) for row in back.objects.filter(key="DATABASE_URL")} == {
+        ("custom/db", agent.pk, "postgres://a/one"), ("custom/db", other_agent.pk, "postgres://b/two")}
+    rows = back.objects.filter(end_user="alice", key="GITHUB_TOKEN")
     assert {row.session_id for row in rows} == {first.pk, second.pk} and len(rows) == 2
     assert sorted(str(row.agent_id) for row in rows) == sorted([str(agent.pk), "None"])
     assert {row.value for row in rows} == {"ghp_newerinsession0002"}

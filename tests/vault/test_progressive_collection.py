@@ -4,6 +4,7 @@ agent refer to the values already connected; nothing is copied)."""
 
 from agents_app.models import Agent
 from mcpagent.vault.models import Credential, VaultReference
+from sessions_app.credentials import credentials_store
 from sessions_app.models import Session
 
 REQUEST = "Tell me the current time in Tokyo and summarize the latest commits in my local git repository"
@@ -19,25 +20,26 @@ def _asked(body) -> list[str]:
     return [item["credential_key"] for item in body["required_credentials"]]
 
 
-def test_a_second_agent_for_the_same_services_asks_for_nothing(api, other_api, bundled_catalogue, git_repo):
+def test_a_reply_asks_only_for_what_is_not_connected_and_a_second_agent_asks_for_nothing(
+        api, other_api, bundled_catalogue, git_repo):
     first = _chat(api, message=REQUEST, end_user="alice")
     assert _asked(first) == ["GIT_REPOSITORY"]
     git_server = first["required_credentials"][0]["mcp_server"]
-    done = _chat(api, message="here it is", session_id=first["session_id"], end_user="alice",
-                 credentials={git_server: {"GIT_REPOSITORY": str(git_repo)}})
-    assert done["agent_created"] is True, done["reply"]
+    # Alice connects the repository in that session (through the vault, as the chat turn that sends it does;
+    # that turn's agent creation is what tests/sessions_app/test_chat.py covers).
+    earlier = Session.objects.get(pk=first["session_id"])
+    credentials_store(client=api.client_obj, session=earlier, server=git_server,
+                      values={"GIT_REPOSITORY": str(git_repo)}, actor=api.client_obj, reason="chat").raise_for_errors()
 
     # The same end user's next request asks for nothing and gets its agent straight away.
     second = _chat(api, message=REQUEST, end_user="alice")
     assert second["required_credentials"] == [] and "still need" not in second["reply"]
     assert second["agent_created"] is True, second["reply"]
-    assert second["agent_id"] != done["agent_id"]
-    # One entry, which both sessions and both agents refer to.
+    # One entry, which both sessions and the agent refer to: nothing was copied.
     entry = Credential.objects.get(end_user="alice", key="GIT_REPOSITORY")
-    sessions = {Session.objects.get(pk=first["session_id"]).pk, Session.objects.get(pk=second["session_id"]).pk}
-    agents = set(Agent.objects.filter(pk__in=[done["agent_id"], second["agent_id"]]).values_list("pk", flat=True))
-    assert set(VaultReference.objects.filter(credential=entry).values_list("session_id", flat=True)) - {None} == sessions
-    assert set(VaultReference.objects.filter(credential=entry).values_list("agent_id", flat=True)) - {None} == agents
+    holders = set(VaultReference.objects.filter(credential=entry).values_list("session_id", "agent_id"))
+    agent = Agent.objects.get(pk=second["agent_id"])
+    assert holders == {(earlier.pk, None), (agent.session_id, None), (None, agent.pk)}
 
     # Another end user of the client, and another client for the same end user name, are asked again.
     assert _asked(_chat(api, message=REQUEST, end_user="bob")) == ["GIT_REPOSITORY"]

@@ -1,7 +1,9 @@
 """Merge the copies: one entry per (client, end user, server, key) keeps the newest live value (the newest of all
 when none is live), and every session and agent that held a copy gets a reference to it. Each merged copy is
-audited as a `delete` with the entry it was merged into. Files without a key stay one entry each. Going back
-gives each extra holder its own copy again."""
+audited as a `delete` with the entry it was merged into. Files without a key stay one entry each. Values of a
+server a client configured itself ("custom/<name>", held by an agent) are per agent from now on
+("custom/<agent id>/<name>"), so two agents' servers of one name never merge. Going back gives each extra holder
+its own copy again and the custom servers their names."""
 
 from django.db import migrations
 from django.utils import timezone
@@ -24,11 +26,28 @@ def _entries(model, fk):
         yield sorted(alive or rows, key=lambda row: row.updated_at, reverse=True), rows
 
 
+CUSTOM = "custom/"
+
+
+def _custom_per_agent(model):
+    for row in model.objects.filter(server__startswith=CUSTOM, agent_id__isnull=False).only("pk", "server",
+                                                                                            "agent_id"):
+        model.objects.filter(pk=row.pk).update(server=f"{CUSTOM}{row.agent_id}/{row.server[len(CUSTOM):]}"[:200])
+
+
+def _custom_shared(model):
+    for row in model.objects.filter(server__startswith=CUSTOM).only("pk", "server", "agent_id"):
+        prefix = f"{CUSTOM}{row.agent_id}/"
+        if row.agent_id and row.server.startswith(prefix):
+            model.objects.filter(pk=row.pk).update(server=CUSTOM + row.server[len(prefix):])
+
+
 def forwards(apps, schema_editor):
     Reference = apps.get_model("vault", "VaultReference")
     AuditEvent = apps.get_model("vault", "AuditEvent")
     for name, fk, object_type in (("Credential", "credential", "credential"), ("StoredFile", "stored_file", "file")):
         model = apps.get_model("vault", name)
+        _custom_per_agent(model)
         references, events, merged = [], [], []
         for holders, rows in _entries(model, fk):
             kept = holders[0]
@@ -74,6 +93,7 @@ def backwards(apps, schema_editor):
                     entry._state.adding = True
                 entry.session_id, entry.agent_id = session_id, agent_id
                 entry.save()
+        _custom_shared(model)
     Reference.objects.all().delete()
 
 
