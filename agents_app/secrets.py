@@ -92,7 +92,8 @@ def secrets_adopt(*, agent: Any, actor: Any, replace: bool = False) -> None:
 def secrets_record_validation(*, agent: Any, scope: str, accepted: bool, details: dict, actor: Any) -> None:
     """Audit whether the server accepted its credentials at validation (details: codes and counts, no values)."""
     store.credentials_record_validation(client=agent.client, session=agent.session, agent=agent,
-                                        server=vault_server(agent, scope), accepted=accepted, actor=actor, reason="agent_validate", details=details)
+                                        server=vault_server(agent, scope), accepted=accepted, actor=actor,
+                                        reason="agent_validate", details=details)
 
 
 def secrets_missing(*, agent: Any) -> list[dict]:

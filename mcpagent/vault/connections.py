@@ -1,8 +1,9 @@
 """Connected accounts: what a client (for one end user) has connected, one entry per service.
 
 A connection is every live vault entry of one client, end user and server (one per key, which the sessions and
-agents using it refer to): listed with masked identities only, deleted as a whole. Its id is derived from (client, end user, server), so it
-stays the same while values are rotated, and another client's or end user's id is never found (404).
+agents using it refer to): listed with masked identities only, deleted as a whole. Its id is derived from
+(client, end user, server), so it stays the same while values are rotated, and another client's or end user's
+id is never found (404).
 """
 
 import uuid
