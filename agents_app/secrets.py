@@ -1,10 +1,11 @@
 """The one place agents_app touches credential values: a thin adapter over the vault (mcpagent.vault).
 
 Agents store secrets only as references ({"$credential": "<key>"}, see agents_app.mcp_config); the values
-live in the credentials store (encrypted, audited, expiring), owned by the agent (and the session it was
-built from). `server` is the credential scope: the catalogue slug for catalogue servers, and
-"custom/<name>" for servers a client configured itself (a slug never contains "/", so a client's server
-named like a catalogue server is not checked against that server's catalogue requirements).
+live in the vault (encrypted, audited, expiring), one entry per client, end user, server and key, which the
+agent (and the session it was built from) refers to. `scope` is the catalogue slug for catalogue servers, and
+"custom/<name>" for servers a client configured itself (a slug never contains "/", so a client's server named
+like a catalogue server is not checked against that server's catalogue requirements); the vault keeps the
+latter per agent (vault_server).
 """
 
 from collections.abc import Iterator
@@ -81,9 +82,9 @@ def secrets_files_for_use(*, agent: Any, server_name: str, scope: str, keys: lis
 
 
 def secrets_adopt(*, agent: Any, actor: Any, replace: bool = False) -> None:
-    """Hand the credentials collected in the agent's session to the agent (they then live as long as it).
-    `replace`: values sent to the session since the agent adopted its own replace them (a retry with a fixed
-    token)."""
+    """Let the agent refer to the credentials and files its session refers to (they then live at least as long
+    as the agent). No copy is made: a value sent to the session later (a retry with a fixed token) already
+    replaced the entry the agent refers to; `replace` only names the audit reason."""
     if agent.session is not None:
         store.credentials_extend_ttl(client=agent.client, session=agent.session, agent=agent, actor=actor,
                                      reason="agent_revalidate" if replace else "agent_create", replace=replace)
