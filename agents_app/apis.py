@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents_app.models import Agent, AgentRun, AgentSchedule
-from agents_app.secrets import secrets_missing
+from agents_app.secrets import secrets_state
 from agents_app.selectors import (
     agent_export,
     agent_get,
@@ -41,6 +41,7 @@ from mcpagent.schema import error_responses
 
 
 def agent_body(agent: Agent) -> dict:
+    credentials = secrets_state(agent=agent)
     return {
         "agent_id": str(agent.id),
         "name": agent.name,
@@ -56,6 +57,9 @@ def agent_body(agent: Agent) -> dict:
         "progress": agent.progress,
         "error": agent.error,
         "playback_steps": len(agent.metadata.get("playback", [])),
+        # What a deleted or expired connection took away, and values stored without the provider's check.
+        "missing_credentials": credentials["missing"],
+        "unverified_credentials": credentials["unverified"],
         "created_at": agent.created_at.isoformat(),
         "updated_at": agent.updated_at.isoformat(),
     }
@@ -201,9 +205,7 @@ class AgentListApi(APIView):
 class AgentDetailApi(APIView):
     @extend_schema(responses={200: dict})
     def get(self, request, agent_id):
-        agent = agent_get(client=request.auth, agent_id=agent_id)
-        # Only here, not in lists: what a deleted or expired connection took away from this agent.
-        return Response({**agent_body(agent), "missing_credentials": secrets_missing(agent=agent)})
+        return Response(agent_body(agent_get(client=request.auth, agent_id=agent_id)))
 
     @extend_schema(responses={204: None})
     def delete(self, request, agent_id):

@@ -97,17 +97,23 @@ def secrets_record_validation(*, agent: Any, scope: str, accepted: bool, details
                                         reason="agent_validate", details=details)
 
 
-def secrets_missing(*, agent: Any) -> list[dict]:
-    """The values and files the agent's servers refer to that the vault no longer has for it (its connection
-    was deleted, or the value expired): [{server, credential, kind, connection}], names only. Starting such a
-    server fails with credential_missing naming the same server and key."""
-    values = store.credential_keys_held(client=agent.client, session=agent.session, agent=agent)
+def secrets_state(*, agent: Any) -> dict[str, list[dict]]:
+    """What the vault holds for the agent's servers, by name only: `missing`, the values and files they refer to
+    that the vault no longer has for it (its connection was deleted, or the value expired; starting such a
+    server fails with credential_missing naming the same server and key), and `unverified`, values stored while
+    their provider could not be reached to check them. Items: {server, credential, kind, connection}."""
+    values = store.credential_states(client=agent.client, session=agent.session, agent=agent)
     files = file_keys_held(client=agent.client, session=agent.session, agent=agent)
-    missing = []
+    state: dict[str, list[dict]] = {"missing": [], "unverified": []}
     for server_name, entry in agent.mcp_config.get("mcpServers", {}).items():
         scope = vault_server(agent, credential_scope(server_name, entry))
-        missing += [{"server": server_name, "credential": key, "kind": "value", "connection": scope}
-                    for key in mcp_config.value_keys(entry) if key not in values.get(scope, set())]
-        missing += [{"server": server_name, "credential": key, "kind": "file", "connection": scope}
-                    for key in mcp_config.file_keys(entry) if key not in files]
-    return missing
+        held = values.get(scope, {})
+        for key in mcp_config.value_keys(entry):
+            item = {"server": server_name, "credential": key, "kind": "value", "connection": scope}
+            if key not in held:
+                state["missing"].append(item)
+            elif held[key] == "unverified":
+                state["unverified"].append(item)
+        state["missing"] += [{"server": server_name, "credential": key, "kind": "file", "connection": scope}
+                             for key in mcp_config.file_keys(entry) if key not in files]
+    return state

@@ -219,13 +219,15 @@ def credentials_collected(*, session: Any) -> dict[str, set[str]]:
     return collected
 
 
-def credential_keys_held(*, client: ApiClient, session: Any = None, agent: Any = None) -> dict[str, set[str]]:
-    """{server: {keys}} of the live values the agent (and the session it is built from) or the session can use
-    now (names only): what an agent's configuration refers to but is not here has been deleted or has expired."""
+def credential_states(*, client: ApiClient, session: Any = None, agent: Any = None) -> dict[str, dict[str, str]]:
+    """{server: {key: verification}} of the live values the agent (and the session it is built from) or the
+    session can use now (names and "verified" / "unverified" / "" only): what an agent's configuration refers to
+    but is not here has been deleted or has expired."""
     check_owner(client=client, session=session, agent=agent)
-    held: dict[str, set[str]] = {}
-    for server, key in scope(Credential, client=client, session=session, agent=agent).values_list("server", "key"):
-        held.setdefault(server, set()).add(key)
+    held: dict[str, dict[str, str]] = {}
+    rows = scope(Credential, client=client, session=session, agent=agent).values_list("server", "key", "verification")
+    for server, key, verification in rows:
+        held.setdefault(server, {})[key] = verification
     return held
 
 

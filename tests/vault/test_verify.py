@@ -120,3 +120,21 @@ def test_no_token_in_plain_text_in_the_database(api, session, providers):
     _store(api, session, "github-test", {"GITHUB_TOKEN": GOOD})
     _store(api, session, "github-test", {"GITHUB_TOKEN": BAD})
     assert_no_plaintext_in_db([GOOD, BAD])
+
+
+def test_an_agents_value_stored_unverified_is_listed_on_the_agent(api, settings):
+    from agents_app.models import Agent
+    from agents_app.secrets import secrets_store
+
+    with socket.socket() as probe:  # a port nothing listens on: a network failure
+        probe.bind(("127.0.0.1", 0))
+        settings.CREDENTIAL_VERIFY_GITHUB_URL = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    settings.CREDENTIAL_VERIFY = True
+    agent = Agent.objects.create(client=api.client_obj, status=Agent.Status.READY, mcp_config={"mcpServers": {"gh": {
+        "command": "python", "args": ["-c", "pass"], "env": {"GITHUB_TOKEN": {"$credential": "GITHUB_TOKEN"}}}}})
+    secrets_store(agent=agent, server_name="gh", scope="custom/gh", values={"GITHUB_TOKEN": GOOD}, actor="test",
+                  reason="agent_create")
+    body = api.get(f"/api/agents/{agent.pk}").json()
+    assert body["missing_credentials"] == []
+    assert body["unverified_credentials"] == [{"server": "gh", "credential": "GITHUB_TOKEN", "kind": "value",
+                                               "connection": f"custom/{agent.pk}/gh"}]
