@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents_app.models import Agent, AgentRun, AgentSchedule
+from agents_app.secrets import secrets_state
 from agents_app.selectors import (
     agent_export,
     agent_get,
@@ -40,6 +41,7 @@ from mcpagent.schema import error_responses
 
 
 def agent_body(agent: Agent) -> dict:
+    credentials = secrets_state(agent=agent)
     return {
         "agent_id": str(agent.id),
         "name": agent.name,
@@ -55,6 +57,9 @@ def agent_body(agent: Agent) -> dict:
         "progress": agent.progress,
         "error": agent.error,
         "playback_steps": len(agent.metadata.get("playback", [])),
+        # What a deleted or expired connection took away, and values stored without the provider's check.
+        "missing_credentials": credentials["missing"],
+        "unverified_credentials": credentials["unverified"],
         "created_at": agent.created_at.isoformat(),
         "updated_at": agent.updated_at.isoformat(),
     }

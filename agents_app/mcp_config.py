@@ -305,9 +305,11 @@ def launch_spec(*, name: str, entry: dict, values: dict[str, str], files: dict[s
         source = files if ref.get("file") else values
         if key not in source:
             what, hint = (("the file", "Upload it again (POST /api/sessions/{id}/files with its key) and retry.")
-                          if ref.get("file") else ("the credential", "Provide it again and retry."))
+                          if ref.get("file")
+                          else ("the credential", "Connect it again (send it in `credentials`) and retry."))
             raise ApplicationError(
-                f"MCP server '{name}' needs {what} {key}, which is not stored (or has expired).",
+                f"MCP server '{name}' needs {what} {key}, which is not stored (its connection was deleted, or it "
+                "expired).",
                 code="credential_missing", status=409,
                 details={"server": name, "credential": key, "hint": hint},
             )

@@ -113,6 +113,9 @@ class ChatApi(APIView):
             "you drop it (`schedule: false`)."))
         agent_status = serializers.CharField(allow_null=True, help_text="creating | validating | ready | failed")
         poll = serializers.CharField(allow_null=True, help_text="What to GET for the outcome while work goes on.")
+        unverified_credentials = serializers.ListField(child=serializers.DictField(), help_text=(
+            "Values this message stored without the provider's check (it could not be reached): mcp_server, "
+            "credential_key, reason. They are stored, marked unverified."))
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **error_responses(404, 409)})
     def post(self, request):
@@ -126,17 +129,13 @@ class ChatApi(APIView):
                            timezone=data.get("timezone"), schedule=data.get("schedule"),
                            end_user=data.get("end_user", ""), return_url=data.get("return_url", "")),
         )
-<<<<<<< HEAD
-        return Response(self.OutputSerializer(chat_response(session, request=request)).data)
-=======
-        body = chat_response(session)
+        body = chat_response(session, request=request)
         return Response(self.OutputSerializer(body).data, headers=_poll_headers(busy=body["poll"] is not None))
 
 
 def _poll_headers(*, busy: bool) -> dict[str, str]:
     """While the worker is busy with the session, how long to wait before polling again."""
     return {"Retry-After": str(settings.POLL_INTERVAL_SECONDS)} if busy else {}
->>>>>>> load
 
 
 def chat_response(session: Session, *, request) -> dict:
@@ -169,6 +168,7 @@ def chat_response(session: Session, *, request) -> dict:
         "agent_status": agent.status if agent else ("creating" if session.status == Session.Status.CREATING_AGENT
                                                     else None),
         "poll": f"/api/sessions/{session.id}" if busy else None,
+        "unverified_credentials": (last_user.metadata.get("unverified") or []) if last_user is not None else [],
     }
 
 

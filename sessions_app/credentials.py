@@ -58,12 +58,12 @@ def files_store(*, client: ApiClient, session: Session | None = None, agent=None
 @transaction.atomic
 def credentials_for_session_delete(*, client: ApiClient | None = None, session: Session, actor: ActorLike,
                                    reason: str) -> dict[str, int]:
-    """Delete the credentials and files of this session that no live agent holds: those only the session holds
-    and those of its agents that failed or are gone (copies no one can use once the session is gone). Values a
-    ready agent, or one still being validated, holds stay with it."""
-    kept = Agent.objects.filter(session=session).exclude(status=Agent.Status.FAILED).values_list("pk", flat=True)
+    """Drop the session's references, and those of its agents that failed (no one can retry them once the
+    session is gone), then delete the credentials and files no one refers to any more. Values a ready agent, or
+    one still being validated, refers to stay."""
+    failed = Agent.objects.filter(session=session, status=Agent.Status.FAILED).values_list("pk", flat=True)
     return store.credentials_for_session_delete(client=client, session=session, actor=actor, reason=reason,
-                                                kept_agent_ids=list(kept))
+                                                released_agent_ids=list(failed))
 
 
 def credentials_purge_expired(*, batch_size: int = 500) -> dict[str, int]:

@@ -22,7 +22,7 @@ def agent_create_for_session(*, session_id) -> str | None:
     and record the outcome on the session. Returns the agent id, or None if it could not be created.
 
     A retry (the session's last agent failed, and the plan's servers and the collected credential names are
-    the same) validates that agent again instead of creating another with its own copy of every value."""
+    the same) validates that agent again instead of creating another agent."""
     session = Session.objects.select_related("client").get(pk=session_id)
     plan = Plan.from_dict(session.context.get("plan") or {})
     workflow = [_step_text(step) for step in plan.workflow]

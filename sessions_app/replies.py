@@ -43,6 +43,15 @@ def plan_reply(*, session: Session, plan: Plan, plan_changed: bool, announce: bo
     return "\n".join(lines)
 
 
+def unverified_reply(unverified: list[dict]) -> str:
+    """Say which values were stored without the provider's check, and why."""
+    lines = [f"{item['credential_key']} for {item['mcp_server']}: {item['reason'] or 'its provider did not answer'}"
+             for item in unverified]
+    return ("I stored these but could not check them with their provider, so they are marked unverified (they are "
+            "tried when the agent's servers start; send them again to re-check):\n"
+            + "\n".join(f"- {line}" for line in lines))
+
+
 def _join(items: list[str]) -> str:
     if len(items) <= 1:
         return "".join(items)

@@ -25,6 +25,7 @@ from mcpagent.waiting import wait_until
 from sessions_app import tasks as session_tasks  # the tasks call back into this module by module attribute
 from sessions_app.credentials import credentials_for_session_delete, credentials_store, files_store
 from sessions_app.models import Conversation, Session
+from sessions_app.replies import unverified_reply
 from sessions_app.selectors import collected_credential_keys, collected_file_keys, session_get
 
 logger = logging.getLogger(__name__)
@@ -119,8 +120,9 @@ def _requirements_for(session: Session, plan: Plan) -> dict:
 
 
 def _store_secrets(*, session: Session, client: ApiClient, credentials: dict, files: list) -> dict:
-    """Validate and store credentials and files; all-or-nothing. Returns names stored (never values)."""
-    stored: dict = {"credentials": {}, "files": []}
+    """Validate and store credentials and files; all-or-nothing. Returns names stored (never values), and the
+    values stored unverified (their provider could not be reached to check them) with the reason."""
+    stored: dict = {"credentials": {}, "files": [], "unverified": []}
     errors: dict = {}
     if credentials:
         from registry_app.models import CredentialRequirement
@@ -139,6 +141,10 @@ def _store_secrets(*, session: Session, client: ApiClient, credentials: dict, fi
                 errors[slug] = result.errors
             else:
                 stored["credentials"][slug] = sorted(values)
+                stored["unverified"] += [
+                    {"mcp_server": slug, "credential_key": entry["key"],
+                     "reason": entry.get("note", "").removeprefix("stored unverified: ")}
+                    for entry in result.stored if entry.get("verification") == "unverified"]
     if errors:
         raise ApplicationError("Some credentials are not valid; fix the named ones and send them again.",
                                code="invalid_credentials", details=errors)
@@ -183,7 +189,12 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
         if data.timezone is not None or data.schedule is not None or return_url:
             session.save(update_fields=["context", "updated_at"])
         conversation_add(session=session, role=Conversation.Role.USER, message=message,
-                         metadata={"credentials": stored["credentials"], "files": stored["files"]})
+                         metadata={"credentials": stored["credentials"], "files": stored["files"],
+                                   "unverified": stored["unverified"]})
+        if stored["unverified"]:
+            conversation_add(session=session, role=Conversation.Role.ASSISTANT,
+                             message=unverified_reply(stored["unverified"]),
+                             metadata={"status": session.status, "unverified": stored["unverified"]})
         plan = _plan(session)
         request = session.context.get("request", "")
         answered = _answer_questions(session, plan, message)

@@ -2,12 +2,14 @@
 stored encrypted, read only through audited calls, expiring.
 
 It sits below sessions and agents and imports only core (`mcpagent.*`). What it needs to know about a server's
-settings (catalogue requirements, curated formats and file recipes) the caller passes in as CredentialRules;
-who holds a value is a plain id (`session_id`, `agent_id`), so the vault never imports the apps that hold them.
+settings (catalogue requirements, curated formats and file recipes) the caller passes in as CredentialRules.
+A value is one entry per (client, end user, server, key); the sessions and agents that use it hold a reference
+(VaultReference, by plain `session_id` / `agent_id`), never a copy, so the vault never imports the apps above it.
 
 Modules, one job each: models, audit (actors and the trail), holders (ownership, scope, lifetime), store
 (credential values), files (uploaded files), materialize (decrypted files on disk while a server runs),
 expiry (purge), formats (value checks and masks), filecheck (file checks), rules (the caller's knowledge),
-connections (connected accounts). OAuth: oauth_presets (providers), oauth_client (authlib calls), oauth_flow (the
-authorization link and its callback), oauth_tokens (saved, refreshed, revoked tokens), oauth_apis (the callback).
+verify (live token checks), connections (connected accounts) and apis (their endpoints). OAuth: oauth_presets
+(providers), oauth_client (authlib calls), oauth_flow (the authorization link and its callback), oauth_tokens (saved,
+refreshed, revoked tokens), oauth_apis (the callback).
 """

@@ -25,7 +25,13 @@ class _SecretAdmin(admin.ModelAdmin):
         return False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).defer(self.secret_field)
+        return super().get_queryset(request).defer(self.secret_field).prefetch_related("references")
+
+    @admin.display(description="held by")
+    def holders(self, obj) -> str:
+        """The sessions and agents that use this entry (they hold references, not copies)."""
+        return ", ".join(f"agent {ref.agent_id}" if ref.agent_id else f"session {ref.session_id}"
+                         for ref in obj.references.all()) or "-"
 
     def delete_model(self, request, obj) -> None:
         self.delete_one(obj, Actor.for_staff(request.user))
@@ -40,11 +46,11 @@ class _SecretAdmin(admin.ModelAdmin):
 @admin.register(Credential)
 class CredentialAdmin(_SecretAdmin):
     secret_field = "value"
-    list_display = ["server", "key", "hint", "kind", "client", "end_user", "session_id", "agent_id", "expires_at",
+    list_display = ["server", "key", "hint", "kind", "client", "end_user", "holders", "expires_at",
                     "last_used_at"]
     list_filter = ["server", "kind"]
     search_fields = ["server", "key", "client__name", "end_user"]
-    fields = ["id", "client", "end_user", "session_id", "agent_id", "server", "key", "hint", "kind", "expires_at",
+    fields = ["id", "client", "end_user", "holders", "server", "key", "hint", "kind", "expires_at",
               "created_at", "updated_at", "last_used_at"]
     readonly_fields = fields
 
@@ -56,10 +62,10 @@ class CredentialAdmin(_SecretAdmin):
 class StoredFileAdmin(_SecretAdmin):
     secret_field = "content"
     list_display = ["filename", "server", "key", "file_type", "content_type", "detected", "size", "client",
-                    "end_user", "session_id", "agent_id", "expires_at"]
+                    "end_user", "holders", "expires_at"]
     list_filter = ["file_type", "content_type", "detected"]
     search_fields = ["filename", "server", "key", "client__name"]
-    fields = ["id", "client", "end_user", "session_id", "agent_id", "server", "key", "file_type", "filename",
+    fields = ["id", "client", "end_user", "holders", "server", "key", "file_type", "filename",
               "content_type", "detected", "size", "fingerprint", "expires_at", "created_at", "updated_at", "last_used_at"]
     readonly_fields = fields
 

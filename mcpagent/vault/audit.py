@@ -44,9 +44,11 @@ def as_actor(actor: ActorLike) -> Actor:
 
 
 def audit_event(
-    obj: Credential | StoredFile, action: str, actor: ActorLike, reason: str, metadata: dict | None = None
+    obj: Credential | StoredFile, action: str, actor: ActorLike, reason: str, metadata: dict | None = None, *,
+    session_id: Any = None, agent_id: Any = None,
 ) -> AuditEvent:
-    """An unsaved event about one row (callers bulk_create them in the transaction that changes the rows)."""
+    """An unsaved event about one entry (callers bulk_create them in the transaction that changes the entries).
+    `session_id` / `agent_id`: the holder it was done for (entries are shared, so they do not name one)."""
     actor = as_actor(actor)
     is_file = isinstance(obj, StoredFile)
     return AuditEvent(
@@ -60,8 +62,8 @@ def audit_event(
         key=obj.key,
         client_id=obj.client_id,
         end_user=obj.end_user,
-        session_id=obj.session_id,
-        agent_id=obj.agent_id,
+        session_id=session_id,
+        agent_id=agent_id,
         reason=reason[:200],
         metadata=({"filename": obj.filename, "size": obj.size} if is_file else {}) | (metadata or {}),
     )

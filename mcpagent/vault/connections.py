@@ -1,10 +1,10 @@
 """Connected accounts: what a client (for one end user) has connected, one entry per service.
 
-A connection is every live vault row of one client, end user and server, whoever holds it (sessions, agents):
-listed with masked identities only, deleted as a whole. Its id is derived from (client, end user, server), so it
-stays the same while values are rotated, and another client's or end user's id is never found (404). An account
-connected by OAuth (mcpagent.vault.oauth_flow) is one entry of kind "oauth" for its provider, with its own id;
-deleting it revokes its tokens at the provider first.
+A connection is every live vault entry of one client, end user and server (one per key, which the sessions and
+agents using it refer to): listed with masked identities only, deleted as a whole. Its id is derived from
+(client, end user, server), so it stays the same while values are rotated, and another client's or end user's
+id is never found (404). An account connected by OAuth (mcpagent.vault.oauth_flow) is one entry of kind "oauth"
+for its provider, with its own id; deleting it revokes its tokens at the provider first.
 """
 
 import uuid
@@ -15,7 +15,7 @@ from django.db import transaction
 from mcpagent.errors import NotFound
 from mcpagent.models import ApiClient
 from mcpagent.vault.audit import ActorLike, audit_event
-from mcpagent.vault.holders import live, session_expiry, uuid_or_none
+from mcpagent.vault.holders import hold, live, lock_entries, session_expiry, uuid_or_none
 from mcpagent.vault.models import AuditEvent, Credential, OAuthConnection, StoredFile
 from mcpagent.vault.oauth_tokens import connection_revoke_and_delete
 from mcpagent.vault.store import delete_rows
@@ -28,7 +28,7 @@ def connection_id(*, client_id: Any, end_user: str, server: str) -> str:
 def _rows(client: ApiClient, end_user: str):
     credentials = Credential.objects.filter(client=client, end_user=end_user).filter(live()).defer("value")
     files = StoredFile.objects.filter(client=client, end_user=end_user).filter(live()).defer("content")
-    return credentials, files
+    return credentials.prefetch_related("references"), files.prefetch_related("references")
 
 
 def _kind(credentials: list, files: list) -> str:
@@ -65,7 +65,7 @@ def connections_list(*, client: ApiClient, end_user: str = "") -> list[dict]:
             "status": "unverified" if any(getattr(r, "verification", "") == "unverified" for r in rows) else "active",
             "last_used_at": max(used) if used else None,
             "expires_at": None if len(expiries) < len(rows) else min(expiries),
-            "agents": sorted({str(row.agent_id) for row in rows if row.agent_id}),
+            "agents": sorted({str(ref.agent_id) for row in rows for ref in row.references.all() if ref.agent_id}),
         })
     return connections + _oauth_connections(client, end_user)
 
@@ -108,28 +108,22 @@ def _credentials_delete(client: ApiClient, end_user: str, connection: Any, wante
 @transaction.atomic
 def connections_reuse(*, client: ApiClient, session: Any, servers: list[str], actor: ActorLike,
                       reason: str) -> dict[str, list[str]]:
-    """Progressive collection: give `session` the live values and files its client already connected for the
-    session's end user on `servers`, for every key the session does not hold yet, so a second agent for the same
-    services asks for nothing. Each is a copy the session holds (the agent built from it adopts it as usual),
-    audited as `create` with the row it came from. Returns {server: [keys]} reused (names only)."""
+    """Progressive collection: let `session` refer to the live values and files its client already connected
+    for the session's end user on `servers`, for every key the session does not refer to yet, so a second agent
+    for the same services asks for nothing. Nothing is copied: the session points to the same entries (kept
+    alive at least CREDENTIAL_TTL_HOURS), audited as `update` with `reused_by_session`. Returns {server: [keys]}
+    reused (names only)."""
     end_user = str(getattr(session, "end_user", "") or "")
+    lock_entries(client=client, end_user=end_user)
     reused: dict[str, list[str]] = {}
     events = []
-    for model in (Credential, StoredFile):
-        rows = model.objects.filter(client=client, end_user=end_user, server__in=servers).exclude(key="").filter(live())
-        held = set(rows.filter(session_id=session.pk).values_list("server", "key"))
-        newest: dict[tuple[str, str], Any] = {}
-        for row in rows.exclude(session_id=session.pk).order_by("-updated_at"):
-            newest.setdefault((row.server, row.key), row)
-        for (server, key), row in sorted(newest.items()):
-            if (server, key) in held:
-                continue
-            source = row.pk
-            row.pk, row.session_id, row.agent_id, row.last_used_at = None, session.pk, None, None
-            row.expires_at = session_expiry()
-            row._state.adding = True
-            row.save(force_insert=True)
-            events.append(audit_event(row, AuditEvent.Action.CREATE, actor, reason, {"reused_from": str(source)}))
-            reused.setdefault(server, []).append(key)
+    for model, deferred in ((Credential, "value"), (StoredFile, "content")):
+        rows = (model.objects.filter(client=client, end_user=end_user, server__in=servers).exclude(key="")
+                .filter(live()).defer(deferred).order_by("server", "key"))
+        for row in rows:
+            if hold(row, session=session, expires_at=session_expiry()):
+                events.append(audit_event(row, AuditEvent.Action.UPDATE, actor, reason,
+                                          {"reused_by_session": str(session.pk)}, session_id=session.pk))
+                reused.setdefault(row.server, []).append(row.key)
     AuditEvent.objects.bulk_create(events)
     return reused

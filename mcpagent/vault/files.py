@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from mcpagent.crypto import fingerprint
 from mcpagent.errors import ApplicationError, NotFound
@@ -19,10 +20,10 @@ from mcpagent.models import ApiClient
 from mcpagent.vault import filecheck, formats
 from mcpagent.vault.audit import ActorLike, audit_event
 from mcpagent.vault.holders import (
-    agent_expiry, check_owner, end_user_of, live, lock_owner, owner_fields, preferred, scope, session_expiry,
-    uuid_or_none,
+    agent_expiry, audit_holders, check_owner, end_user_of, hold, live, lock_entries, lock_owner, preferred, scope,
+    session_expiry, uuid_or_none,
 )
-from mcpagent.vault.models import AuditEvent, StoredFile
+from mcpagent.vault.models import AuditEvent, StoredFile, VaultReference
 from mcpagent.vault.rules import NO_RULES, CredentialRules
 from mcpagent.vault.store import SERVER_RE
 
@@ -78,11 +79,12 @@ def _file_bytes(item: dict) -> bytes:
 def _session_quota_error(session: Any, checked: list) -> dict | None:
     """FILES_MAX_PER_SESSION / FILES_MAX_BYTES_PER_SESSION over the session's live files after this store (a keyed
     file replaces the earlier one for its server and key, which then no longer counts)."""
-    stored = StoredFile.objects.filter(session_id=session.pk).filter(live())
+    held = VaultReference.objects.filter(session_id=session.pk, stored_file__isnull=False).values("stored_file")
+    stored = StoredFile.objects.filter(pk__in=held).filter(live())
     replaced = Q(pk__in=[])
     for meta, _data, _info in checked:
         if meta["key"]:
-            replaced |= Q(agent_id=None, server=meta["server"], key=meta["key"])
+            replaced |= Q(server=meta["server"], key=meta["key"])
     kept = stored.exclude(replaced)
     count = kept.count() + len(checked)
     size = sum(kept.values_list("size", flat=True)) + sum(len(data) for _meta, data, _info in checked)
@@ -136,8 +138,8 @@ def files_store(
 ) -> FilesStoreResult:
     """Check and store files (each {filename, content: base64 str | data: bytes, type?, key?, server?}): all or
     none. Limits: FILE_MAX_BYTES each, FILES_MAX_REQUEST_BYTES and FILES_MAX_PER_REQUEST per call,
-    FILES_MAX_PER_SESSION and FILES_MAX_BYTES_PER_SESSION per session. A file with a key replaces the session's
-    earlier file for the same server and key. A session's file names a server and key that `file_target`
+    FILES_MAX_PER_SESSION and FILES_MAX_BYTES_PER_SESSION per session. A file with a key is one entry per (client,
+    end user, server, key): sent again, it replaces the earlier one for every session and agent referring to it. A session's file names a server and key that `file_target`
     accepts."""
     check_owner(client=client, session=session, agent=agent)
     result = FilesStoreResult()
@@ -177,31 +179,33 @@ def files_store(
     if session is not None and agent is None and (quota_error := _session_quota_error(session, checked)):
         result.errors.append(quota_error)
         return result
+    end_user = end_user_of(session, agent)
+    lock_entries(client=client, end_user=end_user)
     expires_at = agent_expiry() if agent is not None else session_expiry()
-    owner = owner_fields(session=session, agent=agent)
+    holders = audit_holders(session=session, agent=agent)
     events = []
     for meta, data, info in checked:
         row = None
         if meta["key"]:
-            row = (StoredFile.objects.filter(client=client, server=meta["server"], key=meta["key"], **owner)
+            row = (StoredFile.objects.filter(client=client, end_user=end_user, server=meta["server"], key=meta["key"])
                    .defer("content").first())
         fields = dict(
             file_type=meta["type"], filename=info.filename, content_type=info.content_type, detected=info.detected,
-            size=info.size, fingerprint=fingerprint(data), content=data, expires_at=expires_at,
+            size=info.size, fingerprint=fingerprint(data), content=data,
         )
         if row is None:
-            row = StoredFile.objects.create(
-                client=client, end_user=end_user_of(session, agent),
-                session_id=session.pk if session is not None else None,
-                agent_id=agent.pk if agent is not None else None, server=meta["server"], key=meta["key"], **fields
-            )
+            row = StoredFile.objects.create(client=client, end_user=end_user, server=meta["server"], key=meta["key"],
+                                            expires_at=expires_at, **fields)
             action = AuditEvent.Action.CREATE
         else:
             for name, value in fields.items():
                 setattr(row, name, value)
+            if row.expires_at is not None and row.expires_at <= timezone.now():
+                row.expires_at = expires_at  # expired, not purged yet: a new file starts a new lifetime
             row.save()
             action = AuditEvent.Action.UPDATE
-        events.append(audit_event(row, action, actor, reason))
+        hold(row, session=session, agent=agent, expires_at=expires_at)
+        events.append(audit_event(row, action, actor, reason, **holders))
         result.files.append(file_metadata(row))
     AuditEvent.objects.bulk_create(events)
     logger.info("stored %d file(s) (%s)", len(events), reason)
@@ -209,10 +213,24 @@ def files_store(
 
 
 def files_collected(*, session: Any) -> set[str]:
-    """Keys of live files in this session, both bare ("KEY") and qualified ("server:KEY")."""
+    """Keys of live files this session refers to, both bare ("KEY") and qualified ("server:KEY")."""
     keys: set[str] = set()
-    rows = StoredFile.objects.filter(session_id=session.pk).filter(live()).exclude(key="").values_list("server", "key")
+    held = VaultReference.objects.filter(session_id=session.pk, stored_file__isnull=False).values("stored_file")
+    rows = StoredFile.objects.filter(pk__in=held).filter(live()).exclude(key="").values_list("server", "key")
     for server, key in rows:
+        keys.add(key)
+        if server:
+            keys.add(f"{server}:{key}")
+    return keys
+
+
+def file_keys_held(*, client: ApiClient, session: Any = None, agent: Any = None) -> set[str]:
+    """Keys of the live files the agent (and the session it is built from) or the session can use now, bare
+    ("KEY") and qualified ("server:KEY"), as files_collected."""
+    check_owner(client=client, session=session, agent=agent)
+    keys: set[str] = set()
+    rows = scope(StoredFile, client=client, session=session, agent=agent).exclude(key="")
+    for server, key in rows.values_list("server", "key"):
         keys.add(key)
         if server:
             keys.add(f"{server}:{key}")
@@ -227,6 +245,7 @@ def files_list(*, client: ApiClient, session: Any = None, agent: Any = None) -> 
 
 @transaction.atomic
 def file_delete(*, client: ApiClient, file_id, actor: ActorLike, reason: str) -> None:
+    """Delete one file: every session and agent that referred to it loses it."""
     row = StoredFile.objects.filter(client=client, pk=uuid_or_none(file_id)).defer("content").first()
     if row is None:
         raise NotFound("File not found.")

@@ -1,8 +1,9 @@
-"""Who may hold vault rows and for how long: owner checks, the rows an owner can use, their lifetime.
+"""Who may hold vault entries and for how long: owner checks, references, the entries a holder can use, lifetime.
 
 A holder is a session or an agent of the caller's app, passed as the object itself; the vault reads only its
-`pk` and `client_id` (and locks its row through its own model), so it never imports those apps. A session or
-agent of another client is the same NotFound as an unknown one.
+`pk`, `client_id` and `end_user` (and locks its row through its own model), so it never imports those apps. A
+holder points to an entry through a VaultReference and never holds a copy; an entry lives as long as its
+longest-lived holder needs it. A session or agent of another client is the same NotFound as an unknown one.
 """
 
 import uuid
@@ -10,11 +11,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
 from mcpagent.errors import ApplicationError, NotFound
 from mcpagent.models import ApiClient
+from mcpagent.vault.models import Credential, VaultReference
 
 
 def check_owner(*, client: ApiClient, session: Any, agent: Any) -> None:
@@ -33,17 +36,60 @@ def lock_owner(*, session: Any, agent: Any) -> None:
         type(holder).objects.select_for_update().filter(pk=holder.pk).first()
 
 
+def lock_entries(*, client: ApiClient, end_user: str) -> None:
+    """Serialise writers on one client's and end user's entries (until the transaction ends), so two sessions
+    storing the same key at once cannot both insert it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"vault:{client.pk}:{end_user}"])
+
+
 def end_user_of(session: Any, agent: Any) -> str:
     """The end user the holder belongs to ("" when the client named none)."""
     holder = agent if agent is not None else session
     return str(getattr(holder, "end_user", "") or "")
 
 
-def owner_fields(*, session: Any, agent: Any) -> dict:
-    """The filter that finds the rows a store replaces: the agent's own, else the session's not yet adopted."""
+def entry_field(model: type[Model]) -> str:
+    """The VaultReference field that points to entries of `model`."""
+    return "credential" if model is Credential else "stored_file"
+
+
+def holder_fields(*, session: Any, agent: Any) -> dict:
+    """The holder a store references the entry from: the agent when given, else the session."""
+    return {"agent_id": agent.pk} if agent is not None else {"session_id": session.pk}
+
+
+def audit_holders(*, session: Any, agent: Any) -> dict:
+    """The holder ids an audit event names."""
+    return {"session_id": session.pk if session is not None else None,
+            "agent_id": agent.pk if agent is not None else None}
+
+
+def held_by(*, session: Any = None, agent: Any = None) -> Q:
+    """References of the session, of the agent, or of both."""
+    condition = Q(pk__in=[])
     if agent is not None:
-        return {"agent_id": agent.pk}
-    return {"session_id": session.pk, "agent_id": None}
+        condition |= Q(agent_id=agent.pk)
+    if session is not None:
+        condition |= Q(session_id=session.pk)
+    return condition
+
+
+def later(first: datetime | None, second: datetime | None) -> datetime | None:
+    """The longer of two lifetimes (None: no end)."""
+    return None if first is None or second is None else max(first, second)
+
+
+def hold(entry: Model, *, session: Any = None, agent: Any = None, expires_at: datetime | None) -> bool:
+    """Point the holder (the agent when given, else the session) at `entry` and keep the entry alive at least
+    until `expires_at` (None: no end). True when the reference is new."""
+    _, created = VaultReference.objects.get_or_create(**{entry_field(type(entry)): entry},
+                                                     **holder_fields(session=session, agent=agent))
+    lifetime = later(entry.expires_at, expires_at)
+    if lifetime != entry.expires_at:
+        type(entry).objects.filter(pk=entry.pk).update(expires_at=lifetime)
+        entry.expires_at = lifetime
+    return created
 
 
 def session_expiry() -> datetime:
@@ -60,31 +106,23 @@ def live() -> Q:
 
 
 def scope(model, *, client: ApiClient, session: Any, agent: Any) -> QuerySet:
-    """Live rows the owner can use: the agent's, the session's, or (both given) the agent's plus those of the
-    session it is built from, so an agent being created can use values not yet handed to it."""
-    qs = model.objects.filter(client=client).filter(live())
-    if agent is not None and session is not None:
-        return qs.filter(Q(agent_id=agent.pk) | Q(session_id=session.pk))
-    if agent is not None:
-        return qs.filter(agent_id=agent.pk)
-    return qs.filter(session_id=session.pk)
+    """Live entries the owner refers to: the agent's, the session's, or (both given) the agent's plus those of
+    the session it is built from, so an agent being created can use values not yet handed to it."""
+    field = entry_field(model)
+    held = VaultReference.objects.filter(held_by(session=session, agent=agent), **{f"{field}__isnull": False})
+    return model.objects.filter(client=client, pk__in=held.values(field)).filter(live())
 
 
 def preferred(rows, agent: Any = None) -> list:
-    """One row per (server, key): the agent's own, else the session's newest, else a copy another agent holds.
-    Rows without a key (unnamed files) are all kept."""
-    agent_id = agent.pk if agent is not None else None
-
-    def rank(row) -> tuple:
-        owner = 0 if agent_id is not None and row.agent_id == agent_id else 1 if row.agent_id is None else 2
-        return owner, -row.updated_at.timestamp()
-
+    """One entry per (server, key), the newest (an owner whose session and agent belong to different end users
+    could see two); entries without a key (unnamed files) are all kept. `agent` is accepted for callers that
+    still pass it."""
     chosen: dict[tuple[str, str], Any] = {}
     unkeyed = []
-    for row in sorted(rows, key=rank):
+    for row in sorted(rows, key=lambda row: -row.updated_at.timestamp()):
         if row.key:
             chosen.setdefault((row.server, row.key), row)
-        elif row.agent_id in (None, agent_id):
+        else:
             unkeyed.append(row)
     return list(chosen.values()) + unkeyed
 

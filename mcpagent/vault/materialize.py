@@ -17,7 +17,7 @@ from django.utils import timezone
 from mcpagent.errors import NotFound
 from mcpagent.models import ApiClient
 from mcpagent.vault.audit import ActorLike, audit_event
-from mcpagent.vault.holders import check_owner, preferred, scope, uuid_or_none
+from mcpagent.vault.holders import audit_holders, check_owner, preferred, scope, uuid_or_none
 from mcpagent.vault.models import AuditEvent, StoredFile
 
 logger = logging.getLogger("mcpagent.vault")
@@ -84,7 +84,8 @@ def file_materialize(
             raise NotFound("File not found.")
         if rows:
             StoredFile.objects.filter(pk__in=[row.pk for row in rows]).update(last_used_at=timezone.now())
-            AuditEvent.objects.bulk_create([audit_event(row, AuditEvent.Action.READ_FOR_USE, actor, reason)
+            holders = audit_holders(session=session, agent=agent)
+            AuditEvent.objects.bulk_create([audit_event(row, AuditEvent.Action.READ_FOR_USE, actor, reason, **holders)
                                             for row in rows])
     with _private_folder() as folder:
         paths: dict[str, Path] = {}

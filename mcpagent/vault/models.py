@@ -9,19 +9,17 @@ from mcpagent.vault.oauth_presets import PROVIDER_CHOICES
 
 
 class Credential(models.Model):
-    """One secret or setting for one server, owned by an API client (and the end user it names).
+    """One secret or setting for one server, owned by an API client (and the end user it names): one row per
+    (client, end user, server, key), whichever sessions and agents use it. They point to it through
+    `VaultReference` and hold no copies, so a value sent again replaces it for all of them.
 
-    Holders are plain ids, not foreign keys, so the vault never depends on the apps above it: `session_id` is
-    the session that collected the value, `agent_id` the agent that adopted it. Lifetime: `expires_at`
-    (CREDENTIAL_TTL_HOURS while only a session holds it; the agent's lifetime, or AGENT_CREDENTIAL_TTL_DAYS,
-    once an agent adopts it). Rows no live holder refers to are purged by the beat task."""
+    Lifetime: `expires_at`, the longest of its holders' (CREDENTIAL_TTL_HOURS for a session; the agent's lifetime,
+    or AGENT_CREDENTIAL_TTL_DAYS, for an agent). Rows no live holder refers to are purged by the beat task."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     client = models.ForeignKey("mcpagent.ApiClient", on_delete=models.CASCADE, related_name="credentials")
     end_user = models.CharField(max_length=END_USER_MAX_LENGTH, blank=True, default="", db_index=True,
                                 help_text="The client's own user id for the person this value belongs to.")
-    session_id = models.UUIDField(null=True, blank=True, db_index=True)
-    agent_id = models.UUIDField(null=True, blank=True, db_index=True)
     server = models.CharField(max_length=200, help_text="Catalogue slug of the MCP server.")
     key = models.CharField(max_length=200, help_text="Env var or header name.")
     value = EncryptedJSONField()
@@ -39,13 +37,8 @@ class Credential(models.Model):
     class Meta:
         ordering = ["server", "key"]
         constraints = [
-            # A session holds one value per (server, key) until an agent adopts it; an agent holds one too.
-            models.UniqueConstraint(
-                fields=["session_id", "server", "key"],
-                condition=models.Q(agent_id__isnull=True),
-                name="sessions_credential_session_unique",
-            ),
-            models.UniqueConstraint(fields=["agent_id", "server", "key"], name="sessions_credential_agent_unique"),
+            models.UniqueConstraint(fields=["client", "end_user", "server", "key"],
+                                    name="vault_credential_entry_unique"),
         ]
 
     def __str__(self) -> str:
@@ -56,7 +49,8 @@ class StoredFile(models.Model):
     """An uploaded credential/config file (JSON, YAML, PEM, text, .env), checked by mcpagent.vault.filecheck.
 
     No plain SHA-256 is kept: for a small secret file it would let anyone with the table confirm guesses
-    offline; `fingerprint` is keyed (see mcpagent.crypto.fingerprint)."""
+    offline; `fingerprint` is keyed (see mcpagent.crypto.fingerprint). A file with a key is one row per (client,
+    end user, server, key), shared by reference like a Credential; a file without a key is its own row."""
 
     class FileType(models.TextChoices):
         CREDENTIAL = "credential"
@@ -66,8 +60,6 @@ class StoredFile(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     client = models.ForeignKey("mcpagent.ApiClient", on_delete=models.CASCADE, related_name="stored_files")
     end_user = models.CharField(max_length=END_USER_MAX_LENGTH, blank=True, default="", db_index=True)
-    session_id = models.UUIDField(null=True, blank=True, db_index=True)
-    agent_id = models.UUIDField(null=True, blank=True, db_index=True)
     server = models.CharField(max_length=200, blank=True, help_text="Catalogue slug of the server it is for.")
     key = models.CharField(max_length=200, blank=True, help_text="Requirement it satisfies (env var given its path).")
     file_type = models.CharField(max_length=20, choices=FileType.choices, default=FileType.CREDENTIAL)
@@ -86,14 +78,49 @@ class StoredFile(models.Model):
         ordering = ["created_at", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["session_id", "server", "key"],
-                condition=models.Q(agent_id__isnull=True) & ~models.Q(key=""),
-                name="sessions_file_session_key_unique",
+                fields=["client", "end_user", "server", "key"], condition=~models.Q(key=""),
+                name="vault_file_entry_unique",
             ),
         ]
 
     def __str__(self) -> str:
         return self.filename
+
+
+class VaultReference(models.Model):
+    """A session's or an agent's use of one vault entry (a Credential or a StoredFile): the holder points to the
+    entry instead of holding a copy. Holders are plain ids, not foreign keys, so the vault never depends on the
+    apps above it; a reference whose holder is gone is dropped by the purge, and so is an entry left with none."""
+
+    credential = models.ForeignKey(Credential, null=True, blank=True, on_delete=models.CASCADE,
+                                   related_name="references")
+    stored_file = models.ForeignKey(StoredFile, null=True, blank=True, on_delete=models.CASCADE,
+                                    related_name="references")
+    session_id = models.UUIDField(null=True, blank=True, db_index=True)
+    agent_id = models.UUIDField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(credential__isnull=True) ^ models.Q(stored_file__isnull=True),
+                name="vault_reference_one_entry"),
+            models.CheckConstraint(
+                condition=models.Q(session_id__isnull=True) ^ models.Q(agent_id__isnull=True),
+                name="vault_reference_one_holder"),
+            models.UniqueConstraint(fields=["credential", "session_id"], condition=models.Q(session_id__isnull=False),
+                                    name="vault_reference_credential_session"),
+            models.UniqueConstraint(fields=["credential", "agent_id"], condition=models.Q(agent_id__isnull=False),
+                                    name="vault_reference_credential_agent"),
+            models.UniqueConstraint(fields=["stored_file", "session_id"], condition=models.Q(session_id__isnull=False),
+                                    name="vault_reference_file_session"),
+            models.UniqueConstraint(fields=["stored_file", "agent_id"], condition=models.Q(agent_id__isnull=False),
+                                    name="vault_reference_file_agent"),
+        ]
+
+    def __str__(self) -> str:
+        holder = f"agent {self.agent_id}" if self.agent_id else f"session {self.session_id}"
+        return f"{holder} -> {self.credential_id or self.stored_file_id}"
 
 
 class AuditEvent(models.Model):

@@ -22,10 +22,10 @@ from mcpagent.models import ApiClient
 from mcpagent.vault import formats, verify
 from mcpagent.vault.audit import ActorLike, audit_event
 from mcpagent.vault.holders import (
-    agent_expiry, check_owner, end_user_of, live, lock_owner, owner_fields, preferred, scope, session_expiry,
-    uuid_or_none,
+    agent_expiry, audit_holders, check_owner, end_user_of, held_by, hold, live, lock_entries, lock_owner, preferred,
+    scope, session_expiry, uuid_or_none,
 )
-from mcpagent.vault.models import AuditEvent, Credential, StoredFile
+from mcpagent.vault.models import AuditEvent, Credential, StoredFile, VaultReference
 from mcpagent.vault.rules import NO_RULES, CredentialRules
 
 logger = logging.getLogger("mcpagent.vault")
@@ -118,9 +118,10 @@ def credentials_store(
 
     Values are trimmed; empty ones, over-long ones and ones not matching the key's format are rejected.
     `requirements` (dicts with key/credential_key and optionally pattern, format, choices, kind) are merged with
-    `rules.requirements(server)`; when any are known, other keys are rejected. The owner is the agent when given
-    (linked to `session` too), else the session. To make several servers all-or-nothing, call this inside one
-    transaction.atomic and raise on the first result with errors."""
+    `rules.requirements(server)`; when any are known, other keys are rejected. A value is one entry per (client,
+    end user, server, key): sending it again replaces it for every session and agent that refers to it. The
+    holder that refers to it is the agent when given, else the session. To make several servers all-or-nothing,
+    call this inside one transaction.atomic and raise on the first result with errors."""
     check_owner(client=client, session=session, agent=agent)
     clean, known, errors = _validate(server, values, requirements, rules)
     result = StoreResult(server=server if isinstance(server, str) else "?", errors=errors)
@@ -141,30 +142,35 @@ def credentials_store(
         return result
 
     lock_owner(session=session, agent=agent)
+    end_user = end_user_of(session, agent)
+    lock_entries(client=client, end_user=end_user)
     expires_at = agent_expiry() if agent is not None else session_expiry()
-    owner = owner_fields(session=session, agent=agent)
+    holders = audit_holders(session=session, agent=agent)
     events = []
     for key, value in clean.items():
         outcome = checked.get(key)
         verification = {"verification": outcome.status if outcome else "",
                         "identity": outcome.identity if outcome else ""}
-        row = Credential.objects.filter(client=client, server=server, key=key, **owner).defer("value").first()
+        row = (Credential.objects.filter(client=client, end_user=end_user, server=server, key=key)
+               .defer("value").first())
         hint = formats.mask(value)
         kind = str(known.get(key, {}).get("kind") or "")[:20]
         if row is None:
             row = Credential.objects.create(
-                client=client, end_user=end_user_of(session, agent),
-                session_id=session.pk if session is not None else None,
-                agent_id=agent.pk if agent is not None else None, server=server, key=key, value=value, hint=hint,
-                kind=kind, expires_at=expires_at, **verification,
+                client=client, end_user=end_user, server=server, key=key, value=value, hint=hint, kind=kind,
+                expires_at=expires_at, **verification,
             )
             action = AuditEvent.Action.CREATE
         else:
-            row.value, row.hint, row.kind, row.expires_at = value, hint, kind or row.kind, expires_at
+            row.value, row.hint, row.kind = value, hint, kind or row.kind
+            if row.expires_at is not None and row.expires_at <= timezone.now():
+                row.expires_at = expires_at  # expired, not purged yet: a new value starts a new lifetime
             row.verification, row.identity = verification["verification"], verification["identity"]
             row.save(update_fields=["value", "hint", "kind", "expires_at", "verification", "identity", "updated_at"])
             action = AuditEvent.Action.UPDATE
-        events.append(audit_event(row, action, actor, reason, {"verification": row.verification} if outcome else None))
+        hold(row, session=session, agent=agent, expires_at=expires_at)
+        events.append(audit_event(row, action, actor, reason, {"verification": row.verification} if outcome else None,
+                                  **holders))
         entry = {"server": server, "key": key, "hint": hint, "action": str(action)}
         if outcome is not None:
             entry["verification"] = outcome.status
@@ -198,18 +204,31 @@ def credential_values_for_use(
     chosen = preferred(rows, agent)
     if chosen:
         Credential.objects.filter(pk__in=[row.pk for row in chosen]).update(last_used_at=timezone.now())
-        AuditEvent.objects.bulk_create([audit_event(row, AuditEvent.Action.READ_FOR_USE, actor, reason)
+        holders = audit_holders(session=session, agent=agent)
+        AuditEvent.objects.bulk_create([audit_event(row, AuditEvent.Action.READ_FOR_USE, actor, reason, **holders)
                                         for row in chosen])
     return {row.key: row.value for row in chosen}
 
 
 def credentials_collected(*, session: Any) -> dict[str, set[str]]:
-    """{server: {keys}} of live values collected in this session (names only)."""
+    """{server: {keys}} of live values this session refers to (names only)."""
     collected: dict[str, set[str]] = {}
-    rows = Credential.objects.filter(session_id=session.pk).filter(live()).values_list("server", "key")
-    for server, key in rows:
+    held = VaultReference.objects.filter(session_id=session.pk, credential__isnull=False).values("credential")
+    for server, key in Credential.objects.filter(pk__in=held).filter(live()).values_list("server", "key"):
         collected.setdefault(server, set()).add(key)
     return collected
+
+
+def credential_states(*, client: ApiClient, session: Any = None, agent: Any = None) -> dict[str, dict[str, str]]:
+    """{server: {key: verification}} of the live values the agent (and the session it is built from) or the
+    session can use now (names and "verified" / "unverified" / "" only): what an agent's configuration refers to
+    but is not here has been deleted or has expired."""
+    check_owner(client=client, session=session, agent=agent)
+    held: dict[str, dict[str, str]] = {}
+    rows = scope(Credential, client=client, session=session, agent=agent).values_list("server", "key", "verification")
+    for server, key, verification in rows:
+        held.setdefault(server, {})[key] = verification
+    return held
 
 
 def credentials_missing(*, client: ApiClient, session: Any, requirements: list[dict]) -> list[dict]:
@@ -244,6 +263,7 @@ def credentials_masked(*, client: ApiClient, session: Any = None, agent: Any = N
 
 @transaction.atomic
 def credential_delete(*, client: ApiClient, credential_id, actor: ActorLike, reason: str) -> None:
+    """Delete one entry: every session and agent that referred to it loses it."""
     row = Credential.objects.filter(client=client, pk=uuid_or_none(credential_id)).defer("value").first()
     if row is None:
         raise NotFound("Credential not found.")
@@ -254,37 +274,50 @@ def credential_delete(*, client: ApiClient, credential_id, actor: ActorLike, rea
 @transaction.atomic
 def credentials_for_session_delete(
     *, client: ApiClient | None = None, session: Any, actor: ActorLike, reason: str,
-    kept_agent_ids: Iterable = (),
+    released_agent_ids: Iterable = (),
 ) -> dict[str, int]:
-    """Delete the credentials and files of this session that no live agent holds: those only the session holds
-    and those of agents not in `kept_agent_ids` (the caller names the agents that still use them: ready ones and
-    ones being validated). Call it before deleting the session (the session's client is checked when `client`
-    is given)."""
+    """Drop this session's references, and those of `released_agent_ids` (agents built from it that can no
+    longer use them: the caller names its failed ones), then delete the credentials and files no session or
+    agent refers to any more (audited). Entries a live agent still refers to stay. Call it before deleting the
+    session (the session's client is checked when `client` is given). Returns the entries deleted."""
     check_owner(client=client or session.client, session=session, agent=None)
-    unheld = Q(agent_id__isnull=True) | ~Q(agent_id__in=list(kept_agent_ids))
-    return delete_rows(
-        Credential.objects.filter(unheld, session_id=session.pk).defer("value"),
-        StoredFile.objects.filter(unheld, session_id=session.pk).defer("content"),
-        AuditEvent.Action.DELETE, actor, reason,
-    )
+    return entries_release(held_by(session=session) | Q(agent_id__in=list(released_agent_ids)), actor, reason,
+                           session_id=session.pk)
 
 
 @transaction.atomic
 def credentials_for_agent_delete(*, client: ApiClient | None = None, agent: Any, actor: ActorLike,
                                  reason: str) -> dict[str, int]:
-    """Delete the credentials and files an agent holds (call before deleting the agent, for the audit)."""
+    """Drop the agent's references and delete the credentials and files no one refers to any more (call before
+    deleting the agent, for the audit)."""
     check_owner(client=client or agent.client, session=None, agent=agent)
+    return entries_release(held_by(agent=agent), actor, reason, agent_id=agent.pk)
+
+
+def entries_release(references: Q, actor: ActorLike, reason: str, *, session_id: Any = None,
+                    agent_id: Any = None) -> dict[str, int]:
+    """Delete the references matching `references`, then the entries they pointed to that no reference is left
+    to (each deletion audited, naming the holder released)."""
+    dropped = VaultReference.objects.filter(references)
+    credential_ids = set(dropped.exclude(credential=None).values_list("credential_id", flat=True))
+    file_ids = set(dropped.exclude(stored_file=None).values_list("stored_file_id", flat=True))
+    dropped.delete()
+    still_held = VaultReference.objects.all()
     return delete_rows(
-        Credential.objects.filter(agent_id=agent.pk).defer("value"),
-        StoredFile.objects.filter(agent_id=agent.pk).defer("content"),
-        AuditEvent.Action.DELETE, actor, reason,
+        Credential.objects.filter(pk__in=credential_ids)
+        .exclude(pk__in=still_held.exclude(credential=None).values("credential")).defer("value"),
+        StoredFile.objects.filter(pk__in=file_ids)
+        .exclude(pk__in=still_held.exclude(stored_file=None).values("stored_file")).defer("content"),
+        AuditEvent.Action.DELETE, actor, reason, session_id=session_id, agent_id=agent_id,
     )
 
 
 def delete_rows(credentials: QuerySet, files: QuerySet, action: str, actor: ActorLike, reason: str,
-                 metadata: dict | None = None) -> dict[str, int]:
+                metadata: dict | None = None, *, session_id: Any = None, agent_id: Any = None) -> dict[str, int]:
+    """Delete these entries (and every reference to them), each audited."""
     rows = list(credentials.select_for_update(of=("self",))) + list(files.select_for_update(of=("self",)))
-    AuditEvent.objects.bulk_create([audit_event(row, action, actor, reason, metadata) for row in rows])
+    AuditEvent.objects.bulk_create([audit_event(row, action, actor, reason, metadata, session_id=session_id,
+                                                agent_id=agent_id) for row in rows])
     cred_ids = [row.pk for row in rows if isinstance(row, Credential)]
     file_ids = [row.pk for row in rows if isinstance(row, StoredFile)]
     Credential.objects.filter(pk__in=cred_ids).delete()
@@ -297,15 +330,15 @@ def credentials_extend_ttl(
     *, client: ApiClient | None = None, session: Any, agent: Any, actor: ActorLike, reason: str,
     expires_at: datetime | None = _UNSET, replace: bool = False,
 ) -> dict[str, int]:
-    """Hand the session's live credentials and files to `agent` (built from this session), with the agent
-    lifetime (`expires_at`, default agent_expiry(): none, or AGENT_CREDENTIAL_TTL_DAYS from now).
+    """Let `agent` (built from this session) refer to the session's live credentials and files, and keep each
+    alive at least for the agent's lifetime (`expires_at`, default agent_expiry(): none, or
+    AGENT_CREDENTIAL_TTL_DAYS from now). No value is copied: the agent points to the same entries as the session
+    (and as any other agent of the client and end user using them), so deleting one agent leaves the others
+    working and a value sent again reaches all of them.
 
-    Call it once the agent is created (until then the agent uses the session's values, which expire after
-    CREDENTIAL_TTL_HOURS). Values only the session holds are adopted; values an earlier agent of the session
-    already adopted are copied, so each agent owns its values and deleting one leaves the other working.
-    Values stored for the agent directly win over the session's, unless `replace`: then a value only the session
-    holds (sent after the agent adopted the session's values) replaces the agent's for the same server and key
-    (the agent's row deleted and audited)."""
+    Call it once the agent is created (until then the agent uses the session's references). `replace` is kept
+    for callers: a value sent to the session after the agent adopted its own already replaced the shared entry.
+    Returns the entries newly referenced by the agent."""
     client = client or agent.client
     check_owner(client=client, session=session, agent=agent)
     expires = agent_expiry() if expires_at is _UNSET else expires_at
@@ -313,29 +346,14 @@ def credentials_extend_ttl(
     counts = {"credentials": 0, "files": 0}
     events = []
     for model, kind in ((Credential, "credentials"), (StoredFile, "files")):
-        rows = list(scope(model, client=client, session=session, agent=agent).select_for_update(of=("self",)))
-        if replace:
-            newer = {(row.server, row.key): row for row in rows if row.agent_id is None and row.key}
-            replaced = [row for row in rows if row.agent_id == agent.pk and (row.server, row.key) in newer]
-            events += [audit_event(row, AuditEvent.Action.DELETE, actor, reason,
-                                   {"replaced_by": str(newer[(row.server, row.key)].pk)}) for row in replaced]
-            model.objects.filter(pk__in=[row.pk for row in replaced]).delete()
-            rows = [row for row in rows if row not in replaced]
-        for row in preferred(rows, agent):
-            if row.agent_id == agent.pk:
-                continue  # stored for this agent directly: it already has the agent's lifetime
-            if row.agent_id is None:
-                row.agent_id, row.expires_at = agent.pk, expires
-                row.save(update_fields=["agent_id", "expires_at", "updated_at"])
+        rows = scope(model, client=client, session=session, agent=None).defer(
+            "value" if model is Credential else "content").select_for_update(of=("self",))
+        for row in preferred(list(rows)):
+            if hold(row, agent=agent, expires_at=expires):
                 events.append(audit_event(row, AuditEvent.Action.UPDATE, actor, reason,
-                                          {"adopted_by_agent": str(agent.pk)}))
-            else:
-                source = row.pk
-                row.pk, row.agent_id, row.expires_at, row.last_used_at = None, agent.pk, expires, None
-                row._state.adding = True
-                row.save(force_insert=True)
-                events.append(audit_event(row, AuditEvent.Action.CREATE, actor, reason, {"copied_from": str(source)}))
-            counts[kind] += 1
+                                          {"adopted_by_agent": str(agent.pk)}, session_id=session.pk,
+                                          agent_id=agent.pk))
+                counts[kind] += 1
     AuditEvent.objects.bulk_create(events)
     return counts
 
@@ -352,5 +370,6 @@ def credentials_record_validation(
     metadata = {"accepted": accepted} | (details or {})
     if not accepted:
         CREDENTIAL_VALIDATION_FAILURES.labels(stage="server").inc()
-    AuditEvent.objects.bulk_create([audit_event(row, AuditEvent.Action.VALIDATE, actor, reason, metadata)
+    holders = audit_holders(session=session, agent=agent)
+    AuditEvent.objects.bulk_create([audit_event(row, AuditEvent.Action.VALIDATE, actor, reason, metadata, **holders)
                                     for row in rows])

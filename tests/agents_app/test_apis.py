@@ -245,18 +245,18 @@ def test_delete_removes_the_agent_its_credentials_and_files_and_stops_its_queued
         files_store(client=api.client_obj, agent=agent, actor=api.client_obj, reason="test",
                     files=[{"filename": "settings.json", "content": "eyJhIjogMX0=", "key": "SETTINGS"}])
     queued = agent_message_send(agent=doomed, message=CALL_TIME)
-    doomed_rows = {str(pk) for pk in [*Credential.objects.filter(agent_id=doomed.pk).values_list("pk", flat=True),
-                                      *StoredFile.objects.filter(agent_id=doomed.pk).values_list("pk", flat=True)]}
-    assert len(doomed_rows) == 2
+    # Its own server's value is its alone (a client's own server is per agent); SETTINGS is one entry both refer to.
+    doomed_rows = {str(pk) for pk in Credential.objects.filter(references__agent_id=doomed.pk).values_list("pk", flat=True)}
+    assert len(doomed_rows) == 1 and StoredFile.objects.get().references.count() == 2
 
     error_of(other_api.delete(f"/api/agents/{doomed.id}"), 404, "not_found")
-    assert Agent.objects.filter(pk=doomed.pk).exists() and Credential.objects.filter(agent_id=doomed.pk).exists()
+    assert Agent.objects.filter(pk=doomed.pk).exists() and Credential.objects.filter(references__agent_id=doomed.pk).exists()
 
     response = api.delete(f"/api/agents/{doomed.id}")
     assert response.status_code == 204, response.content
     error_of(api.get(f"/api/agents/{doomed.id}"), 404, "not_found")
     assert not Credential.objects.filter(pk__in=doomed_rows).exists()
-    assert not StoredFile.objects.filter(pk__in=doomed_rows).exists()
+    assert StoredFile.objects.get().references.get().agent_id == kept.pk
     deletions = AuditEvent.objects.filter(action="delete", reason="agent_delete")
     assert {e.object_id for e in deletions} == doomed_rows
     assert {str(e.agent_id) for e in deletions} == {str(doomed.id)}
@@ -266,7 +266,7 @@ def test_delete_removes_the_agent_its_credentials_and_files_and_stops_its_queued
     error_of(api.delete(f"/api/agents/{doomed.id}"), 404, "not_found")
 
     # The client's other agent keeps its values and still runs with them.
-    assert Credential.objects.filter(agent_id=kept.pk).count() == 1 and StoredFile.objects.filter(agent_id=kept.pk).count() == 1
+    assert Credential.objects.filter(references__agent_id=kept.pk).count() == 1 and StoredFile.objects.filter(references__agent_id=kept.pk).count() == 1
     ran = api.post(f"/api/agents/{kept.id}/messages", {"message": "***CALL_TOOL whoami {}"}, format="json")
     assert ran.status_code == 200 and "test-user" in ran.json()["reply"], ran.content
 

@@ -82,7 +82,7 @@ def test_catalogue_agent_uses_recipes_and_session_credentials(api, catalogue, te
     assert entries["acme-tickets"]["env"] == {"TOKEN": {"$credential": "TOKEN"}}
     assert agent.server_info["servers"][1]["name"] == "Acme Tickets"
     # The session's value now belongs to the agent (it lives as long as the agent).
-    assert Credential.objects.get(server="acme-tickets", key="TOKEN").agent_id == agent.id
+    assert Credential.objects.get(server="acme-tickets", key="TOKEN").references.filter(agent_id=agent.id).exists()
 
     agent = agent_validate(agent_id=agent.id)
     assert agent.status == Agent.Status.READY, agent.error

@@ -114,7 +114,7 @@ def test_uploaded_file_reaches_the_server_for_its_life_only(api, test_servers, m
                                                model="passthrough")
     entry = agent.mcp_config["mcpServers"]["file-digest"]
     assert entry["env"] == {"DIGEST_FILE": {"$credential": "DIGEST_FILE", "file": True}}
-    assert StoredFile.objects.get(pk=uploaded["id"]).agent_id == agent.id  # the agent adopted it
+    assert StoredFile.objects.get(pk=uploaded["id"]).references.filter(agent_id=agent.id).exists()  # adopted
 
     agent = agent_validate(agent_id=agent.id)
     assert agent.status == Agent.Status.READY, agent.error

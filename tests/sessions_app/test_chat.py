@@ -203,13 +203,15 @@ def test_delete_session(api, bundled_catalogue):
 
 
 def test_delete_session_deletes_every_value_no_live_agent_holds(api, other_api, settings):
-    """Values the session's ready agent adopted stay with it; values only the session holds, and the copies a
-    failed agent of the session holds, are deleted (each audited)."""
+    """Values the session's ready agent refers to stay; values only the session, or a failed agent of the
+    session, refers to are deleted (each audited)."""
     from agents_app.models import Agent
     from agents_app.secrets import secrets_adopt
     from agents_app.services import agent_create, agent_validate
     from sessions_app.credentials import credentials_store, files_store
-    from mcpagent.vault.models import AuditEvent, Credential, StoredFile
+    from django.db.models import Q
+
+    from mcpagent.vault.models import AuditEvent, Credential, StoredFile, VaultReference
     from tests.agents_app.conftest import SERVERS, TIME_SERVER
 
     settings.AGENT_ALLOWED_SCRIPT_DIRS = [str(SERVERS)]
@@ -234,10 +236,13 @@ def test_delete_session_deletes_every_value_no_live_agent_holds(api, other_api, 
     store("svc-later", {"LATER_TOKEN": "later-value-456"})
     assert files_store(client=api.client_obj, session=session, actor=api.client_obj, reason="chat",
                        files=[{"filename": "settings.json", "content": "eyJhIjogMX0=", "key": "SETTINGS"}]).ok
-    kept = set(Credential.objects.filter(agent_id=ready.pk).values_list("pk", flat=True))
-    doomed = {*Credential.objects.filter(session_id=session.pk).exclude(pk__in=kept).values_list("pk", flat=True),
-              *StoredFile.objects.filter(session_id=session.pk).values_list("pk", flat=True)}
-    assert len(kept) == 1 and len(doomed) == 4  # later + file (session only), copy + API_KEY (failed agent)
+    kept = set(Credential.objects.filter(references__agent_id=ready.pk).values_list("pk", flat=True))
+    held = Q(references__session_id=session.pk) | Q(references__agent_id=failed.pk)
+    doomed = {*Credential.objects.filter(held).exclude(pk__in=kept).values_list("pk", flat=True),
+              *StoredFile.objects.filter(held).values_list("pk", flat=True)}
+    # later + file (session only), API_KEY (failed agent); ADOPTED_TOKEN is one entry both agents refer to.
+    assert len(kept) == 1 and len(doomed) == 3
+    assert Credential.objects.filter(references__agent_id=failed.pk, pk__in=kept).exists()
 
     _error(other_api.delete(f"/api/sessions/{session.id}"), 404, "not_found")
     assert api.delete(f"/api/sessions/{session.id}").status_code == 204
@@ -247,6 +252,7 @@ def test_delete_session_deletes_every_value_no_live_agent_holds(api, other_api, 
     assert {e.object_id for e in deleted} == {str(pk) for pk in doomed}
     assert Credential.objects.get(pk=kept.pop()).value == "adopted-value-123"
     assert Agent.objects.filter(pk__in=[ready.pk, failed.pk], session=None).count() == 2
+    assert not VaultReference.objects.filter(agent_id=failed.pk).exists()  # the failed agent let go of it
 
 
 # --- to a validated agent ---
@@ -438,14 +444,14 @@ def test_a_retry_validates_the_same_failed_agent_again(api, test_catalogue):
     agent.refresh_from_db()
     assert [p["step"] for p in agent.progress].count("revalidate") == 1 and agent.status == Agent.Status.FAILED
 
-    # A retry with a fixed value: the value replaces the agent's, and the same agent becomes ready.
+    # A retry with a fixed value: the value replaces the entry the agent refers to, and the same agent becomes ready.
     fixed = _chat(api, message="sorry, this one", session_id=session_id,
                   credentials={"acme-tickets": {"TOKEN": "good-token-123"}}).json()
     assert fixed["agent_created"] is True and fixed["agent_id"] == str(agent.pk), fixed
     assert Agent.objects.count() == 1
-    held = Credential.objects.get()
-    assert held.agent_id == agent.pk and held.value == "good-token-123"
-    assert AuditEvent.objects.filter(action="delete", object_id=str(rows.pop()), reason="agent_revalidate").exists()
+    held = Credential.objects.get()  # the one entry, updated: the agent refers to it
+    assert held.pk in rows and held.value == "good-token-123" and held.references.filter(agent_id=agent.pk).exists()
+    assert AuditEvent.objects.filter(action="update", object_id=str(held.pk), reason="chat").exists()
     assert api.get(f"/api/agents/{agent.pk}").json()["tools"] == {"acme-tickets": ["whoami"]}
 
 

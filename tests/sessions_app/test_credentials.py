@@ -37,7 +37,7 @@ def test_valid_provider_values_are_stored_masked_and_audited(api, session_x):
     result = _store(api, session_x, "everything", values)
     assert result.ok and not result.errors
     assert {entry["key"] for entry in result.stored} == set(values)
-    rows = {row.key: row for row in Credential.objects.filter(session_id=session_x.pk)}
+    rows = {row.key: row for row in Credential.objects.filter(references__session_id=session_x.pk)}
     assert rows["SLACK_BOT_TOKEN"].hint == f"xoxb-...{values['SLACK_BOT_TOKEN'][-4:]}"
     assert rows["GITHUB_PERSONAL_ACCESS_TOKEN"].hint.startswith("ghp_...")
     assert rows["DB_PASSWORD"].hint == "set"  # short values show nothing
@@ -86,7 +86,7 @@ def test_one_bad_value_stores_nothing_and_names_each_failing_key(api, session_x)
 def test_whitespace_is_trimmed_and_limits_apply(api, session_x, settings):
     token = fake_secrets()["SLACK_BOT_TOKEN"]
     assert _store(api, session_x, "slack", {"SLACK_BOT_TOKEN": f"  {token}\n"}).ok
-    assert Credential.objects.get(session_id=session_x.pk, key="SLACK_BOT_TOKEN").value == token
+    assert Credential.objects.get(references__session_id=session_x.pk, key="SLACK_BOT_TOKEN").value == token
     settings.CREDENTIAL_VALUE_MAX_CHARS = 50
     result = _store(api, session_x, "x", {"LONG": "a" * 51, "NUL": "abc\x00def", "RTL": "abc\u202edef",
                                            "TYPE": {"nested": "object"}, "bad key!": "v"})
@@ -118,7 +118,7 @@ def test_numbers_and_booleans_become_strings_and_pem_newlines_are_kept(api, sess
     values = credential_values_for_use(client=api.client_obj, session=session_x, server="x", actor=api.client_obj,
                                        reason="test")
     assert values == {"PORT": "8080", "DEBUG": "true", "PRIVATE_KEY": pem}
-    assert Credential.objects.get(session_id=session_x.pk, key="PRIVATE_KEY").hint == "set"
+    assert Credential.objects.get(references__session_id=session_x.pk, key="PRIVATE_KEY").hint == "set"
 
 
 def test_catalogue_requirements_restrict_keys_and_apply_patterns(api, session_x):
@@ -207,8 +207,8 @@ def test_update_replaces_the_value_and_is_audited_as_update(api, session_x):
     _store(api, session_x, "slack", {"SLACK_BOT_TOKEN": first})
     result = _store(api, session_x, "slack", {"SLACK_BOT_TOKEN": second})
     assert result.stored[0]["action"] == "update"
-    assert Credential.objects.filter(session_id=session_x.pk).count() == 1
-    assert Credential.objects.get(session_id=session_x.pk).value == second
+    assert Credential.objects.filter(references__session_id=session_x.pk).count() == 1
+    assert Credential.objects.get(references__session_id=session_x.pk).value == second
     assert list(AuditEvent.objects.filter(key="SLACK_BOT_TOKEN").order_by("at").values_list("action", flat=True)) == [
         "create", "update"
     ]
@@ -253,21 +253,27 @@ def test_session_ttl_default_and_agent_lifetime(api, session_x, agent_x, setting
                                     reason="agent_create")
     assert counts == {"credentials": 1, "files": 0}
     row.refresh_from_db()
-    assert row.agent_id == agent_x.pk and row.expires_at is None and row.session_id == session_x.pk
+    assert row.expires_at is None
+    assert set(row.references.values_list("session_id", "agent_id")) == {(session_x.pk, None), (None, agent_x.pk)}
     assert AuditEvent.objects.filter(action="update", metadata__adopted_by_agent=str(agent_x.pk)).count() == 1
     # Once adopted the agent finds it by itself.
     assert credential_values_for_use(client=api.client_obj, agent=agent_x, server="svc", actor=api.client_obj,
                                      reason="run") == {"TOKEN_A": "value-a-1234"}
+    # A second agent refers to the same entry: no copy.
     settings.AGENT_CREDENTIAL_TTL_DAYS = 30
     agent2 = Agent.objects.create(client=api.client_obj, session=session_x, name="second")
     credentials_extend_ttl(client=api.client_obj, session=session_x, agent=agent2, actor=api.client_obj, reason="t")
-    copy = Credential.objects.get(agent_id=agent2.pk)
-    assert copy.pk != row.pk and copy.value == "value-a-1234"
-    assert timedelta(days=29) < copy.expires_at - timezone.now() <= timedelta(days=30)
-    assert AuditEvent.objects.filter(action="create", metadata__copied_from=str(row.pk)).count() == 1
+    assert Credential.objects.get(references__agent_id=agent2.pk).pk == row.pk and Credential.objects.count() == 1
+    assert AuditEvent.objects.filter(action="update", metadata__adopted_by_agent=str(agent2.pk)).count() == 1
+    # With AGENT_CREDENTIAL_TTL_DAYS, an entry only agents of that lifetime use lives that long.
+    _store(api, session_x, "svc", {"TOKEN_C": "value-c-1234"})
+    credentials_extend_ttl(client=api.client_obj, session=session_x, agent=agent2, actor=api.client_obj, reason="t")
+    entry = Credential.objects.get(key="TOKEN_C")
+    assert timedelta(days=29) < entry.expires_at - timezone.now() <= timedelta(days=30)
 
 
-def test_an_agent_being_created_uses_the_session_values_and_its_own_first(api, session_x, agent_x):
+def test_an_agent_being_created_uses_the_session_values_and_a_value_sent_for_it_replaces_the_entry(
+        api, session_x, agent_x):
     _store(api, session_x, "svc", {"TOKEN_A": "session-value-a", "TOKEN_B": "session-value-b"})
     credentials_store(client=api.client_obj, session=session_x, agent=agent_x, server="svc",
                       values={"TOKEN_B": "agent-value-b"}, actor=api.client_obj, reason="agent_create")
@@ -275,9 +281,12 @@ def test_an_agent_being_created_uses_the_session_values_and_its_own_first(api, s
                                      actor=api.client_obj, reason="validate") == {
         "TOKEN_A": "session-value-a", "TOKEN_B": "agent-value-b",
     }
-    # Without the session the agent only has what it owns.
+    # Without the session the agent only has what it refers to; the session sees the new value (one entry).
     assert credential_values_for_use(client=api.client_obj, agent=agent_x, server="svc", actor=api.client_obj,
                                      reason="run") == {"TOKEN_B": "agent-value-b"}
+    assert credential_values_for_use(client=api.client_obj, session=session_x, server="svc", actor=api.client_obj,
+                                     reason="t")["TOKEN_B"] == "agent-value-b"
+    assert Credential.objects.filter(key="TOKEN_B").count() == 1
 
 
 def test_masked_listing_and_deletes(api, session_x, agent_x):

@@ -23,7 +23,7 @@ KEY_A, KEY_B, KEY_C = (Fernet.generate_key().decode() for _ in range(3))
 
 
 def _credential(client, session, value, key="K") -> Credential:
-    return Credential.objects.create(client=client, session_id=session.pk, server="srv", key=key, value=value, hint="set")
+    return Credential.objects.create(client=client, server="srv", key=key, value=value, hint="set")
 
 
 def _raw_token(model, pk) -> bytes:
@@ -51,7 +51,7 @@ def test_bytes_field_keeps_bytes(api, session_x, settings):
     settings.ENCRYPTION_KEY = KEY_A
     data = bytes(range(256)) * 3
     row = StoredFile.objects.create(
-        client=api.client_obj, session_id=session_x.pk, filename="f.txt", content_type="text/plain", size=len(data),
+        client=api.client_obj, filename="f.txt", content_type="text/plain", size=len(data),
         fingerprint="x", content=data,
     )
     assert StoredFile.objects.get(pk=row.pk).content == data

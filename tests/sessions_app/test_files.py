@@ -116,7 +116,7 @@ def test_allowed_files_upload_with_metadata_only(api, session_x, filename, conte
                          "fingerprint", "expires_at", "created_at"}
     assert content[:40].decode() not in response.content.decode()
     stored = StoredFile.objects.get(pk=body["id"])
-    assert stored.content == content and stored.session_id == session_x.pk
+    assert stored.content == content and stored.references.get().session_id == session_x.pk
     event = AuditEvent.objects.get(object_id=body["id"])
     assert (event.action, event.object_type, event.reason, event.actor_label) == ("create", "file", "upload", "client-x")
 
@@ -290,7 +290,7 @@ def test_a_keyed_file_replaces_the_previous_one(api, session_x):
     catalogue_file_server("gdrive", "GOOGLE_APPLICATION_CREDENTIALS")
     for content in (b'{"v": 1}', b'{"v": 2}'):
         assert upload(api, session_x, "c.json", content, key="GOOGLE_APPLICATION_CREDENTIALS", server="gdrive").status_code == 201
-    stored = StoredFile.objects.get(session_id=session_x.pk)
+    stored = StoredFile.objects.get(references__session_id=session_x.pk)
     assert stored.content == b'{"v": 2}'
     assert list(AuditEvent.objects.filter(object_type="file").order_by("at").values_list("action", flat=True)) == [
         "create", "update"
@@ -390,7 +390,7 @@ def test_session_file_count_quota(api, session_x, settings):
     assert response.status_code == 400, response.content
     error = response.json()["error"]
     assert error["code"] == "session_file_quota_exceeded" and "FILES_MAX_PER_SESSION" in error["message"]
-    assert StoredFile.objects.filter(session_id=session_x.pk).count() == 2
+    assert StoredFile.objects.filter(references__session_id=session_x.pk).count() == 2
 
 
 def test_session_file_bytes_quota_counts_a_replaced_file_once(api, session_x, settings):

@@ -46,7 +46,8 @@ def y_data(other_api, session_y):
 
 def _state() -> tuple:
     return (
-        sorted((str(c.pk), c.value, c.agent_id) for c in Credential.objects.all()),
+        sorted((str(c.pk), c.value, sorted(map(str, c.references.values_list("session_id", "agent_id"))))
+               for c in Credential.objects.all()),
         sorted((str(f.pk), f.content) for f in StoredFile.objects.all()),
     )
 

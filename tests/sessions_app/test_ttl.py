@@ -69,7 +69,7 @@ def test_values_whose_owners_are_gone_are_purged_as_orphaned(api, agent_x):
     _file(api, session, b"X=1\n", "SESSION_FILE")
     session_id = session.pk
     session.delete()  # bypassing the service: the vault's row still names the session, the value is not yet gone
-    assert Credential.objects.filter(session_id=session_id, agent_id__isnull=True).count() == 1
+    assert Credential.objects.filter(references__session_id=session_id, references__agent_id__isnull=True).count() == 1
     assert purge_expired_credentials.apply().get() == {"credentials": 1, "files": 1}
     assert not Credential.objects.exists() and not StoredFile.objects.exists()
     assert set(AuditEvent.objects.filter(action="expire").values_list("reason", flat=True)) == {"orphaned"}

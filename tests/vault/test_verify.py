@@ -83,6 +83,33 @@ def test_an_unreachable_provider_stores_the_token_unverified_and_says_so(api, se
     assert connection["status"] == "unverified"
 
 
+def test_the_chat_reply_says_a_token_was_stored_unverified_and_why(api, session, settings):
+    from registry_app.models import McpServer
+
+    if not McpServer.objects.filter(slug="github-test").exists():
+        McpServer.objects.create(slug="github-test", name="GitHub test", status=McpServer.Status.ACTIVE)
+    with socket.socket() as probe:  # a port nothing listens on: a network failure
+        probe.bind(("127.0.0.1", 0))
+        settings.CREDENTIAL_VERIFY_GITHUB_URL = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    settings.CREDENTIAL_VERIFY = True
+    response = api.post("/api/chat", {"message": "here", "session_id": str(session.pk), "end_user": "alice",
+                                      "credentials": {"github-test": {"GITHUB_TOKEN": GOOD}}}, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["unverified_credentials"] == [{"mcp_server": "github-test", "credential_key": "GITHUB_TOKEN",
+                                               "reason": "GitHub could not be reached to check it"}]
+    assert "marked unverified" in body["reply"] and "GITHUB_TOKEN for github-test" in body["reply"]
+    assert "GitHub could not be reached to check it" in body["reply"] and GOOD not in response.content.decode()
+    assert Credential.objects.get().verification == "unverified"
+    # A checked token says nothing of the kind.
+    with FakeProviders(valid={GOOD}) as fake:
+        fake.configure(settings)
+        again = api.post("/api/chat", {"message": "again", "session_id": str(session.pk), "end_user": "alice",
+                                       "credentials": {"github-test": {"GITHUB_TOKEN": GOOD}}}, format="json").json()
+    assert again["unverified_credentials"] == [] and "unverified" not in again["reply"]
+    assert Credential.objects.get().verification == "verified"
+
+
 def test_a_provider_error_is_unverified_not_rejected(api, session, providers):
     providers.unavailable = True
     result = _store(api, session, "github-test", {"GITHUB_TOKEN": BAD})
@@ -93,3 +120,21 @@ def test_no_token_in_plain_text_in_the_database(api, session, providers):
     _store(api, session, "github-test", {"GITHUB_TOKEN": GOOD})
     _store(api, session, "github-test", {"GITHUB_TOKEN": BAD})
     assert_no_plaintext_in_db([GOOD, BAD])
+
+
+def test_an_agents_value_stored_unverified_is_listed_on_the_agent(api, settings):
+    from agents_app.models import Agent
+    from agents_app.secrets import secrets_store
+
+    with socket.socket() as probe:  # a port nothing listens on: a network failure
+        probe.bind(("127.0.0.1", 0))
+        settings.CREDENTIAL_VERIFY_GITHUB_URL = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    settings.CREDENTIAL_VERIFY = True
+    agent = Agent.objects.create(client=api.client_obj, status=Agent.Status.READY, mcp_config={"mcpServers": {"gh": {
+        "command": "python", "args": ["-c", "pass"], "env": {"GITHUB_TOKEN": {"$credential": "GITHUB_TOKEN"}}}}})
+    secrets_store(agent=agent, server_name="gh", scope="custom/gh", values={"GITHUB_TOKEN": GOOD}, actor="test",
+                  reason="agent_create")
+    body = api.get(f"/api/agents/{agent.pk}").json()
+    assert body["missing_credentials"] == []
+    assert body["unverified_credentials"] == [{"server": "gh", "credential": "GITHUB_TOKEN", "kind": "value",
+                                               "connection": f"custom/{agent.pk}/gh"}]

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('mcpagent', '0002_apiclient_oauth_return_hosts'),
-        ('vault', '0002_credential_verification'),
+        ('vault', '0005_holder_columns_removed'),
     ]
 
     operations = [
