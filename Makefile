@@ -25,12 +25,16 @@ run: venv
 worker: venv
 	$(VENV)/bin/celery -A mcpagent worker -Q celery,celery.prefetch --loglevel=INFO
 
+# Tests run in TEST_PROCESSES processes (pytest-xdist), a file's tests in one of them: most of the suite waits on
+# servers, workers and databases it started, so two processes on two cores take about half the time of one.
+TEST_PROCESSES ?= 2
+
 # Redis: use the one on 127.0.0.1:6379, start one if none answers; worker tests skip (saying why) without it.
 test: venv
 	@$(PY) -c "import redis; redis.Redis(socket_timeout=1).ping()" 2>/dev/null \
 	  || { command -v redis-server >/dev/null && redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no >/dev/null && sleep 0.5 && echo "started redis-server on 127.0.0.1:6379"; } \
 	  || echo "no Redis available: tests that need a real worker will be skipped"
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
 
 bench: venv
 	$(PY) benchmarks/run_all.py
