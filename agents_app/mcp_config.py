@@ -280,6 +280,8 @@ class LaunchSpec:
     file_paths: list[str] = field(default_factory=list)
     # Hosts the catalogue narrows the server's network to (empty: any public host).
     egress_hosts: list[str] = field(default_factory=list)
+    # A remote server's Authorization header is the end user's MCP authorization token from the vault.
+    vault_bearer: bool = False
 
     @property
     def secret_keys(self) -> list[str]:

@@ -8,6 +8,7 @@ named like a catalogue server is not checked against that server's catalogue req
 
 A catalogue server with an OAuth rule (agents_app.oauth_rules) takes the keys the rule names from the end user's
 OAuth connection instead, refreshed before use when expired; they win over values stored for the same keys.
+A remote server that uses MCP authorization gets the end user's token from the vault as its Authorization header.
 """
 
 from collections.abc import Iterator
@@ -15,11 +16,13 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from agents_app.credential_rules import CATALOGUE_RULES
+from agents_app.mcp_config import LaunchSpec
 from agents_app.oauth_rules import oauth_rule, oauth_values_for_use
 from mcpagent.errors import ApplicationError, NotFound
 from mcpagent.vault import store
 from mcpagent.vault.files import file_ids_for_use
 from mcpagent.vault.materialize import file_materialize, generated_files_materialize
+from mcpagent.vault.mcp_auth_flow import mcp_token_for_use
 
 
 def credential_scope(server_name: str, entry: dict) -> str:
@@ -111,3 +114,20 @@ def secrets_record_validation(*, agent: Any, scope: str, accepted: bool, details
     """Audit whether the server accepted its credentials at validation (details: codes and counts, no values)."""
     store.credentials_record_validation(client=agent.client, session=agent.session, agent=agent, server=scope,
                                         accepted=accepted, actor=actor, reason="agent_validate", details=details)
+
+
+def remote_token_apply(*, agent: Any, spec: LaunchSpec, actor: Any, reason: str,
+                       rejected_access_token: str | None = None) -> bool:
+    """Give a remote server's start the end user's MCP authorization token (`Authorization: Bearer`, redacted like
+    every header value), refreshed first when it has expired or is `rejected_access_token`. An Authorization
+    header the agent's own config sets wins. False when the end user has no usable authorization for the URL."""
+    if spec.transport == "stdio" or (any(k.lower() == "authorization" for k in spec.headers) and not spec.vault_bearer):
+        return False
+    token = mcp_token_for_use(client=agent.client, end_user=agent.end_user, server_url=spec.url, actor=actor,
+                              reason=reason, rejected_access_token=rejected_access_token)
+    if token is None:
+        return False
+    spec.headers = {**{k: v for k, v in spec.headers.items() if k.lower() != "authorization"},
+                    "Authorization": f"Bearer {token.access_token}"}
+    spec.vault_bearer = True
+    return True

@@ -1,6 +1,8 @@
 """GET /api/oauth/callback: where a provider sends the user's browser after they approved (or refused) access."""
 
+from django.conf import settings
 from django.http import HttpResponseRedirect
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -9,6 +11,12 @@ from rest_framework.views import APIView
 from mcpagent.schema import error_responses
 from mcpagent.throttling import IpRateThrottle
 from mcpagent.vault.oauth_flow import authorization_finish, return_location
+
+
+def callback_url(request) -> str:
+    """The callback URL registered with authorization servers: OAUTH_REDIRECT_URL, else this service's own as the
+    request reached it."""
+    return settings.OAUTH_REDIRECT_URL or request.build_absolute_uri(reverse("oauth-callback"))
 
 
 def _param(request, name: str) -> str:
@@ -36,5 +44,8 @@ class OAuthCallbackApi(APIView):
                                         error_description=_param(request, "error_description"))
         if finished.return_url:
             return HttpResponseRedirect(return_location(finished))
-        return Response({"status": "connected", "provider": finished.provider, "connection_id": finished.connection_id,
-                         "end_user": finished.end_user})
+        body = {"status": "connected", "provider": finished.provider, "connection_id": finished.connection_id,
+                "end_user": finished.end_user}
+        if finished.server_url:
+            body["server_url"] = finished.server_url
+        return Response(body)

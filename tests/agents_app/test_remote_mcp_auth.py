@@ -1,0 +1,73 @@
+"""An agent using a remote MCP server protected by MCP authorization, through the API (eager Celery): creating it
+fails with `authorization_required` and an authorization_url; after the user approves (our callback), validating
+it again connects with the token from the vault and lists the server's tools; a token the server refuses is
+refreshed once; another end user's agent does not get the token."""
+
+from urllib.parse import parse_qs, urlsplit
+
+from agents_app.models import Agent
+from mcpagent.vault.models import McpAuthConnection
+from tests.agents_app.test_apis import create_body, error_of
+from tests.fakes.oauth_server import callback_path, follow
+from tests.fakes.protected_mcp import protected_mcp  # noqa: F401  (fixture)
+
+
+def _create(api, server, **extra) -> dict:
+    body = create_body({"notes": {"url": server.url, "transport": "http"}}, **extra)
+    return error_of(api.post("/api/agents/create", body, format="json"), 422, "agent_validation_failed")["details"]
+
+
+def _authorize(anon_api, link: dict) -> dict:
+    response = anon_api.get(callback_path(follow(link["authorization_url"])))
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_a_protected_server_is_authorized_by_link_then_its_tools_are_listed_with_the_token(api, anon_api,
+                                                                                      protected_mcp):
+    details = _create(api, protected_mcp, end_user="alice")
+    assert details["reason"] == "authorization_required" and details["server"] == "notes"
+    [link] = details["authorizations"]
+    assert link["provider"] == "mcp" and link["server_url"] == protected_mcp.url and link["mcp_servers"] == ["notes"]
+    query = parse_qs(urlsplit(link["authorization_url"]).query)
+    assert query["code_challenge_method"] == ["S256"] and query["resource"] == [protected_mcp.url]
+    # Dynamic registration happened once, at the authorization server the server's metadata names.
+    assert query["client_id"][0] in protected_mcp.oauth.registered
+    assert protected_mcp.verifier.seen == []  # no token was ever sent before the user approved
+
+    finished = _authorize(anon_api, link)
+    assert finished["provider"] == "mcp" and finished["server_url"] == protected_mcp.url
+    connection = McpAuthConnection.objects.get(pk=finished["connection_id"])
+    assert connection.status == "active" and connection.end_user == "alice"
+
+    agent_id = details["agent_id"]
+    response = api.post(f"/api/agents/{agent_id}/validate", {}, format="json")
+    assert response.status_code == 200, response.content
+    assert sorted(response.json()["agent"]["tools"]["notes"]) == ["add_note", "list_notes"]
+    assert protected_mcp.verifier.seen[-1] == connection.token["access_token"]
+
+
+def test_a_refused_token_is_refreshed_once_and_a_bad_token_is_never_accepted(api, anon_api, protected_mcp):
+    details = _create(api, protected_mcp)
+    _authorize(anon_api, details["authorizations"][0])
+    first = McpAuthConnection.objects.get().token["access_token"]
+    protected_mcp.oauth.expire_access_tokens()  # the server now refuses the stored access token
+    response = api.post(f"/api/agents/{details['agent_id']}/validate", {}, format="json")
+    assert response.status_code == 200, response.content
+    assert McpAuthConnection.objects.get().token["access_token"] != first
+    assert first in protected_mcp.verifier.seen  # refused first, then the refreshed one worked
+
+    protected_mcp.oauth.expire_access_tokens()
+    protected_mcp.oauth.refuse_refresh = True  # the grant is gone: the user must sign in again
+    again = error_of(api.post(f"/api/agents/{details['agent_id']}/validate", {}, format="json"), 422)["details"]
+    assert again["reason"] == "authorization_required" and again["authorizations"][0]["authorization_url"]
+    assert McpAuthConnection.objects.get().status == "needs_reauth"
+
+
+def test_another_end_user_does_not_get_the_token(api, anon_api, protected_mcp):
+    _authorize(anon_api, _create(api, protected_mcp, end_user="alice")["authorizations"][0])
+    seen = len(protected_mcp.verifier.seen)
+    details = _create(api, protected_mcp, end_user="bob")
+    assert details["reason"] == "authorization_required"
+    assert len(protected_mcp.verifier.seen) == seen  # bob's agent sent no token at all
+    assert Agent.objects.get(pk=details["agent_id"]).status == "failed"
