@@ -8,7 +8,8 @@ from django.contrib import admin
 
 from mcpagent.vault.audit import Actor
 from mcpagent.vault.files import file_delete
-from mcpagent.vault.models import AuditEvent, Credential, OAuthApp, OAuthConnection, StoredFile
+from mcpagent.vault.mcp_auth_flow import mcp_connection_revoke_and_delete
+from mcpagent.vault.models import AuditEvent, Credential, McpAuthConnection, OAuthApp, OAuthConnection, StoredFile
 from mcpagent.vault.oauth_tokens import connection_revoke_and_delete
 from mcpagent.vault.store import credential_delete
 
@@ -25,7 +26,7 @@ class _SecretAdmin(admin.ModelAdmin):
         return False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).defer(self.secret_field)
+        return super().get_queryset(request).defer(*self.secret_field.split())
 
     def delete_model(self, request, obj) -> None:
         self.delete_one(obj, Actor.for_staff(request.user))
@@ -148,3 +149,17 @@ class OAuthConnectionAdmin(_SecretAdmin):
 
     def delete_one(self, obj: OAuthConnection, actor: Actor) -> None:
         connection_revoke_and_delete(obj, actor=actor, reason="admin")
+
+
+@admin.register(McpAuthConnection)
+class McpAuthConnectionAdmin(_SecretAdmin):
+    secret_field = "token registration"  # both encrypted, neither shown
+    list_display = ["server_url", "client", "end_user", "issuer", "hint", "status", "last_used_at", "refreshed_at"]
+    list_filter = ["status"]
+    search_fields = ["server_url", "client__name", "end_user", "issuer"]
+    fields = ["id", "client", "end_user", "server_url", "issuer", "endpoints", "hint", "scopes", "status",
+              "access_expires_at", "created_at", "updated_at", "last_used_at", "refreshed_at"]
+    readonly_fields = fields
+
+    def delete_one(self, obj: McpAuthConnection, actor: Actor) -> None:
+        mcp_connection_revoke_and_delete(obj, actor=actor, reason="admin")

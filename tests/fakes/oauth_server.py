@@ -10,7 +10,8 @@ test follows the authorization URL with a plain GET and reads the redirect. Knob
 
 For MCP authorization it also publishes RFC 8414 metadata (`/.well-known/oauth-authorization-server`) and takes
 RFC 7591 dynamic registrations at `/register` (authlib's ClientRegistrationEndpoint); `registered` holds them, and
-a token remembers the RFC 8707 `resource` it was asked for (`token_info`).
+a token remembers the RFC 8707 `resource` it was asked for (`token_info`). With `client_documents` ({URL: client ID
+metadata document}) it advertises client ID metadata documents and takes those URLs as public clients' ids.
 
     with FakeOAuthServer(redirect_uris=["http://testserver/api/oauth/callback"]) as server:
         server.register(OAuthApp)   # an OAuthApp row whose endpoints point here
@@ -40,7 +41,7 @@ USER = "ann@example.com"
 
 
 class _Client(rfc6749.ClientMixin):
-    def __init__(self, redirect_uris: list[str], client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET):
+    def __init__(self, redirect_uris: list[str], client_id: str = CLIENT_ID, client_secret: str | None = CLIENT_SECRET):
         self.redirect_uris = redirect_uris
         self.client_id, self.client_secret = client_id, client_secret
 
@@ -60,6 +61,8 @@ class _Client(rfc6749.ClientMixin):
         return client_secret == self.client_secret
 
     def check_endpoint_auth_method(self, method, endpoint):
+        if self.client_secret is None:  # a public client (a client ID metadata document's)
+            return method == "none"
         return method in ("client_secret_basic", "client_secret_post")
 
     def check_response_type(self, response_type):
@@ -158,6 +161,7 @@ class FakeOAuthServer:
         self.revoked: list[str] = []
         self.requests: list[tuple[str, str]] = []
         self.registered: dict[str, _Client] = {}
+        self.client_documents: dict[str, dict] = {}
         self._dead_before = 0.0
         self._lock = threading.RLock()
         self.server = self._authorization_server()
@@ -172,6 +176,11 @@ class FakeOAuthServer:
 
         class Server(rfc6749.AuthorizationServer):
             def query_client(self, client_id):
+                if client_id in fake.client_documents:
+                    document = fake.client_documents[client_id]
+                    if document.get("client_id") != client_id:
+                        return None
+                    return _Client(list(document.get("redirect_uris") or []), client_id, None)
                 return fake.client if client_id == CLIENT_ID else fake.registered.get(client_id)
 
             def save_token(self, token, request):
@@ -193,7 +202,7 @@ class FakeOAuthServer:
                 pass
 
         class CodeGrant(grants.AuthorizationCodeGrant):
-            TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+            TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
             def save_authorization_code(self, code, request):
                 data = request.payload.data
@@ -211,7 +220,7 @@ class FakeOAuthServer:
                 return authorization_code.user
 
         class RefreshGrant(grants.RefreshTokenGrant):
-            TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+            TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
             INCLUDE_NEW_REFRESH_TOKEN = True
 
             def authenticate_refresh_token(self, refresh_token):
@@ -227,7 +236,7 @@ class FakeOAuthServer:
                 refresh_token.revoked = True
 
         class Revocation(RevocationEndpoint):
-            CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+            CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
             def query_token(self, token_string, token_type_hint):
                 return next((t for t in fake.tokens if token_string in (t.data.get("access_token"),
@@ -329,6 +338,7 @@ class FakeOAuthServer:
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "scopes_supported": ["mcp", "openid", "email"],
+            "client_id_metadata_document_supported": bool(self.client_documents),
         }
 
     def token_info(self, token: str) -> dict | None:
