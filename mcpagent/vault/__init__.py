@@ -8,6 +8,9 @@ who holds a value is a plain id (`session_id`, `agent_id`), so the vault never i
 Modules, one job each: models, audit (actors and the trail), holders (ownership, scope, lifetime), store
 (credential values), files (uploaded files), materialize (decrypted files on disk while a server runs),
 expiry (purge), formats (value checks and masks), filecheck (file checks), rules (the caller's knowledge),
-connections (connected accounts). OAuth: oauth_presets (providers), oauth_client (authlib calls), oauth_flow (the
-authorization link and its callback), oauth_tokens (saved, refreshed, revoked tokens), oauth_apis (the callback).
+connections (connected accounts). OAuth: oauth_presets (providers), oauth_client (authlib calls), oauth_states
+(one-time states), oauth_flow (the authorization link and its callback), oauth_tokens (saved, refreshed, revoked
+tokens), oauth_apis (the callback, our client metadata document). Remote MCP servers' MCP authorization:
+mcp_auth_discovery (metadata and client registration, with the mcp SDK's helpers), mcp_auth_flow (link, callback,
+tokens in use).
 """

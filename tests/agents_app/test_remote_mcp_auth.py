@@ -6,7 +6,9 @@ refreshed once; another end user's agent does not get the token."""
 from urllib.parse import parse_qs, urlsplit
 
 from agents_app.models import Agent
-from mcpagent.vault.models import McpAuthConnection
+from agents_app.services import agent_create, agent_revalidate, agent_validate
+from mcpagent.vault.models import McpAuthConnection, OAuthState
+from sessions_app.models import Session
 from tests.agents_app.test_apis import create_body, error_of
 from tests.fakes.oauth_server import callback_path, follow
 from tests.fakes.protected_mcp import protected_mcp  # noqa: F401  (fixture)
@@ -71,3 +73,19 @@ def test_another_end_user_does_not_get_the_token(api, anon_api, protected_mcp):
     assert details["reason"] == "authorization_required"
     assert len(protected_mcp.verifier.seen) == seen  # bob's agent sent no token at all
     assert Agent.objects.get(pk=details["agent_id"]).status == "failed"
+
+
+def test_the_chat_session_of_a_failed_agent_offers_the_link(api, anon_api, protected_mcp):
+    session = Session.objects.create(client=api.client_obj, end_user="alice", status=Session.Status.ERROR)
+    agent = agent_create(client=api.client_obj, session=session, servers={"notes": {"url": protected_mcp.url}},
+                         user_prompt="List my notes", workflow="List the notes")
+    agent = agent_validate(agent_id=agent.id)
+    assert agent.status == "failed" and agent.error["code"] == "authorization_required"
+    session.context["agent_id"] = str(agent.id)
+    session.save()
+    [link] = api.get(f"/api/sessions/{session.id}").json()["authorizations"]
+    assert link["provider"] == "mcp" and link["server_url"] == protected_mcp.url
+    assert OAuthState.objects.get(provider="mcp").session_id == session.id  # bound to the session
+    _authorize(anon_api, link)
+    assert agent_revalidate(agent_id=agent.id).status == "ready"
+    assert api.get(f"/api/sessions/{session.id}").json()["authorizations"] == []  # nothing left to authorize
