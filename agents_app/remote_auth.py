@@ -10,7 +10,7 @@ from agents_app.mcp_config import LaunchSpec
 from agents_app.runtime import ServerCheck, validate_servers
 from agents_app.secrets import remote_token_apply
 from mcpagent.errors import ApplicationError
-from mcpagent.vault.mcp_auth_flow import mcp_authorization_start
+from mcpagent.vault.mcp_auth_flow import mcp_authorization_start, mcp_connection_status
 
 logger = logging.getLogger(__name__)
 AUTHORIZATION_REQUIRED = "authorization_required"
@@ -62,6 +62,8 @@ def authorization_links(agent: Any, *, redirect_uri: str, session_id: Any = None
             logger.info("agent %s: no authorization link for %s: %s", agent.id, failure.get("server"), exc.message)
             continue
         if url:
+            status = mcp_connection_status(client=agent.client, end_user=agent.end_user, server_url=entry["url"])
             links.append({"provider": "mcp", "mcp_servers": [failure["server"]], "server_url": entry["url"],
-                          "credential_keys": [], "reason": "not_connected", "authorization_url": url})
+                          "credential_keys": [], "authorization_url": url,
+                          "reason": "needs_reauth" if status in ("active", "needs_reauth") else "not_connected"})
     return links

@@ -234,6 +234,12 @@ def mcp_token_for_use(*, client: ApiClient, end_user: str, server_url: str, acto
     return McpToken(server_url=server_url, access_token=connection.token["access_token"])
 
 
+def mcp_connection_status(*, client: ApiClient, end_user: str, server_url: str) -> str | None:
+    """pending, active or needs_reauth; None when the end user never started authorizing the server."""
+    return (McpAuthConnection.objects.filter(client=client, end_user=end_user, server_url=server_url)
+            .values_list("status", flat=True).first())
+
+
 def mcp_connection_revoke_and_delete(connection: McpAuthConnection, *, actor: ActorLike,
                                      reason: str) -> dict[str, Any]:
     """Revoke the tokens where the authorization server publishes an RFC 7009 endpoint, then delete the

@@ -14,8 +14,15 @@ from tests.fakes.oauth_server import callback_path, follow
 from tests.fakes.protected_mcp import protected_mcp  # noqa: F401  (fixture)
 
 
+PLAYBACK = [{"role": "user", "text": "Note: call Bob"},
+            {"role": "assistant", "text": "Adding it.",
+             "tool_calls": [{"name": "notes__add_note", "arguments": {"text": "call Bob"}}]},
+            {"role": "assistant", "text": "Done."}]
+
+
 def _create(api, server, **extra) -> dict:
-    body = create_body({"notes": {"url": server.url, "transport": "http"}}, **extra)
+    body = create_body({"notes": {"url": server.url, "transport": "http"}}, model="playback", playback=PLAYBACK,
+                       **extra)
     return error_of(api.post("/api/agents/create", body, format="json"), 422, "agent_validation_failed")["details"]
 
 
@@ -31,6 +38,7 @@ def test_a_protected_server_is_authorized_by_link_then_its_tools_are_listed_with
     assert details["reason"] == "authorization_required" and details["server"] == "notes"
     [link] = details["authorizations"]
     assert link["provider"] == "mcp" and link["server_url"] == protected_mcp.url and link["mcp_servers"] == ["notes"]
+    assert link["reason"] == "not_connected"
     query = parse_qs(urlsplit(link["authorization_url"]).query)
     assert query["code_challenge_method"] == ["S256"] and query["resource"] == [protected_mcp.url]
     # Dynamic registration happened once, at the authorization server the server's metadata names.
@@ -48,6 +56,11 @@ def test_a_protected_server_is_authorized_by_link_then_its_tools_are_listed_with
     assert sorted(response.json()["agent"]["tools"]["notes"]) == ["add_note", "list_notes"]
     assert protected_mcp.verifier.seen[-1] == connection.token["access_token"]
 
+    # A run connects with the token too (fast-agent, the playback model calling the server's tool).
+    body = api.post(f"/api/agents/{agent_id}/messages", {"message": "Note: call Bob"}, format="json").json()
+    assert body["reply"] == "Done." and body["tool_calls"][0]["result"].startswith("added: call Bob"), body
+    assert connection.token["access_token"] not in str(body)
+
 
 def test_a_refused_token_is_refreshed_once_and_a_bad_token_is_never_accepted(api, anon_api, protected_mcp):
     details = _create(api, protected_mcp)
@@ -63,6 +76,7 @@ def test_a_refused_token_is_refreshed_once_and_a_bad_token_is_never_accepted(api
     protected_mcp.oauth.refuse_refresh = True  # the grant is gone: the user must sign in again
     again = error_of(api.post(f"/api/agents/{details['agent_id']}/validate", {}, format="json"), 422)["details"]
     assert again["reason"] == "authorization_required" and again["authorizations"][0]["authorization_url"]
+    assert again["authorizations"][0]["reason"] == "needs_reauth"
     assert McpAuthConnection.objects.get().status == "needs_reauth"
 
 
