@@ -7,6 +7,7 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 from mcp.server.mcpserver import MCPServer
 
@@ -169,3 +170,18 @@ def test_a_client_id_metadata_document_replaces_registration_where_the_server_ta
     assert connection.registration["client_id"] == document_url and connection.status == "active"
     token = _token(api, protected_mcp)
     assert protected_mcp.oauth.token_info(token.access_token)["client_id"] == document_url
+
+
+def test_staff_see_the_authorization_without_its_token_or_registration_and_deleting_revokes(
+        api, anon_api, admin_client, protected_mcp):
+    connection = _connect(api, anon_api, protected_mcp)
+    hidden = [connection.token["access_token"], connection.token["refresh_token"],
+              connection.registration["client_secret"]]
+    for page in (admin_client.get(reverse("admin:vault_mcpauthconnection_changelist")),
+                 admin_client.get(reverse("admin:vault_mcpauthconnection_change", args=[connection.pk]))):
+        assert page.status_code == 200 and protected_mcp.url in page.content.decode()
+        assert not [secret for secret in hidden if secret in page.content.decode()]
+    response = admin_client.post(reverse("admin:vault_mcpauthconnection_delete", args=[connection.pk]),
+                                 {"post": "yes"})
+    assert response.status_code == 302 and not McpAuthConnection.objects.exists()
+    assert connection.token["refresh_token"] in protected_mcp.oauth.revoked
