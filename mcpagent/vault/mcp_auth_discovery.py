@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import anyio
 import httpx2
 from django.conf import settings
-from mcp.client.auth.exceptions import OAuthRegistrationError
+from mcp.client.auth.exceptions import OAuthFlowError, OAuthRegistrationError
 from mcp.client.auth.oauth2 import check_registration_usable
 from mcp.client.auth.utils import (build_oauth_authorization_server_metadata_discovery_urls,
                                    build_protected_resource_metadata_discovery_urls,
@@ -88,7 +88,11 @@ async def _get(http: httpx2.AsyncClient, url: str) -> httpx2.Response | None:
     if problem:
         logger.info("MCP authorization discovery skipped %s: %s", urlsplit(url).netloc, problem)
         return None
-    return await http.send(create_oauth_metadata_request(url))
+    try:
+        return await http.send(create_oauth_metadata_request(url))
+    except httpx2.HTTPError as exc:  # a candidate that cannot be fetched: the next one may answer
+        logger.info("MCP authorization discovery could not fetch %s: %s", urlsplit(url).netloc, type(exc).__name__)
+        return None
 
 
 def _client(timeout: float) -> httpx2.AsyncClient:
@@ -133,9 +137,9 @@ async def discover(server_url: str, *, timeout: float) -> Discovered | None:
             if found is not None:
                 try:
                     validate_metadata_issuer(found, issuer)
-                except Exception as exc:  # noqa: BLE001 -- the SDK's own error type varies by check
-                    raise DiscoveryFailure(f"the authorization server's metadata names another issuer ({exc})") \
-                        from None
+                except OAuthFlowError:
+                    raise DiscoveryFailure(f"the authorization server's metadata names another issuer "
+                                           f"({found.issuer})") from None
                 metadata = found
                 break
             if not ok:

@@ -162,6 +162,7 @@ class FakeOAuthServer:
         self.requests: list[tuple[str, str]] = []
         self.registered: dict[str, _Client] = {}
         self.client_documents: dict[str, dict] = {}
+        self.issuer = ""  # a metadata `issuer` other than its own URL (a misconfigured or impostor server)
         self._dead_before = 0.0
         self._lock = threading.RLock()
         self.server = self._authorization_server()
@@ -331,7 +332,7 @@ class FakeOAuthServer:
     def metadata(self) -> dict:
         """RFC 8414 authorization server metadata."""
         return {
-            "issuer": self.url, "authorization_endpoint": f"{self.url}/authorize",
+            "issuer": self.issuer or self.url, "authorization_endpoint": f"{self.url}/authorize",
             "token_endpoint": f"{self.url}/token", "registration_endpoint": f"{self.url}/register",
             "revocation_endpoint": f"{self.url}/revoke", "response_types_supported": ["code"],
             "grant_types_supported": ["authorization_code", "refresh_token"],

@@ -18,7 +18,7 @@ from tests.fakes.oauth_server import FakeOAuthServer
 
 
 class _Verifier:
-    def __init__(self, oauth: FakeOAuthServer):
+    def __init__(self, oauth: FakeOAuthServer, *, resource_path: str = "/mcp"):
         self.oauth = oauth
         self.seen: list[str] = []
 
@@ -32,7 +32,7 @@ class _Verifier:
 
 
 class ProtectedMcpServer:
-    def __init__(self, oauth: FakeOAuthServer):
+    def __init__(self, oauth: FakeOAuthServer, *, resource_path: str = "/mcp"):
         self._inner = None
 
         async def app(scope, receive, send):  # a plain function: uvicorn reads a method as an ASGI2 app
@@ -42,7 +42,7 @@ class ProtectedMcpServer:
         self.url = self._remote.url
         self.verifier = _Verifier(oauth)
         server = MCPServer("protected-notes", token_verifier=self.verifier, auth=AuthSettings(
-            issuer_url=oauth.url, resource_server_url=self.url, required_scopes=["mcp"],
+            issuer_url=oauth.url, resource_server_url=self.url.removesuffix("/mcp") + resource_path, required_scopes=["mcp"],
             validate_token_resource=True))
 
         @server.tool()

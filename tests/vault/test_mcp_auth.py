@@ -20,7 +20,7 @@ from mcpagent.vault.models import McpAuthConnection, OAuthState
 from mcpagent.vault.oauth_states import state_hash
 from tests.agents_app.servers.remote import RemoteServer
 from tests.fakes.oauth_server import callback_path, follow
-from tests.fakes.protected_mcp import CALLBACK, protected_mcp  # noqa: F401  (fixture)
+from tests.fakes.protected_mcp import CALLBACK, ProtectedMcpServer, protected_mcp  # noqa: F401  (fixture)
 from tests.sessions_app.conftest import log_capture  # noqa: F401  (shared fixture)
 from tests.vault.test_oauth import _database_text
 
@@ -185,3 +185,15 @@ def test_staff_see_the_authorization_without_its_token_or_registration_and_delet
                                  {"post": "yes"})
     assert response.status_code == 302 and not McpAuthConnection.objects.exists()
     assert connection.token["refresh_token"] in protected_mcp.oauth.revoked
+
+
+def test_metadata_for_another_resource_or_from_another_issuer_is_refused(api, settings, protected_mcp):
+    with ProtectedMcpServer(protected_mcp.oauth, resource_path="/other/mcp") as elsewhere:
+        with pytest.raises(ApplicationError) as caught:
+            _link(api, elsewhere)
+    assert caught.value.code == "mcp_authorization_unavailable" and "another resource" in caught.value.message
+    protected_mcp.oauth.issuer = "https://impostor.example.com"
+    with pytest.raises(ApplicationError) as caught:
+        _link(api, protected_mcp)
+    assert "another issuer" in caught.value.message
+    assert protected_mcp.oauth.registered == {} and not OAuthState.objects.exists()
