@@ -32,12 +32,16 @@ from agents_app.services import (
     agent_run_queue,
     agent_schedule_delete,
     agent_schedule_set,
+    agent_revalidation_queue,
     agent_validation_queue,
     wait_for,
 )
+from agents_app.remote_auth import authorization_links
 from mcpagent.errors import ApplicationError
 from mcpagent.fields import StrictCharField, end_user_field
 from mcpagent.schema import error_responses
+from mcpagent.vault.oauth_apis import callback_url
+from mcpagent.vault.oauth_states import return_url_check
 
 
 def agent_body(agent: Agent) -> dict:
@@ -143,6 +147,8 @@ class AgentCreateApi(APIView):
         name = serializers.CharField(max_length=200, required=False, allow_blank=True)
         playback = _PlaybackField(required=False, help_text="Scripted steps for model `playback`.")
         end_user = end_user_field()
+        return_url = serializers.CharField(max_length=2000, required=False, allow_blank=True, help_text=(
+            "Where the user's browser goes after an authorization a 422 offers (a host registered for the client)."))
 
         def validate_mcp_config(self, value):
             if not isinstance(value, dict) or not isinstance(value.get("mcpServers"), dict):
@@ -162,36 +168,69 @@ class AgentCreateApi(APIView):
         agent = serializers.DictField()
 
     @extend_schema(request=InputSerializer,
-                   responses={201: OutputSerializer, 202: OutputSerializer, **error_responses(422, 503)})
+                   responses={201: OutputSerializer, 202: OutputSerializer, **error_responses(400, 422, 503)})
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        return_url_check(client=request.auth, return_url=data.get("return_url", ""))
         agent = agent_create(
             client=request.auth, servers=data["mcp_config"]["mcpServers"], server_info=data.get("mcp_server_info"),
             user_prompt=data["user_prompt"], workflow=data["workflow"], model=data.get("model") or None,
             name=data.get("name", ""), playback=data.get("playback"), end_user=data.get("end_user", ""),
         )
         agent_validation_queue(agent=agent)
-        if not settings.CELERY_TASK_ALWAYS_EAGER:
-            wait_for(Agent.objects.filter(pk=agent.pk), done=(Agent.Status.READY, Agent.Status.FAILED),
-                     seconds=settings.AGENT_CREATE_WAIT_SECONDS)
-        agent.refresh_from_db()
-        if agent.status == Agent.Status.FAILED:
-            error = agent.error or {}
-            raise ApplicationError(
-                error.get("message", "The agent could not be created."), code="agent_validation_failed", status=422,
-                details={"agent_id": str(agent.id), "server": error.get("server"), "reason": error.get("code"),
-                         "hint": error.get("hint"), "errors": error.get("servers", [error])},
-            )
-        if agent.status == Agent.Status.READY:
-            body = {"status": "ok", "agent_id": agent.id, "message": "Agent created successfully",
-                    "agent": agent_body(agent)}
-            return Response(self.OutputSerializer(body).data, status=status.HTTP_201_CREATED)
+        return validation_answer(request, agent, self.OutputSerializer, return_url=data.get("return_url", ""),
+                                 created=True)
+
+
+def validation_answer(request, agent: Agent, output, *, return_url: str, created: bool) -> Response:
+    """The answer once an agent's validation was queued: 201 (200 for a revalidation) when it is ready, 202 while
+    it goes on, 422 when it failed (with `authorizations` for servers that need the end user to sign in)."""
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        wait_for(Agent.objects.filter(pk=agent.pk), done=(Agent.Status.READY, Agent.Status.FAILED),
+                 seconds=settings.AGENT_CREATE_WAIT_SECONDS)
+    agent.refresh_from_db()
+    if agent.status == Agent.Status.FAILED:
+        error = agent.error or {}
+        details = {"agent_id": str(agent.id), "server": error.get("server"), "reason": error.get("code"),
+                   "hint": error.get("hint"), "errors": error.get("servers", [error])}
+        links = authorization_links(agent, redirect_uri=callback_url(request), return_url=return_url)
+        if links:
+            details["authorizations"] = links
+        raise ApplicationError(error.get("message", "The agent could not be created."),
+                               code="agent_validation_failed", status=422, details=details)
+    if agent.status == Agent.Status.READY:
         body = {"status": "ok", "agent_id": agent.id,
-                "message": f"Agent is being created ({agent.status}); poll GET /api/agents/{agent.id}.",
+                "message": "Agent created successfully" if created else "Agent validated successfully",
                 "agent": agent_body(agent)}
-        return Response(self.OutputSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+        return Response(output(body).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+    body = {"status": "ok", "agent_id": agent.id,
+            "message": f"Agent is being validated ({agent.status}); poll GET /api/agents/{agent.id}.",
+            "agent": agent_body(agent)}
+    return Response(output(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+class AgentValidateApi(APIView):
+    """Validate a finished agent again: start its servers with its current credentials and authorizations (after
+    the end user signed in to a server that asked for it, or a credential was fixed)."""
+
+    @extend_schema_serializer(component_name="AgentValidateInput")
+    class InputSerializer(serializers.Serializer):
+        return_url = serializers.CharField(max_length=2000, required=False, allow_blank=True, help_text=(
+            "Where the user's browser goes after an authorization the answer offers (a registered host)."))
+
+    @extend_schema(operation_id="agents_validate", request=InputSerializer,
+                   responses={200: AgentCreateApi.OutputSerializer, 202: AgentCreateApi.OutputSerializer,
+                              **error_responses(409, 422, 503)})
+    def post(self, request, agent_id):
+        agent = agent_get(client=request.auth, agent_id=agent_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return_url = return_url_check(client=request.auth, return_url=serializer.validated_data.get("return_url", ""))
+        agent_revalidation_queue(agent=agent)
+        return validation_answer(request, agent, AgentCreateApi.OutputSerializer, return_url=return_url,
+                                 created=False)
 
 
 class AgentListApi(APIView):

@@ -283,6 +283,8 @@ class LaunchSpec:
     # Env settings that are the catalogue recipe's literal defaults ("SLACK_MCP_ADD_MESSAGE_TOOL": "true"): not
     # the user's, and no secrets.
     default_keys: list[str] = field(default_factory=list)
+    # A remote server's Authorization header is the end user's MCP authorization token from the vault.
+    vault_bearer: bool = False
 
     @property
     def secret_keys(self) -> list[str]:

@@ -9,6 +9,7 @@ latter per agent (vault_server).
 
 A catalogue server with an OAuth rule (agents_app.oauth_rules) takes the keys the rule names from the end user's
 OAuth connection instead, refreshed before use when expired; they win over values stored for the same keys.
+A remote server that uses MCP authorization gets the end user's token from the vault as its Authorization header.
 """
 
 from collections.abc import Iterator
@@ -17,11 +18,13 @@ from typing import Any
 
 from agents_app import mcp_config
 from agents_app.credential_rules import CATALOGUE_RULES
+from agents_app.mcp_config import LaunchSpec
 from agents_app.oauth_rules import oauth_connected_keys, oauth_rule, oauth_values_for_use
 from mcpagent.errors import ApplicationError, NotFound
 from mcpagent.vault import store
 from mcpagent.vault.files import file_ids_for_use, file_keys_held
 from mcpagent.vault.materialize import file_materialize, generated_files_materialize
+from mcpagent.vault.mcp_auth_flow import mcp_token_for_use
 
 
 def credential_scope(server_name: str, entry: dict) -> str:
@@ -150,3 +153,20 @@ def secrets_state(*, agent: Any) -> dict[str, list[dict]]:
         state["missing"] += [{"server": server_name, "credential": key, "kind": "file", "connection": scope}
                              for key in mcp_config.file_keys(entry) if key not in files and key not in oauth_files]
     return state
+
+
+def remote_token_apply(*, agent: Any, spec: LaunchSpec, actor: Any, reason: str,
+                       rejected_access_token: str | None = None) -> bool:
+    """Give a remote server's start the end user's MCP authorization token (`Authorization: Bearer`, redacted like
+    every header value), refreshed first when it has expired or is `rejected_access_token`. An Authorization
+    header the agent's own config sets wins. False when the end user has no usable authorization for the URL."""
+    if spec.transport == "stdio" or (any(k.lower() == "authorization" for k in spec.headers) and not spec.vault_bearer):
+        return False
+    token = mcp_token_for_use(client=agent.client, end_user=agent.end_user, server_url=spec.url, actor=actor,
+                              reason=reason, rejected_access_token=rejected_access_token)
+    if token is None:
+        return False
+    spec.headers = {**{k: v for k, v in spec.headers.items() if k.lower() != "authorization"},
+                    "Authorization": f"Bearer {token.access_token}"}
+    spec.vault_bearer = True
+    return True

@@ -21,8 +21,10 @@ from agents_app.sandbox import prefetch
 from agents_app import schedule_times
 from agents_app.models import Agent, AgentRun, AgentSchedule, Conversation
 from agents_app.oauth_rules import oauth_connected_keys
+from agents_app.remote_auth import validation_retry_after_refresh
 from agents_app.secrets import (
     credential_scope,
+    remote_token_apply,
     secrets_adopt,
     secrets_files_for_use,
     secrets_for_use,
@@ -442,6 +444,7 @@ def launch_specs(agent: Agent, *, reason: str, actor: Any = None,
         spec = mcp_config.launch_spec(name=server_name, entry=entry, values=values,
                                       files=(files or {}).get(server_name), label=label)
         spec.egress_hosts = egress.get(entry.get("catalogue", ""), [])
+        remote_token_apply(agent=agent, spec=spec, actor=actor or agent.client, reason=reason)
         specs.append(spec)
     return specs
 
@@ -492,6 +495,7 @@ def agent_validate(*, agent_id: Any) -> Agent:
             _append_progress(agent.id, _progress("fetching", f"fetching {len(packages)} package(s) into the cache"))
             prefetch.prefetch_all(packages)
         results = validate_servers(specs)  # every server is stopped when it returns; then the files go
+        results.update(validation_retry_after_refresh(agent, specs, results))
     tools = {name: result.tools for name, result in results.items() if result.ok}
     failures = [result.error for result in results.values() if not result.ok]
     entries = agent.mcp_config.get("mcpServers", {})

@@ -8,6 +8,7 @@ from agents_app.apis import (
     AgentMessagesApi,
     AgentRunApi,
     AgentScheduleApi,
+    AgentValidateApi,
 )
 from agents_app.apis_runs import (
     AgentRunEventsApi,
@@ -23,6 +24,7 @@ urlpatterns = [
     path("agents/<str:agent_id>", AgentDetailApi.as_view(), name="agent-detail"),
     path("agents/<str:agent_id>/config", AgentConfigApi.as_view(), name="agent-config"),
     path("agents/<str:agent_id>/messages", AgentMessagesApi.as_view(), name="agent-messages"),
+    path("agents/<str:agent_id>/validate", AgentValidateApi.as_view(), name="agent-validate"),
     path("agents/<str:agent_id>/schedule", AgentScheduleApi.as_view(), name="agent-schedule"),
     path("agents/<str:agent_id>/runs", AgentRunListApi.as_view(), name="agent-runs"),
     path("agents/<str:agent_id>/runs/<str:run_id>", AgentRunApi.as_view(), name="agent-run"),

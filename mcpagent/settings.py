@@ -244,6 +244,11 @@ OAUTH_REDIRECT_URL = env_str("OAUTH_REDIRECT_URL", "")
 OAUTH_STATE_TTL_SECONDS = env_int("OAUTH_STATE_TTL_SECONDS", 1800)
 OAUTH_HTTP_TIMEOUT_SECONDS = env_float("OAUTH_HTTP_TIMEOUT_SECONDS", 10.0)
 OAUTH_REFRESH_LEEWAY_SECONDS = env_int("OAUTH_REFRESH_LEEWAY_SECONDS", 60)
+# Remote MCP servers with MCP authorization (mcpagent.vault.mcp_auth_*): the client name we register with their
+# authorization servers, and the https URL of our client ID metadata document (GET /api/oauth/client-metadata),
+# used instead of dynamic registration where an authorization server supports those (empty: always register).
+MCP_OAUTH_CLIENT_NAME = env_str("MCP_OAUTH_CLIENT_NAME", "mcpagent")
+MCP_OAUTH_CLIENT_METADATA_URL = env_str("MCP_OAUTH_CLIENT_METADATA_URL", "")
 CELERY_BEAT_SCHEDULE["purge-expired-credentials"] = {
     "task": "sessions_app.tasks.purge_expired_credentials",
     "schedule": float(env_int("CREDENTIAL_PURGE_INTERVAL_SECONDS", 300)),

@@ -33,6 +33,7 @@ class AuthorizationSerializer(serializers.Serializer):
     credential_keys = serializers.ListField(child=serializers.CharField(), help_text="server:KEY it supplies")
     reason = serializers.ChoiceField(choices=["not_connected", "needs_reauth"])
     authorization_url = serializers.URLField()
+    server_url = serializers.CharField(required=False, help_text="provider `mcp`: the remote MCP server's URL")
 
 
 class RequiredFileSerializer(serializers.Serializer):

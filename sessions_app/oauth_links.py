@@ -1,22 +1,25 @@
 """The authorization links a chat reply offers: one per provider the plan needs and the end user has not connected
-(or must authorize again), made fresh for each reply (each link works once, for OAUTH_STATE_TTL_SECONDS)."""
+(or must authorize again), and one per remote MCP server that refused the session's agent until the end user signs
+in to it (MCP authorization); made fresh for each reply (each link works once, for OAUTH_STATE_TTL_SECONDS)."""
 
-from django.conf import settings
-from django.urls import reverse
-
+from agents_app.models import Agent
+from agents_app.remote_auth import authorization_links as agent_authorization_links
 from mcpagent.errors import ApplicationError
+from mcpagent.vault.oauth_apis import callback_url
 from mcpagent.vault.oauth_flow import authorization_start
 from sessions_app.models import Session
 
 
 def redirect_uri(request) -> str:
     """The callback URL registered with the providers: OAUTH_REDIRECT_URL, else this service's own as reached."""
-    return settings.OAUTH_REDIRECT_URL or request.build_absolute_uri(reverse("oauth-callback"))
+    return callback_url(request)
 
 
 def authorization_links(request, session: Session) -> list[dict]:
     """[{provider, mcp_servers, credential_keys, reason, authorization_url}] for the session's open authorizations
     (none while the session is busy or done)."""
+    if session.status == Session.Status.ERROR:
+        return _remote_server_links(request, session)
     if session.status != Session.Status.PENDING_CREDENTIALS:
         return []
     links = []
@@ -31,3 +34,19 @@ def authorization_links(request, session: Session) -> list[dict]:
             url = authorization_start(**start)
         links.append({**needed, "authorization_url": url})
     return links
+
+
+def _remote_server_links(request, session: Session) -> list[dict]:
+    """Links for the remote servers that asked the session's failed agent for authorization; after approving,
+    the user's next message validates that agent again."""
+    agent_id = session.context.get("agent_id")
+    agent = session.agents.filter(pk=agent_id, status=Agent.Status.FAILED).first() if agent_id else None
+    if agent is None:
+        return []
+    try:
+        return agent_authorization_links(agent, redirect_uri=redirect_uri(request), session_id=session.id,
+                                         return_url=session.context.get("oauth_return_url", ""))
+    except ApplicationError as exc:
+        if exc.code != "return_url_not_allowed":
+            raise
+        return agent_authorization_links(agent, redirect_uri=redirect_uri(request), session_id=session.id)

@@ -239,9 +239,12 @@ async def _check_remote(spec: LaunchSpec, timeout: float, redact: Redactor) -> t
     await _check_remote_address(spec)
     # The SDK turns HTTP errors into generic JSON-RPC errors; keep the statuses to say what happened.
     statuses: list[int] = []
+    challenges: list[str] = []
 
     async def record(response: Any) -> None:
         statuses.append(response.status_code)
+        if response.status_code == 401:
+            challenges.append(response.headers.get("www-authenticate", ""))
 
     def client_factory(**kwargs: Any) -> Any:
         client = create_mcp_http_client(**kwargs)
@@ -267,12 +270,27 @@ async def _check_remote(spec: LaunchSpec, timeout: float, redact: Redactor) -> t
         ) from None
     except Exception as exc:  # noqa: BLE001 -- classified for the user
         errors = [code for code in statuses if code >= 400]
-        raise _classify_remote(spec, exc, status=errors[0] if errors else None, redact=redact) from None
+        raise _classify_remote(spec, exc, status=errors[0] if errors else None, redact=redact,
+                               challenge=challenges[0] if challenges else "") from None
 
 
-def _classify_remote(spec: LaunchSpec, exc: BaseException, *, status: int | None, redact: Redactor) -> ServerFailure:
+def authorization_required(spec: LaunchSpec, *, status: int | None, challenge: str) -> bool:
+    """A 401 with a Bearer challenge (MCP authorization) from a server the user gave no Authorization header of
+    their own: the end user must authorize us (a token they pasted that is refused is credentials_rejected)."""
+    own_header = any(k.lower() == "authorization" for k in spec.headers) and not spec.vault_bearer
+    return status == 401 and challenge.strip().lower().startswith("bearer") and not own_header
+
+
+def _classify_remote(spec: LaunchSpec, exc: BaseException, *, status: int | None, redact: Redactor,
+                     challenge: str = "") -> ServerFailure:
     leaves = _leaf_exceptions(exc)
     text = " ".join(_exception_text(e) for e in leaves)
+    if authorization_required(spec, status=status, challenge=challenge):
+        again = " again" if spec.vault_bearer else ""
+        return ServerFailure("authorization_required",
+                             f"{_service(spec.label)} needs the user to sign in{again} (MCP authorization).",
+                             "Open the authorization_url given with this error in the user's browser and approve; "
+                             "then validate the agent again (or send the chat another message).")
     if status in (401, 403) or _AUTH_RE.search(text):
         keys = ", ".join(spec.secret_keys) or "an Authorization header"
         return ServerFailure("credentials_rejected",

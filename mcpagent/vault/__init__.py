@@ -10,6 +10,8 @@ Modules, one job each: models, audit (actors and the trail), holders (ownership,
 (credential values), files (uploaded files), materialize (decrypted files on disk while a server runs),
 expiry (purge), formats (value checks and masks), filecheck (file checks), rules (the caller's knowledge),
 verify (live token checks), connections (connected accounts) and apis (their endpoints). OAuth: oauth_presets
-(providers), oauth_client (authlib calls), oauth_flow (the authorization link and its callback), oauth_tokens (saved,
-refreshed, revoked tokens), oauth_apis (the callback).
+(providers), oauth_client (authlib calls), oauth_states (one-time states), oauth_flow (the authorization link and its
+callback), oauth_tokens (saved, refreshed, revoked tokens), oauth_apis (the callback, our client metadata document).
+Remote MCP servers' MCP authorization: mcp_auth_discovery (metadata and client registration, with the mcp SDK's
+helpers), mcp_auth_flow (link, callback, tokens in use).
 """

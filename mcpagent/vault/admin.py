@@ -8,7 +8,8 @@ from django.contrib import admin
 
 from mcpagent.vault.audit import Actor
 from mcpagent.vault.files import file_delete
-from mcpagent.vault.models import AuditEvent, Credential, OAuthApp, OAuthConnection, StoredFile
+from mcpagent.vault.mcp_auth_flow import mcp_connection_revoke_and_delete
+from mcpagent.vault.models import AuditEvent, Credential, McpAuthConnection, OAuthApp, OAuthConnection, StoredFile
 from mcpagent.vault.oauth_tokens import connection_revoke_and_delete
 from mcpagent.vault.store import credential_delete
 
@@ -25,13 +26,7 @@ class _SecretAdmin(admin.ModelAdmin):
         return False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).defer(self.secret_field).prefetch_related("references")
-
-    @admin.display(description="held by")
-    def holders(self, obj) -> str:
-        """The sessions and agents that use this entry (they hold references, not copies)."""
-        return ", ".join(f"agent {ref.agent_id}" if ref.agent_id else f"session {ref.session_id}"
-                         for ref in obj.references.all()) or "-"
+        return super().get_queryset(request).defer(*self.secret_field.split())
 
     def delete_model(self, request, obj) -> None:
         self.delete_one(obj, Actor.for_staff(request.user))
@@ -43,8 +38,21 @@ class _SecretAdmin(admin.ModelAdmin):
             self.delete_one(obj, actor)
 
 
+class _ReferencedAdmin(_SecretAdmin):
+    """Vault entries that sessions and agents refer to."""
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("references")
+
+    @admin.display(description="held by")
+    def holders(self, obj) -> str:
+        """The sessions and agents that use this entry (they hold references, not copies)."""
+        return ", ".join(f"agent {ref.agent_id}" if ref.agent_id else f"session {ref.session_id}"
+                         for ref in obj.references.all()) or "-"
+
+
 @admin.register(Credential)
-class CredentialAdmin(_SecretAdmin):
+class CredentialAdmin(_ReferencedAdmin):
     secret_field = "value"
     list_display = ["server", "key", "hint", "kind", "client", "end_user", "holders", "expires_at",
                     "last_used_at"]
@@ -59,7 +67,7 @@ class CredentialAdmin(_SecretAdmin):
 
 
 @admin.register(StoredFile)
-class StoredFileAdmin(_SecretAdmin):
+class StoredFileAdmin(_ReferencedAdmin):
     secret_field = "content"
     list_display = ["filename", "server", "key", "file_type", "content_type", "detected", "size", "client",
                     "end_user", "holders", "expires_at"]
@@ -154,3 +162,17 @@ class OAuthConnectionAdmin(_SecretAdmin):
 
     def delete_one(self, obj: OAuthConnection, actor: Actor) -> None:
         connection_revoke_and_delete(obj, actor=actor, reason="admin")
+
+
+@admin.register(McpAuthConnection)
+class McpAuthConnectionAdmin(_SecretAdmin):
+    secret_field = "token registration"  # both encrypted, neither shown
+    list_display = ["server_url", "client", "end_user", "issuer", "hint", "status", "last_used_at", "refreshed_at"]
+    list_filter = ["status"]
+    search_fields = ["server_url", "client__name", "end_user", "issuer"]
+    fields = ["id", "client", "end_user", "server_url", "issuer", "endpoints", "hint", "scopes", "status",
+              "access_expires_at", "created_at", "updated_at", "last_used_at", "refreshed_at"]
+    readonly_fields = fields
+
+    def delete_one(self, obj: McpAuthConnection, actor: Actor) -> None:
+        mcp_connection_revoke_and_delete(obj, actor=actor, reason="admin")

@@ -28,7 +28,7 @@ class ConnectionListApi(APIView):
         id = serializers.UUIDField()
         service = serializers.CharField()
         end_user = serializers.CharField(allow_blank=True)
-        kind = serializers.ChoiceField(choices=["api_key", "oauth", "file"])
+        kind = serializers.ChoiceField(choices=["api_key", "oauth", "mcp_oauth", "file"])
         identity = serializers.DictField(child=serializers.CharField(), help_text="Masked hints, never values.")
         status = serializers.CharField()
         last_used_at = serializers.DateTimeField(allow_null=True)

@@ -4,7 +4,9 @@ A connection is every live vault entry of one client, end user and server (one p
 agents using it refer to): listed with masked identities only, deleted as a whole. Its id is derived from
 (client, end user, server), so it stays the same while values are rotated, and another client's or end user's
 id is never found (404). An account connected by OAuth (mcpagent.vault.oauth_flow) is one entry of kind "oauth"
-for its provider, with its own id; deleting it revokes its tokens at the provider first.
+for its provider, with its own id; deleting it revokes its tokens at the provider first. A remote MCP server
+authorized by MCP authorization (mcpagent.vault.mcp_auth_flow) is one entry of kind "mcp_oauth" whose service is
+the server's URL; deleting it revokes its tokens where its authorization server publishes a revocation endpoint.
 """
 
 import uuid
@@ -16,7 +18,8 @@ from mcpagent.errors import NotFound
 from mcpagent.models import ApiClient
 from mcpagent.vault.audit import ActorLike, audit_event
 from mcpagent.vault.holders import hold, live, lock_entries, session_expiry, uuid_or_none
-from mcpagent.vault.models import AuditEvent, Credential, OAuthConnection, StoredFile
+from mcpagent.vault.mcp_auth_flow import mcp_connection_revoke_and_delete
+from mcpagent.vault.models import AuditEvent, Credential, McpAuthConnection, OAuthConnection, StoredFile
 from mcpagent.vault.oauth_tokens import connection_revoke_and_delete
 from mcpagent.vault.store import delete_rows
 
@@ -67,7 +70,7 @@ def connections_list(*, client: ApiClient, end_user: str = "") -> list[dict]:
             "expires_at": None if len(expiries) < len(rows) else min(expiries),
             "agents": sorted({str(ref.agent_id) for row in rows for ref in row.references.all() if ref.agent_id}),
         })
-    return connections + _oauth_connections(client, end_user)
+    return connections + _oauth_connections(client, end_user) + _mcp_connections(client, end_user)
 
 
 def _oauth_connections(client: ApiClient, end_user: str) -> list[dict]:
@@ -75,6 +78,16 @@ def _oauth_connections(client: ApiClient, end_user: str) -> list[dict]:
     return [{
         "id": str(row.pk), "service": row.provider, "end_user": end_user, "kind": "oauth",
         "identity": {"account": f"{row.identity} ({row.hint})" if row.identity else row.hint},
+        "status": row.status, "last_used_at": row.last_used_at, "expires_at": None, "agents": [],
+    } for row in rows]
+
+
+def _mcp_connections(client: ApiClient, end_user: str) -> list[dict]:
+    rows = (McpAuthConnection.objects.filter(client=client, end_user=end_user).exclude(status="pending")
+            .defer("token", "registration").order_by("server_url"))
+    return [{
+        "id": str(row.pk), "service": row.server_url, "end_user": end_user, "kind": "mcp_oauth",
+        "identity": {"account": row.hint, "issuer": row.issuer},
         "status": row.status, "last_used_at": row.last_used_at, "expires_at": None, "agents": [],
     } for row in rows]
 
@@ -89,6 +102,10 @@ def connection_delete(*, client: ApiClient, end_user: str = "", connection: Any,
         if wanted else None
     if oauth is not None:
         return connection_revoke_and_delete(oauth, actor=actor, reason=reason)
+    remote = McpAuthConnection.objects.filter(client=client, end_user=end_user, pk=wanted).defer("token").first() \
+        if wanted else None
+    if remote is not None:
+        return mcp_connection_revoke_and_delete(remote, actor=actor, reason=reason)
     return _credentials_delete(client, end_user, connection, wanted, actor, reason)
 
 

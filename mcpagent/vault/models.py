@@ -7,6 +7,8 @@ from mcpagent.crypto import EncryptedBytesField, EncryptedJSONField
 from mcpagent.fields import END_USER_MAX_LENGTH
 from mcpagent.vault.oauth_presets import PROVIDER_CHOICES
 
+MCP_PROVIDER = "mcp"
+
 
 class Credential(models.Model):
     """One secret or setting for one server, owned by an API client (and the end user it names): one row per
@@ -236,7 +238,10 @@ class OAuthState(models.Model):
     client = models.ForeignKey("mcpagent.ApiClient", on_delete=models.CASCADE, related_name="oauth_states")
     end_user = models.CharField(max_length=END_USER_MAX_LENGTH, blank=True, default="")
     session_id = models.UUIDField(null=True, blank=True)
-    provider = models.CharField(max_length=20, choices=PROVIDER_CHOICES)
+    # "mcp" for a remote MCP server's authorization: `mcp_connection` then says which.
+    provider = models.CharField(max_length=20, choices=[*PROVIDER_CHOICES, (MCP_PROVIDER, "Remote MCP server")])
+    mcp_connection = models.ForeignKey("McpAuthConnection", null=True, blank=True, on_delete=models.CASCADE,
+                                       related_name="states")
     code_verifier = EncryptedJSONField()
     redirect_uri = models.CharField(max_length=500)
     return_url = models.CharField(max_length=2000, blank=True)
@@ -246,3 +251,42 @@ class OAuthState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} state for {self.end_user or '-'}"
+
+
+class McpAuthConnection(models.Model):
+    """A remote MCP server an end user of a client authorized us to use (MCP authorization: OAuth 2.1 with PKCE
+    against the authorization server the server's protected resource metadata names). One per (client, end user,
+    server URL). `registration` is our client's registration with that authorization server (client id, and
+    secret when it issued one) and `token` the access and refresh tokens, both encrypted; `endpoints` the
+    discovered public metadata (issuer, authorization and token endpoints, resource, scope)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"  # registered, not authorized yet
+        ACTIVE = "active"
+        NEEDS_REAUTH = "needs_reauth"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey("mcpagent.ApiClient", on_delete=models.CASCADE, related_name="mcp_auth_connections")
+    end_user = models.CharField(max_length=END_USER_MAX_LENGTH, blank=True, default="", db_index=True)
+    server_url = models.CharField(max_length=2000, help_text="The MCP endpoint as the agent reaches it.")
+    issuer = models.CharField(max_length=500, help_text="The authorization server that issues its tokens.")
+    endpoints = models.JSONField(default=dict, blank=True)
+    registration = EncryptedJSONField()
+    token = EncryptedJSONField(null=True, blank=True)
+    hint = models.CharField(max_length=64, blank=True, help_text="Masked access token.")
+    scopes = models.CharField(max_length=2000, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    access_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "MCP server authorization"
+        ordering = ["server_url"]
+        constraints = [models.UniqueConstraint(fields=["client", "end_user", "server_url"],
+                                               name="vault_mcp_auth_connection_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.server_url} for {self.end_user or '-'}"

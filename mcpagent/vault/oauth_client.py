@@ -74,7 +74,7 @@ def _session(app: OAuthApp, *, redirect_uri: str | None = None, token: dict | No
     return session
 
 
-def _call(what: str, action):
+def provider_call(what: str, action):
     timeout = settings.OAUTH_HTTP_TIMEOUT_SECONDS
     try:
         return action(timeout)
@@ -95,7 +95,7 @@ def authorization_url(app: OAuthApp, *, redirect_uri: str, state: str, code_veri
     return url
 
 
-def _checked(token: dict) -> dict:
+def token_checked(token: dict) -> dict:
     if "error" in token:
         raise OAuthFailure(str(token.get("error")), str(token.get("error_description") or ""))
     if not token.get("access_token"):
@@ -107,7 +107,7 @@ def exchange_code(app: OAuthApp, *, code: str, redirect_uri: str, code_verifier:
     """The token answer for an authorization code (access_token, refresh_token, expires_at, scope...)."""
     ends = endpoints(app)
     with _session(app, redirect_uri=redirect_uri) as session:
-        return _checked(_call("code exchange", lambda timeout: session.fetch_token(
+        return token_checked(provider_call("code exchange", lambda timeout: session.fetch_token(
             ends.token, grant_type="authorization_code", code=code, code_verifier=code_verifier, timeout=timeout,
             allow_redirects=False)))
 
@@ -115,7 +115,7 @@ def exchange_code(app: OAuthApp, *, code: str, redirect_uri: str, code_verifier:
 def refresh(app: OAuthApp, *, refresh_token: str) -> dict:
     ends = endpoints(app)
     with _session(app) as session:
-        return _checked(_call("refresh", lambda timeout: session.refresh_token(
+        return token_checked(provider_call("refresh", lambda timeout: session.refresh_token(
             ends.token, refresh_token=refresh_token, timeout=timeout, allow_redirects=False)))
 
 
@@ -125,7 +125,7 @@ def revoke(app: OAuthApp, *, token: str, hint: str) -> bool:
     if not ends.revocation:
         return False
     with _session(app) as session:
-        response = _call("revocation", lambda timeout: session.revoke_token(
+        response = provider_call("revocation", lambda timeout: session.revoke_token(
             ends.revocation, token=token, token_type_hint=hint, timeout=timeout, allow_redirects=False))
     if response.status_code != 200:
         raise OAuthFailure("revocation_failed", f"the provider answered HTTP {response.status_code}")
@@ -137,7 +137,7 @@ def userinfo(app: OAuthApp, *, access_token: str) -> tuple[int, str]:
     ends = endpoints(app)
     if not ends.userinfo:
         return 0, ""
-    response = _call("userinfo", lambda timeout: requests.get(
+    response = provider_call("userinfo", lambda timeout: requests.get(
         ends.userinfo, headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
         timeout=timeout, allow_redirects=False))
     if response.status_code != 200:

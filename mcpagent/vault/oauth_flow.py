@@ -7,17 +7,11 @@ verifier, and stores the tokens as the end user's OAuth connection. A `return_ur
 client registered (ApiClient.oauth_return_hosts); it is where the user's browser goes afterwards.
 """
 
-import hashlib
 import logging
 import re
-import secrets
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -25,38 +19,15 @@ from mcpagent.errors import ApplicationError
 from mcpagent.models import ApiClient
 from mcpagent.vault import oauth_client
 from mcpagent.vault.audit import Actor
-from mcpagent.vault.models import OAuthState
+from mcpagent.vault.mcp_auth_flow import mcp_authorization_finish
+from mcpagent.vault.models import MCP_PROVIDER, OAuthState
+from mcpagent.vault.oauth_states import Finished, return_url_check, state_create, state_spend
 from mcpagent.vault.oauth_tokens import app_for, connection_save, identity_for
 
+__all__ = ["Finished", "authorization_finish", "authorization_start", "return_location", "return_url_check",
+           "states_purge_expired"]
+
 logger = logging.getLogger("mcpagent.vault")
-MAX_RETURN_URL = 2000
-
-
-@dataclass(frozen=True)
-class Finished:
-    connection_id: str
-    provider: str
-    end_user: str
-    return_url: str  # "" when the client gave none
-
-
-def _hash(state: str) -> str:
-    return hashlib.sha256(state.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def return_url_check(*, client: ApiClient, return_url: str) -> str:
-    """`return_url` if it is an absolute http(s) URL on a host the client registered; else a 400 (nothing kept)."""
-    if not return_url:
-        return ""
-    parts = urlsplit(return_url) if len(return_url) <= MAX_RETURN_URL else None
-    host = (parts.hostname or "").lower() if parts else ""
-    allowed = {str(h).lower() for h in client.oauth_return_hosts or []}
-    if not parts or parts.scheme not in ("https", "http") or not host or host not in allowed or parts.username:
-        raise ApplicationError(
-            "return_url must be an http(s) URL on a host registered for this API client.",
-            code="return_url_not_allowed", status=400,
-            details={"field": "return_url", "allowed_hosts": sorted(allowed)})
-    return return_url
 
 
 def authorization_start(*, client: ApiClient, end_user: str, session_id: Any, provider: str, redirect_uri: str,
@@ -68,39 +39,19 @@ def authorization_start(*, client: ApiClient, end_user: str, session_id: Any, pr
         raise ApplicationError(f"No OAuth app is registered for {provider}.", code="oauth_not_configured",
                                status=409, details={"provider": provider})
     return_url = return_url_check(client=client, return_url=return_url)
-    state = secrets.token_urlsafe(32)
     verifier = oauth_client.new_code_verifier()
-    OAuthState.objects.create(
-        state_hash=_hash(state), client=client, end_user=end_user, session_id=session_id, provider=provider,
-        code_verifier=verifier, redirect_uri=redirect_uri, return_url=return_url,
-        expires_at=timezone.now() + timedelta(seconds=settings.OAUTH_STATE_TTL_SECONDS),
-    )
+    state = state_create(client=client, end_user=end_user, session_id=session_id, provider=provider,
+                         code_verifier=verifier, redirect_uri=redirect_uri, return_url=return_url)
     return oauth_client.authorization_url(app, redirect_uri=redirect_uri, state=state, code_verifier=verifier)
-
-
-def _spend(state: str) -> OAuthState:
-    """The state's row, marked used in one conditional UPDATE (two callbacks with one state: one wins)."""
-    if not isinstance(state, str) or not 20 <= len(state) <= 200:
-        raise _bad_state()
-    digest = _hash(state)
-    with transaction.atomic():
-        spent = OAuthState.objects.filter(state_hash=digest, used_at__isnull=True,
-                                          expires_at__gt=timezone.now()).update(used_at=timezone.now())
-        if not spent:
-            raise _bad_state()
-        return OAuthState.objects.select_related("client").get(state_hash=digest)
-
-
-def _bad_state() -> ApplicationError:
-    return ApplicationError("This authorization link is unknown, used already or expired; ask for a new one.",
-                            code="invalid_state", status=400)
 
 
 def authorization_finish(*, state: str, code: str, error: str = "", error_description: str = "") -> Finished:
     """Spend `state`, exchange `code` and store the connection. A bad state is a 400 that changes nothing; a
     provider error or refused exchange (a PKCE mismatch among them) is a 400 with the provider's words, and the
-    state stays spent."""
-    row = _spend(state)
+    state stays spent. A remote MCP server's authorization is finished by mcp_auth_flow."""
+    row = state_spend(state)
+    if row.provider == MCP_PROVIDER:
+        return mcp_authorization_finish(row, code=code, error=error, error_description=error_description)
     client, provider = row.client, row.provider
     details = {"provider": provider}
     if error:
@@ -136,8 +87,10 @@ def authorization_finish(*, state: str, code: str, error: str = "", error_descri
 def return_location(finished: Finished) -> str:
     """Where the browser goes: the client's return_url with the outcome in its query."""
     separator = "&" if urlsplit(finished.return_url).query else "?"
-    return finished.return_url + separator + urlencode(
-        {"oauth": "connected", "provider": finished.provider, "connection_id": finished.connection_id})
+    outcome = {"oauth": "connected", "provider": finished.provider, "connection_id": finished.connection_id}
+    if finished.server_url:
+        outcome["server_url"] = finished.server_url
+    return finished.return_url + separator + urlencode(outcome)
 
 
 def states_purge_expired() -> int:

@@ -46,14 +46,14 @@ def _audit(connection: OAuthConnection, action: str, actor: ActorLike, reason: s
                         client_id=connection.client_id, end_user=connection.end_user)
 
 
-def _expiry(token: dict) -> datetime | None:
+def token_expiry(token: dict) -> datetime | None:
     expires_at = token.get("expires_at")
     if isinstance(expires_at, (int, float)):
         return datetime.fromtimestamp(expires_at, tz=dt_timezone.utc)
     return None
 
 
-def _kept(token: dict, previous: dict | None = None) -> dict:
+def token_kept(token: dict, previous: dict | None = None) -> dict:
     kept = {k: token[k] for k in _TOKEN_FIELDS if token.get(k) not in (None, "")}
     if "expires_at" not in kept and isinstance(token.get("expires_in"), (int, float)):
         kept["expires_at"] = int(time.time() + token["expires_in"])
@@ -71,7 +71,7 @@ def app_for(provider: str) -> OAuthApp | None:
 def connection_save(*, client: ApiClient, end_user: str, provider: str, token: dict, identity: str,
                     actor: ActorLike, reason: str) -> OAuthConnection:
     """Store (or replace) the end user's connection to `provider` with a fresh token answer."""
-    kept = _kept(token)
+    kept = token_kept(token)
     connection = (OAuthConnection.objects.select_for_update()
                   .filter(client=client, end_user=end_user, provider=provider).first())
     action = AuditEvent.Action.UPDATE if connection else AuditEvent.Action.CREATE
@@ -82,7 +82,7 @@ def connection_save(*, client: ApiClient, end_user: str, provider: str, token: d
     connection.identity = identity
     connection.scopes = str(kept.get("scope") or "")[:2000]
     connection.status = Status.ACTIVE
-    connection.access_expires_at = _expiry(kept)
+    connection.access_expires_at = token_expiry(kept)
     connection.refreshed_at = timezone.now()
     connection.save()
     _audit(connection, action, actor, reason, {"scopes": connection.scopes})
@@ -126,9 +126,9 @@ def _refresh_locked(connection: OAuthConnection, app: OAuthApp, actor: ActorLike
         logger.info("refresh of a %s connection failed (%s): needs reauthorization", connection.provider,
                     failure.error)
         return
-    connection.token = _kept(answer, connection.token)
+    connection.token = token_kept(answer, connection.token)
     connection.hint = formats.mask(connection.token["access_token"])
-    connection.access_expires_at = _expiry(connection.token)
+    connection.access_expires_at = token_expiry(connection.token)
     connection.refreshed_at = timezone.now()
     connection.save(update_fields=["token", "hint", "access_expires_at", "refreshed_at", "updated_at"])
     _audit(connection, AuditEvent.Action.ROTATE, actor, reason, {"refreshed": True})

@@ -8,6 +8,11 @@ test follows the authorization URL with a plain GET and reads the redirect. Knob
 `refuse_refresh = True` answers every refresh with invalid_grant, `expires_in` sets the lifetime of new tokens.
 `revoked` lists the tokens revoked through the revocation endpoint; `issued` every token answer given.
 
+For MCP authorization it also publishes RFC 8414 metadata (`/.well-known/oauth-authorization-server`) and takes
+RFC 7591 dynamic registrations at `/register` (authlib's ClientRegistrationEndpoint); `registered` holds them, and
+a token remembers the RFC 8707 `resource` it was asked for (`token_info`). With `client_documents` ({URL: client ID
+metadata document}) it advertises client ID metadata documents and takes those URLs as public clients' ids.
+
     with FakeOAuthServer(redirect_uris=["http://testserver/api/oauth/callback"]) as server:
         server.register(OAuthApp)   # an OAuthApp row whose endpoints point here
 """
@@ -24,9 +29,10 @@ from authlib.common.security import generate_token
 from authlib.oauth2 import rfc6749
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
-from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload, JsonPayload, JsonRequest
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 
 CLIENT_ID = "test-client-id"
@@ -35,11 +41,12 @@ USER = "ann@example.com"
 
 
 class _Client(rfc6749.ClientMixin):
-    def __init__(self, redirect_uris: list[str]):
+    def __init__(self, redirect_uris: list[str], client_id: str = CLIENT_ID, client_secret: str | None = CLIENT_SECRET):
         self.redirect_uris = redirect_uris
+        self.client_id, self.client_secret = client_id, client_secret
 
     def get_client_id(self):
-        return CLIENT_ID
+        return self.client_id
 
     def get_default_redirect_uri(self):
         return self.redirect_uris[0]
@@ -51,9 +58,11 @@ class _Client(rfc6749.ClientMixin):
         return redirect_uri in self.redirect_uris
 
     def check_client_secret(self, client_secret):
-        return client_secret == CLIENT_SECRET
+        return client_secret == self.client_secret
 
     def check_endpoint_auth_method(self, method, endpoint):
+        if self.client_secret is None:  # a public client (a client ID metadata document's)
+            return method == "none"
         return method in ("client_secret_basic", "client_secret_post")
 
     def check_response_type(self, response_type):
@@ -77,13 +86,13 @@ class _Code(rfc6749.AuthorizationCodeMixin):
 
 
 class _Token(rfc6749.TokenMixin):
-    def __init__(self, data: dict, user: str, client: _Client):
-        self.data, self.user, self.client = data, user, client
+    def __init__(self, data: dict, user: str, client: _Client, resource: str = ""):
+        self.data, self.user, self.client, self.resource = data, user, client, resource
         self.issued_at = time.time()
         self.revoked = False
 
     def check_client(self, client):
-        return client.get_client_id() == CLIENT_ID
+        return client.get_client_id() == self.client.get_client_id()
 
     def get_scope(self):
         return self.data.get("scope", "")
@@ -119,6 +128,15 @@ class _Request(rfc6749.OAuth2Request):
         return self._form
 
 
+class _Json(JsonPayload):
+    def __init__(self, data: dict):
+        self._data = data
+
+    @property
+    def data(self):
+        return self._data
+
+
 class _PkceRequired(CodeChallenge):
     """OAuth 2.1: every authorization request carries an S256 code challenge."""
 
@@ -142,6 +160,9 @@ class FakeOAuthServer:
         self.issued: list[dict] = []
         self.revoked: list[str] = []
         self.requests: list[tuple[str, str]] = []
+        self.registered: dict[str, _Client] = {}
+        self.client_documents: dict[str, dict] = {}
+        self.issuer = ""  # a metadata `issuer` other than its own URL (a misconfigured or impostor server)
         self._dead_before = 0.0
         self._lock = threading.RLock()
         self.server = self._authorization_server()
@@ -156,11 +177,17 @@ class FakeOAuthServer:
 
         class Server(rfc6749.AuthorizationServer):
             def query_client(self, client_id):
-                return fake.client if client_id == CLIENT_ID else None
+                if client_id in fake.client_documents:
+                    document = fake.client_documents[client_id]
+                    if document.get("client_id") != client_id:
+                        return None
+                    return _Client(list(document.get("redirect_uris") or []), client_id, None)
+                return fake.client if client_id == CLIENT_ID else fake.registered.get(client_id)
 
             def save_token(self, token, request):
                 with fake._lock:
-                    fake.tokens.append(_Token(dict(token), request.user, fake.client))
+                    fake.tokens.append(_Token(dict(token), request.user, request.client,
+                                              request.payload.data.get("resource", "")))
                     fake.issued.append(dict(token))
 
             def create_oauth2_request(self, request):
@@ -176,7 +203,7 @@ class FakeOAuthServer:
                 pass
 
         class CodeGrant(grants.AuthorizationCodeGrant):
-            TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+            TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
             def save_authorization_code(self, code, request):
                 data = request.payload.data
@@ -194,7 +221,7 @@ class FakeOAuthServer:
                 return authorization_code.user
 
         class RefreshGrant(grants.RefreshTokenGrant):
-            TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+            TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
             INCLUDE_NEW_REFRESH_TOKEN = True
 
             def authenticate_refresh_token(self, refresh_token):
@@ -210,7 +237,7 @@ class FakeOAuthServer:
                 refresh_token.revoked = True
 
         class Revocation(RevocationEndpoint):
-            CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+            CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
             def query_token(self, token_string, token_type_hint):
                 return next((t for t in fake.tokens if token_string in (t.data.get("access_token"),
@@ -220,7 +247,21 @@ class FakeOAuthServer:
                 token.revoked = True
                 fake.revoked.append(request.form["token"])
 
+        class Registration(ClientRegistrationEndpoint):
+            def authenticate_token(self, request):
+                return True  # open registration, as MCP clients expect
+
+            def get_server_metadata(self):
+                return fake.metadata()
+
+            def save_client(self, client_info, client_metadata, request):
+                client = _Client(list(client_metadata.get("redirect_uris") or []), client_info["client_id"],
+                                 client_info["client_secret"])
+                fake.registered[client.client_id] = client
+                return client
+
         server = Server()
+        self._registration = Registration(server)
         server.register_token_generator("default", BearerTokenGenerator(
             access_token_generator=lambda *a, **k: "fake-at-" + generate_token(32),
             refresh_token_generator=lambda *a, **k: "fake-rt-" + generate_token(40),
@@ -254,12 +295,16 @@ class FakeOAuthServer:
                 status, out, extra = self.server.create_token_response(request)
             elif path == "/revoke" and method == "POST":
                 status, out, extra = self.server.create_endpoint_response("revocation", request)
+            elif path == "/.well-known/oauth-authorization-server" and method == "GET":
+                status, out, extra = 200, self.metadata(), []
+            elif path == "/register" and method == "POST":
+                status, out, extra = self._register(method, uri, headers, body)
             elif path == "/userinfo":
                 status, out, extra = self._userinfo(headers.get("Authorization", ""))
             else:
                 status, out, extra = 404, {"error": "not_found"}, []
         data = (json.dumps(out) if isinstance(out, dict) else str(out or "")).encode()
-        reason = {200: "OK", 302: "Found", 400: "Bad Request", 401: "Unauthorized"}.get(status, "Error")
+        reason = {200: "OK", 201: "Created", 302: "Found", 400: "Bad Request", 401: "Unauthorized"}.get(status, "Error")
         header_list = [(k, v) for k, v in extra if k.lower() != "content-length"]
         if isinstance(out, dict) and not any(k.lower() == "content-type" for k, _ in header_list):
             header_list.append(("Content-Type", "application/json"))
@@ -273,6 +318,38 @@ class FakeOAuthServer:
             return self.server.handle_error_response(request, error)
         return self.server.create_authorization_response(request, grant_user=None if self.deny else USER,
                                                          grant=grant)
+
+    def _register(self, method: str, uri: str, headers: dict, body: str):
+        request = JsonRequest(method, uri, headers)
+        try:
+            request.payload = _Json(json.loads(body or "{}"))
+            return self._registration.create_registration_response(request)
+        except rfc6749.OAuth2Error as error:
+            return error.status_code, dict(error.get_body()), []
+        except ValueError:
+            return 400, {"error": "invalid_client_metadata"}, []
+
+    def metadata(self) -> dict:
+        """RFC 8414 authorization server metadata."""
+        return {
+            "issuer": self.issuer or self.url, "authorization_endpoint": f"{self.url}/authorize",
+            "token_endpoint": f"{self.url}/token", "registration_endpoint": f"{self.url}/register",
+            "revocation_endpoint": f"{self.url}/revoke", "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "scopes_supported": ["mcp", "openid", "email"],
+            "client_id_metadata_document_supported": bool(self.client_documents),
+        }
+
+    def token_info(self, token: str) -> dict | None:
+        """{client_id, scope, resource, expires_at} of a live access token (as an introspection would say), else
+        None."""
+        found = next((t for t in self.tokens if t.data.get("access_token") == token), None)
+        if found is None or not self.access_token_works(token):
+            return None
+        return {"client_id": found.client.get_client_id(), "scope": found.get_scope(), "resource": found.resource,
+                "expires_at": int(found.issued_at + found.get_expires_in())}
 
     def _userinfo(self, authorization: str):
         token = authorization.removeprefix("Bearer ")
