@@ -156,6 +156,7 @@ def celery_worker_process(settings, redis_url, *, concurrency: int, extra_env: d
             raise RuntimeError(f"celery worker did not answer within 90 s:\n{log_path.read_text()[-3000:]}")
         proc.log_path = log_path
         proc.queue = queue
+        proc.env = env  # for other processes of the same set-up (celery beat)
         yield proc
     finally:
         try:

@@ -1,7 +1,11 @@
 """Agent schedules: the API (validation, isolation), the tick that starts due runs (one per slot, none while a run
 is under way, none when paused) and the pause after failed runs in a row. Eager Celery, in-process, except the
-last test (a real worker runs the tick task by name)."""
+last tests (a real worker runs the tick task by name; a real `celery beat` sends it and the run follows)."""
 
+import os
+import signal
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
@@ -13,6 +17,7 @@ from agents_app.models import AgentRun, AgentSchedule
 from agents_app.services import agent_schedules_run_due
 from tests.agents_app.conftest import TIME_SERVER
 from tests.agents_app.test_apis import create, error_of
+from tests.conftest import ROOT, celery_worker_process
 
 
 @pytest.fixture
@@ -191,3 +196,41 @@ def test_real_worker_runs_the_tick_task_by_name(celery_worker, api):
     run = wait_until(lambda: AgentRun.objects.filter(agent_id=agent_id).first(),
                      lambda r: r is not None and r.status in ("succeeded", "failed"))
     assert run.trigger == AgentRun.Trigger.SCHEDULE and run.status == AgentRun.Status.SUCCEEDED, run.error
+
+
+@pytest.fixture
+def beat_and_worker(transactional_db, redis_url, settings, tmp_path):
+    """A real worker and a real `celery beat` sending the schedules' tick every 2 s to it."""
+    workers = celery_worker_process(settings, redis_url, concurrency=2,
+                                    extra_env={"AGENT_WARM_SERVERS": "0", "AGENT_SCHEDULE_TICK_SECONDS": "2"})
+    worker = next(workers)
+    log = open(tmp_path / "beat.log", "w")
+    beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "mcpagent", "beat", "-s", str(tmp_path / "schedule"),
+                             "--loglevel=INFO"], cwd=ROOT, env=worker.env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        yield worker
+    finally:
+        os.killpg(beat.pid, signal.SIGTERM)
+        beat.wait(timeout=15)
+        log.close()
+        workers.close()
+
+
+@pytest.mark.worker
+def test_real_beat_fires_a_due_schedule_once_and_the_run_is_listed(beat_and_worker, api):
+    from tests.agents_app.test_worker import wait_until
+
+    agent_id = api.post("/api/agents/create", {"mcp_config": {"mcpServers": {"time": TIME_SERVER}},
+                                               "user_prompt": "Time in UTC", "workflow": "Get the time",
+                                               "model": "passthrough"}, format="json").json()["agent_id"]
+    wait_until(lambda: api.get(f"/api/agents/{agent_id}").json()["status"], lambda s: s in ("ready", "failed"))
+    schedule = api.put(f"/api/agents/{agent_id}/schedule", {"interval_seconds": 3600}, format="json")
+    assert schedule.status_code == 201, schedule.content
+    make_due(agent_id)
+    runs = wait_until(lambda: api.get(f"/api/agents/{agent_id}/runs").json()["results"],
+                      lambda r: any(run["status"] in ("succeeded", "failed") for run in r))
+    assert [(run["trigger"], run["status"]) for run in runs] == [("schedule", "succeeded")], runs
+    # Ticks go on every 2 s; the slot is taken, and the next one is an hour away.
+    wait_until(lambda: None, lambda _: False, seconds=5)
+    assert AgentRun.objects.filter(agent_id=agent_id).count() == 1
