@@ -23,7 +23,9 @@ from mcpagent.vault.connections import connections_reuse
 from mcpagent.vault.oauth_flow import return_url_check
 from mcpagent.waiting import wait_until
 from sessions_app import tasks as session_tasks  # the tasks call back into this module by module attribute
-from sessions_app.credentials import credentials_for_session_delete, credentials_store, files_store
+from sessions_app.credentials import (
+    credentials_for_session_delete, credentials_redactor, credentials_store, files_store,
+)
 from sessions_app.models import Conversation, Session
 from sessions_app.replies import unverified_reply
 from sessions_app.selectors import collected_credential_keys, collected_file_keys, session_get
@@ -180,6 +182,8 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
             )
         stored = _store_secrets(session=session, client=client, credentials=data.credentials or {},
                                 files=data.files or [])
+        # Also the session's own values (those sent in `credentials` now among them), whatever their shape.
+        message = credentials_redactor(session)(message)
         if data.timezone is not None:
             session.context["timezone"] = data.timezone
         if return_url:
