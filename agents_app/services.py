@@ -21,7 +21,7 @@ from agents_app.sandbox import prefetch
 from agents_app import schedule_times
 from agents_app.models import Agent, AgentRun, AgentSchedule, Conversation
 from agents_app.oauth_rules import oauth_connected_keys
-from agents_app.remote_auth import validation_retry_after_refresh
+from agents_app.remote_auth import authorization_prepare, validation_retry_after_refresh
 from agents_app.secrets import (
     credential_scope,
     remote_token_apply,
@@ -531,6 +531,12 @@ def agent_validate(*, agent_id: Any) -> Agent:
             agent.error = None
             agent.progress = [*agent.progress, _progress("ready", f"{sum(map(len, tools.values()))} tool(s) validated")]
         agent.save()
+    if agent.status == Agent.Status.FAILED and settings.OAUTH_REDIRECT_URL:
+        # Once, here: answers about this agent then make authorization links from what this stored, no network.
+        try:
+            authorization_prepare(agent, redirect_uri=settings.OAUTH_REDIRECT_URL)
+        except ApplicationError as exc:  # a POST's answer prepares again
+            logger.info("agent %s: remote servers not prepared for authorization: %s", agent.id, exc.code)
     AGENT_CREATIONS.labels(outcome=agent.status).inc()
     logger.info("agent %s validation: %s in %.2f s (%s)", agent.id, agent.status, time.monotonic() - started,
                 ", ".join(f"{n}={'ok' if r.ok else r.error['code']}" for n, r in results.items()))

@@ -44,6 +44,7 @@ class ChatInput:
     schedule: Any = None  # True confirms the proposed schedule, False drops it, {cron|interval_seconds, timezone} replaces it
     end_user: str = ""
     return_url: str = ""  # where an OAuth authorization sends the user back (a host the client registered)
+    redirect_uri: str = ""  # our OAuth callback as this request reached it: a remote server registers it
 
 
 def session_create(*, client: ApiClient, metadata: dict | None = None, end_user: str = "") -> Session:
@@ -190,7 +191,11 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
             session.context["oauth_return_url"] = return_url
         if data.schedule is not None:
             _schedule_choose(session, data.schedule)
-        if data.timezone is not None or data.schedule is not None or return_url:
+        # The agent creation task discovers and registers remote servers that ask for authorization with it.
+        new_redirect = data.redirect_uri and session.context.get("oauth_redirect_uri") != data.redirect_uri
+        if new_redirect:
+            session.context["oauth_redirect_uri"] = data.redirect_uri
+        if data.timezone is not None or data.schedule is not None or return_url or new_redirect:
             session.save(update_fields=["context", "updated_at"])
         conversation_add(session=session, role=Conversation.Role.USER, message=message,
                          metadata={"credentials": stored["credentials"], "files": stored["files"],
