@@ -64,7 +64,11 @@ class AgentRun(models.Model):
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="runs")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
     trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.MESSAGE)
+    # As stored and shown: the agent's credential values the user pasted into it masked (agent_message_send).
     message = models.TextField()
+    # The message as sent, encrypted, while the run waits for its worker (the model gets it unmasked); emptied
+    # when the run ends. Empty when masking changed nothing.
+    message_sealed = EncryptedBytesField(null=True, blank=True)
     model = models.CharField(max_length=100)
     reply = models.TextField(blank=True)
     error = models.JSONField(null=True, blank=True)

@@ -21,6 +21,7 @@ from agents_app.credential_rules import CATALOGUE_RULES
 from agents_app.mcp_config import LaunchSpec
 from agents_app.oauth_rules import oauth_connected_keys, oauth_rule, oauth_values_for_use
 from mcpagent.errors import ApplicationError, NotFound
+from mcpagent.redaction import Redactor
 from mcpagent.vault import store
 from mcpagent.vault.files import file_ids_for_use, file_keys_held
 from mcpagent.vault.materialize import file_materialize, generated_files_materialize
@@ -73,6 +74,12 @@ def secrets_for_use(*, agent: Any, scope: str, actor: Any, reason: str) -> dict[
             raise
         values.update(from_oauth)
     return values
+
+
+def secrets_redactor(*, agent: Any) -> Redactor:
+    """A Redactor of every value the vault holds for `agent` (and the session it was built from): what a user
+    pasted into a message is masked before the message is stored or shown."""
+    return Redactor(store.credential_values_to_mask(client=agent.client, session=agent.session, agent=agent))
 
 
 @contextmanager

@@ -21,7 +21,7 @@ from agents_app.sandbox import prefetch
 from agents_app import schedule_times
 from agents_app.models import Agent, AgentRun, AgentSchedule, Conversation
 from agents_app.oauth_rules import oauth_connected_keys
-from agents_app.remote_auth import validation_retry_after_refresh
+from agents_app.remote_auth import authorization_prepare, validation_retry_after_refresh
 from agents_app.secrets import (
     credential_scope,
     remote_token_apply,
@@ -29,6 +29,7 @@ from agents_app.secrets import (
     secrets_files_for_use,
     secrets_for_use,
     secrets_record_validation,
+    secrets_redactor,
     secrets_store,
 )
 from mcpagent.errors import ApplicationError
@@ -530,6 +531,12 @@ def agent_validate(*, agent_id: Any) -> Agent:
             agent.error = None
             agent.progress = [*agent.progress, _progress("ready", f"{sum(map(len, tools.values()))} tool(s) validated")]
         agent.save()
+    if agent.status == Agent.Status.FAILED and settings.OAUTH_REDIRECT_URL:
+        # Once, here: answers about this agent then make authorization links from what this stored, no network.
+        try:
+            authorization_prepare(agent, redirect_uri=settings.OAUTH_REDIRECT_URL)
+        except ApplicationError as exc:  # a POST's answer prepares again
+            logger.info("agent %s: remote servers not prepared for authorization: %s", agent.id, exc.code)
     AGENT_CREATIONS.labels(outcome=agent.status).inc()
     logger.info("agent %s validation: %s in %.2f s (%s)", agent.id, agent.status, time.monotonic() - started,
                 ", ".join(f"{n}={'ok' if r.ok else r.error['code']}" for n, r in results.items()))
@@ -589,8 +596,12 @@ def agent_message_send(*, agent: Agent, message: str, model: str | None = None, 
     model = _check_model(model or agent.model)
     with transaction.atomic():
         in_progress_check(client=agent.client, kind="runs")
-        run = AgentRun.objects.create(agent=agent, message=message, model=model, trigger=trigger)
-        Conversation.objects.create(agent=agent, role=Conversation.Role.USER, message=message,
+        # A credential value of the agent pasted into the message is stored and shown masked; the model gets the
+        # message as sent, from the encrypted copy.
+        shown = secrets_redactor(agent=agent)(message)
+        run = AgentRun.objects.create(agent=agent, message=shown, model=model, trigger=trigger,
+                                      message_sealed=message.encode() if shown != message else None)
+        Conversation.objects.create(agent=agent, role=Conversation.Role.USER, message=shown,
                                     metadata={"run_id": str(run.id)})
     return run
 
@@ -631,7 +642,8 @@ def agent_run_execute(*, run_id: Any) -> AgentRun | None:
             return _run_failed(run, _launch_error(exc), recorder=recorder)
         # run_agent stops the server processes it started for this run (also on failure or its run timeout) before
         # it returns, unless it keeps them running for the agent's next run (agents_app.runtime.pool).
-        outcome = run_agent(specs=specs, instruction=agent.instruction, model=run.model, message=run.message,
+        message = bytes(run.message_sealed).decode() if run.message_sealed else run.message
+        outcome = run_agent(specs=specs, instruction=agent.instruction, model=run.model, message=message,
                             history=history, playback=playback, watch=recorder.watch,
                             warm=WarmKey(agent=str(agent.id), client=str(agent.client_id)))
     if outcome.error:
@@ -655,7 +667,7 @@ def agent_run_execute(*, run_id: Any) -> AgentRun | None:
             Conversation.objects.create(agent=agent, role=Conversation.Role.SYSTEM,
                                         message=outcome.error["message"],
                                         metadata={"run_id": str(run.id), "error": outcome.error})
-        run.finished_at = timezone.now()
+        run.finished_at, run.message_sealed = timezone.now(), None
         run.save()
         recorder.finish(run)
     AGENT_RUNS.labels(outcome=run.status).inc()
@@ -678,6 +690,7 @@ def _run_failed(run: AgentRun, error: dict, *, recorder: RunRecorder | None = No
         if run.status == AgentRun.Status.RUNNING and not _still_running(run):
             return run
         run.status, run.error, run.finished_at = AgentRun.Status.FAILED, error, timezone.now()
+        run.message_sealed = None
         run.save()
         Conversation.objects.create(agent=run.agent, role=Conversation.Role.SYSTEM,
                                     message=error["message"], metadata={"run_id": str(run.id), "error": error})
@@ -826,7 +839,7 @@ def agent_delete(*, client: ApiClient, agent_id: Any, actor: Any = None) -> None
     # Locked first, so no credential can be handed to it (credentials_extend_ttl locks it too) while it goes.
     agent = Agent.objects.select_for_update().get(pk=agent.pk)
     AgentRun.objects.filter(agent=agent, status__in=[AgentRun.Status.QUEUED, AgentRun.Status.RUNNING]).update(
-        status=AgentRun.Status.FAILED, finished_at=timezone.now(),
+        status=AgentRun.Status.FAILED, finished_at=timezone.now(), message_sealed=None,
         error={"server": None, "code": "agent_deleted", "message": "The agent was deleted.", "hint": ""},
     )
     counts = credentials_for_agent_delete(client=client, agent=agent, actor=actor or client, reason="agent_delete")

@@ -11,7 +11,7 @@ from mcpagent.schema import error_responses
 from agents_app.master.recurrence import describe, in_timezone
 from agents_app.models import AgentSchedule
 from sessions_app.models import Conversation, Session
-from sessions_app.oauth_links import authorization_links
+from sessions_app.oauth_links import authorization_links, redirect_uri
 from sessions_app.selectors import session_get, session_turns
 from sessions_app.services import ChatInput, chat_turn, session_create, session_delete
 
@@ -128,7 +128,8 @@ class ChatApi(APIView):
             data=ChatInput(message=data["message"], session_id=data.get("session_id"),
                            credentials=data.get("credentials"), files=data.get("files"),
                            timezone=data.get("timezone"), schedule=data.get("schedule"),
-                           end_user=data.get("end_user", ""), return_url=data.get("return_url", "")),
+                           end_user=data.get("end_user", ""), return_url=data.get("return_url", ""),
+                           redirect_uri=redirect_uri(request)),
         )
         body = chat_response(session, request=request)
         return Response(self.OutputSerializer(body).data, headers=_poll_headers(busy=body["poll"] is not None))
@@ -155,7 +156,7 @@ def chat_response(session: Session, *, request) -> dict:
         "session_id": session.id,
         "required_credentials": session.required_credentials,
         "required_files": session.required_files,
-        "authorizations": authorization_links(request, session),
+        "authorizations": authorization_links(request, session, prepare=True),
         "status": _SPEC_STATUS.get(session.status, "success"),
         "agent_created": bool(agent and agent.status == "ready"),
         "agent_id": agent.id if agent and agent.status == "ready" else None,

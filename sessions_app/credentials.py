@@ -14,6 +14,7 @@ from agents_app.credential_rules import (
 from agents_app.master.plan import Plan
 from agents_app.models import Agent
 from mcpagent.models import ApiClient
+from mcpagent.redaction import Redactor
 from mcpagent.vault import expiry, filecheck, store
 from mcpagent.vault import files as vault_files
 from mcpagent.vault.audit import Actor, ActorLike, as_actor, audit_record
@@ -100,3 +101,8 @@ def _check_file_target(*, session: Session, server: str, key: str) -> str:
                 {"field": "key", "file_keys": keys})
     return ""
 
+
+def credentials_redactor(session: Session) -> Redactor:
+    """A Redactor of every value the vault holds for the session: one pasted into a chat message is masked
+    before the message is stored or planned from."""
+    return Redactor(store.credential_values_to_mask(client=session.client, session=session))

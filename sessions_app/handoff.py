@@ -2,9 +2,12 @@
 
 import logging
 
+from django.conf import settings
+
 from agents_app.master.plan import Plan
 from agents_app.master.recurrence import in_timezone, schedule_to_apply
 from agents_app.models import Agent
+from agents_app.remote_auth import authorization_prepare
 from agents_app.services import (
     agent_create_for_catalogue_servers, agent_revalidate, agent_stored_credential_keys, agent_validate,
     catalogue_servers,
@@ -42,6 +45,13 @@ def agent_create_for_session(*, session_id) -> str | None:
     error = "" if agent.status == agent.Status.READY else agent_failure_text(agent.error or {})
     if not error:
         _schedule_apply(session, plan, agent)
+    elif not settings.OAUTH_REDIRECT_URL and (callback := session.context.get("oauth_redirect_uri")):
+        # Here, once (agent_validate did it already with OAUTH_REDIRECT_URL): the session's GET then makes the
+        # links from what this stored, without network.
+        try:
+            authorization_prepare(agent, redirect_uri=callback)
+        except ApplicationError as exc:  # the chat's next POST prepares again
+            logger.info("session %s: remote servers not prepared for authorization: %s", session.id, exc.code)
     services.session_agent_finished(session_id=session.id, agent_id=agent.id, ok=not error, error=error)
     return str(agent.id)
 

@@ -1,9 +1,13 @@
 """The authorization links a chat reply offers: one per provider the plan needs and the end user has not connected
 (or must authorize again), and one per remote MCP server that refused the session's agent until the end user signs
-in to it (MCP authorization); made fresh for each reply (each link works once, for OAUTH_STATE_TTL_SECONDS)."""
+in to it (MCP authorization); made fresh for each reply (each link works once, for OAUTH_STATE_TTL_SECONDS).
+
+A remote server's discovery and registration go over the network when its refusal is known (the agent creation
+task, or a POST's reply with `prepare`); a GET's reply only reads what the vault stored, like a provider link."""
 
 from agents_app.models import Agent
 from agents_app.remote_auth import authorization_links as agent_authorization_links
+from agents_app.remote_auth import authorization_prepare
 from mcpagent.errors import ApplicationError
 from mcpagent.vault.oauth_apis import callback_url
 from mcpagent.vault.oauth_flow import authorization_start
@@ -15,11 +19,11 @@ def redirect_uri(request) -> str:
     return callback_url(request)
 
 
-def authorization_links(request, session: Session) -> list[dict]:
+def authorization_links(request, session: Session, *, prepare: bool = False) -> list[dict]:
     """[{provider, mcp_servers, credential_keys, reason, authorization_url}] for the session's open authorizations
-    (none while the session is busy or done)."""
+    (none while the session is busy or done). `prepare` (POST only): discover remote servers first."""
     if session.status == Session.Status.ERROR:
-        return _remote_server_links(request, session)
+        return _remote_server_links(request, session, prepare=prepare)
     if session.status != Session.Status.PENDING_CREDENTIALS:
         return []
     links = []
@@ -36,17 +40,19 @@ def authorization_links(request, session: Session) -> list[dict]:
     return links
 
 
-def _remote_server_links(request, session: Session) -> list[dict]:
+def _remote_server_links(request, session: Session, *, prepare: bool) -> list[dict]:
     """Links for the remote servers that asked the session's failed agent for authorization; after approving,
     the user's next message validates that agent again."""
     agent_id = session.context.get("agent_id")
     agent = session.agents.filter(pk=agent_id, status=Agent.Status.FAILED).first() if agent_id else None
     if agent is None:
         return []
+    if prepare:
+        authorization_prepare(agent, redirect_uri=redirect_uri(request))
     try:
-        return agent_authorization_links(agent, redirect_uri=redirect_uri(request), session_id=session.id,
+        return agent_authorization_links(agent, session_id=session.id,
                                          return_url=session.context.get("oauth_return_url", ""))
     except ApplicationError as exc:
         if exc.code != "return_url_not_allowed":
             raise
-        return agent_authorization_links(agent, redirect_uri=redirect_uri(request), session_id=session.id)
+        return agent_authorization_links(agent, session_id=session.id)

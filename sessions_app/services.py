@@ -23,7 +23,9 @@ from mcpagent.vault.connections import connections_reuse
 from mcpagent.vault.oauth_flow import return_url_check
 from mcpagent.waiting import wait_until
 from sessions_app import tasks as session_tasks  # the tasks call back into this module by module attribute
-from sessions_app.credentials import credentials_for_session_delete, credentials_store, files_store
+from sessions_app.credentials import (
+    credentials_for_session_delete, credentials_redactor, credentials_store, files_store,
+)
 from sessions_app.models import Conversation, Session
 from sessions_app.replies import unverified_reply
 from sessions_app.selectors import collected_credential_keys, collected_file_keys, session_get
@@ -42,6 +44,7 @@ class ChatInput:
     schedule: Any = None  # True confirms the proposed schedule, False drops it, {cron|interval_seconds, timezone} replaces it
     end_user: str = ""
     return_url: str = ""  # where an OAuth authorization sends the user back (a host the client registered)
+    redirect_uri: str = ""  # our OAuth callback as this request reached it: a remote server registers it
 
 
 def session_create(*, client: ApiClient, metadata: dict | None = None, end_user: str = "") -> Session:
@@ -180,13 +183,19 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
             )
         stored = _store_secrets(session=session, client=client, credentials=data.credentials or {},
                                 files=data.files or [])
+        # Also the session's own values (those sent in `credentials` now among them), whatever their shape.
+        message = credentials_redactor(session)(message)
         if data.timezone is not None:
             session.context["timezone"] = data.timezone
         if return_url:
             session.context["oauth_return_url"] = return_url
         if data.schedule is not None:
             _schedule_choose(session, data.schedule)
-        if data.timezone is not None or data.schedule is not None or return_url:
+        # The agent creation task discovers and registers remote servers that ask for authorization with it.
+        new_redirect = data.redirect_uri and session.context.get("oauth_redirect_uri") != data.redirect_uri
+        if new_redirect:
+            session.context["oauth_redirect_uri"] = data.redirect_uri
+        if data.timezone is not None or data.schedule is not None or return_url or new_redirect:
             session.save(update_fields=["context", "updated_at"])
         conversation_add(session=session, role=Conversation.Role.USER, message=message,
                          metadata={"credentials": stored["credentials"], "files": stored["files"],

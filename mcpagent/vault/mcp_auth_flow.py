@@ -122,10 +122,30 @@ def mcp_authorization_start(*, client: ApiClient, end_user: str, session_id: Any
     The link works once, for OAUTH_STATE_TTL_SECONDS. A server whose metadata is missing or unusable: 502
     mcp_authorization_unavailable; one that cannot be reached: 503."""
     return_url = return_url_check(client=client, return_url=return_url)
-    connection = _discovered_connection(client=client, end_user=end_user, server_url=server_url,
-                                        redirect_uri=redirect_uri)
-    if connection is None:
+    if mcp_authorization_prepare(client=client, end_user=end_user, server_url=server_url,
+                                 redirect_uri=redirect_uri) is None:
         return None
+    return mcp_authorization_link(client=client, end_user=end_user, session_id=session_id, server_url=server_url,
+                                  return_url=return_url)
+
+
+def mcp_authorization_prepare(*, client: ApiClient, end_user: str, server_url: str,
+                              redirect_uri: str) -> McpAuthConnection | None:
+    """Discover and register over the network, and keep both on the end user's connection row, so that links can
+    later be made from the row alone (mcp_authorization_link). None when the server needs no authorization."""
+    return _discovered_connection(client=client, end_user=end_user, server_url=server_url, redirect_uri=redirect_uri)
+
+
+def mcp_authorization_link(*, client: ApiClient, end_user: str, session_id: Any, server_url: str,
+                           return_url: str = "") -> str | None:
+    """A new one-time authorization URL from the discovery and registration the connection row already holds: no
+    network call (for answers to a GET). None when nothing was prepared for the server yet."""
+    connection = McpAuthConnection.objects.filter(client=client, end_user=end_user, server_url=server_url).first()
+    if connection is None or not (connection.registration or {}).get("client_id") \
+            or not (connection.endpoints or {}).get("authorization_endpoint"):
+        return None
+    return_url = return_url_check(client=client, return_url=return_url)
+    redirect_uri = connection.registration.get("redirect_uri") or ""
     verifier = oauth_client.new_code_verifier()
     state = state_create(client=client, end_user=end_user, session_id=session_id, provider=MCP_PROVIDER,
                          code_verifier=verifier, redirect_uri=redirect_uri, return_url=return_url,

@@ -210,6 +210,14 @@ def credential_values_for_use(
     return {row.key: row.value for row in chosen}
 
 
+def credential_values_to_mask(*, client: ApiClient, session: Any = None, agent: Any = None) -> list[str]:
+    """Every live value the agent or session refers to, only to mask them in text about to be stored (a message
+    the user pasted one into). Not audited as a read: the values go into a Redactor and nowhere else."""
+    check_owner(client=client, session=session, agent=agent)
+    return [value for value in scope(Credential, client=client, session=session, agent=agent)
+            .values_list("value", flat=True) if isinstance(value, str)]
+
+
 def credentials_collected(*, session: Any) -> dict[str, set[str]]:
     """{server: {keys}} of live values this session refers to (names only)."""
     collected: dict[str, set[str]] = {}

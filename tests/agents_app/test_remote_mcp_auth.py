@@ -103,3 +103,32 @@ def test_the_chat_session_of_a_failed_agent_offers_the_link(api, anon_api, prote
     _authorize(anon_api, link)
     assert agent_revalidate(agent_id=agent.id).status == "ready"
     assert api.get(f"/api/sessions/{session.id}").json()["authorizations"] == []  # nothing left to authorize
+
+
+def test_the_session_get_makes_links_from_what_the_vault_stored_without_network(api, anon_api, protected_mcp):
+    session = Session.objects.create(client=api.client_obj, end_user="alice", status=Session.Status.ERROR)
+    agent = agent_create(client=api.client_obj, session=session, servers={"notes": {"url": protected_mcp.url}},
+                         user_prompt="List my notes", workflow="List the notes")
+    assert agent_validate(agent_id=agent.id).error["code"] == "authorization_required"
+    session.context["agent_id"] = str(agent.id)
+    session.save()
+    # From here on, count what reaches the protected server and its authorization server.
+    mcp_hits: list[str] = []
+    inner = protected_mcp._inner
+
+    async def counting(scope, receive, send):
+        mcp_hits.append(scope.get("path", ""))
+        await inner(scope, receive, send)
+
+    protected_mcp._inner = counting
+    oauth_before = len(protected_mcp.oauth.requests)
+    first = api.get(f"/api/sessions/{session.id}").json()["authorizations"]
+    second = api.get(f"/api/sessions/{session.id}").json()["authorizations"]
+    assert mcp_hits == [] and len(protected_mcp.oauth.requests) == oauth_before
+    assert [link["server_url"] for link in first + second] == [protected_mcp.url] * 2
+    # Each answer's link is its own one-time state, as for a provider's link; the first still works.
+    assert first[0]["authorization_url"] != second[0]["authorization_url"]
+    assert OAuthState.objects.filter(provider="mcp", session_id=session.id).count() == 2
+    protected_mcp._inner = inner
+    _authorize(anon_api, first[0])
+    assert agent_revalidate(agent_id=agent.id).status == "ready"

@@ -5,6 +5,7 @@ with real MCP servers; the live event stream over real HTTP is in test_run_strea
 from agents_app.models import AgentRun, AgentRunEvent
 from tests.agents_app.conftest import TIME_SERVER, script
 from tests.agents_app.test_apis import CALL_TIME, create, error_of
+from tests.sessions_app.secretscan import assert_no_plaintext_in_db
 
 SECRET = "sk-live-4f9a8b7c6d5e4f3a2b1c"
 
@@ -59,3 +60,30 @@ def test_another_client_cannot_see_runs_or_their_events(api, other_api):
     error_of(other_api.get(f"/api/agents/{agent_id}/runs/{run_id}"), 404, "not_found")
     error_of(other_api.get(f"/api/agents/{agent_id}/runs/{run_id}/events"), 404, "not_found")
     error_of(api.get(f"/api/agents/{agent_id}/runs/{agent_id}/events"), 404, "not_found")
+
+
+def test_credential_pasted_into_a_message_is_stored_and_shown_masked_but_the_model_gets_it(api, test_servers, caplog):
+    # No known token shape: only the vault knows this is the agent's secret.
+    pasted = "plain-value-7d1e9c42b8a6"
+    echo = {**script("echo_args"), "env": {"API_KEY": pasted}}
+    agent_id = create(api, {"echo": echo}, model="passthrough")["agent_id"]
+    url = f"/api/agents/{agent_id}"
+    caplog.set_level("DEBUG")
+    sent = api.post(f"{url}/messages", {"message": f'***CALL_TOOL echo {{"text": "my key is {pasted}"}}'},
+                    format="json")
+    assert sent.status_code == 200, sent.content
+    run_id = sent.json()["run_id"]
+
+    shown = api.get(f"{url}/runs/{run_id}").json()
+    # The tool got the real value (the model had the message as sent), and its size says so.
+    assert shown["status"] == "succeeded"
+    assert shown["tool_calls"][0]["result_chars"] == len(f"echo: my key is {pasted}")
+    assert shown["tool_calls"][0]["arguments"] == {"text": "my key is ***"}
+    run = AgentRun.objects.get(pk=run_id)
+    assert "my key is ***" in run.message and run.message_sealed is None
+    events = b"".join(api.get(f"{url}/runs/{run_id}/events").streaming_content)
+    assert b"tool_finished" in events
+    answers = sent.content + api.get(f"{url}/runs").content + repr(shown).encode() + events
+    assert pasted.encode() not in answers
+    assert pasted not in caplog.text
+    assert_no_plaintext_in_db([pasted.encode().hex(), "my key is " + pasted])

@@ -9,8 +9,9 @@ from django.db import connection
 
 from agents_app.models import AgentRun, AgentTrigger
 from agents_app.triggers import sign
-from tests.agents_app.conftest import TIME_SERVER
+from tests.agents_app.conftest import TIME_SERVER, script
 from tests.agents_app.test_apis import create, error_of
+from tests.sessions_app.secretscan import assert_no_plaintext_in_db
 
 
 @pytest.fixture
@@ -106,3 +107,17 @@ def test_delete_and_isolation(api, other_api, anon_api, agent_id):
     make_trigger(api, agent_id)
     assert api.delete(f"/api/agents/{agent_id}").status_code == 204
     assert not AgentTrigger.objects.exists()
+
+
+def test_a_webhook_body_with_the_agents_credential_is_stored_masked(api, anon_api, test_servers):
+    pasted = "plain-value-5c3b1a9e7f2d"
+    echo = {**script("echo_args"), "env": {"API_KEY": pasted}}
+    agent_id = create(api, {"echo": echo}, model="passthrough")["agent_id"]
+    trigger = make_trigger(api, agent_id, signed=False)
+    body = json.dumps({"note": f"rotated key {pasted}"}).encode()
+    fired = fire(anon_api, trigger, body)
+    assert fired.status_code == 202, fired.content
+    run = AgentRun.objects.get()
+    assert "rotated key ***" in run.message and pasted not in run.message and run.message_sealed is None
+    assert pasted.encode() not in fired.content + api.get(f"/api/agents/{agent_id}/runs").content
+    assert_no_plaintext_in_db([pasted])

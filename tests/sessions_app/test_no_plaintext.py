@@ -83,3 +83,21 @@ def test_the_scan_does_find_plaintext_when_it_is_there(api, session_x):
     Conversation.objects.create(session=session_x, role="user", message=base64.b64encode(b"xx" + values["DB_PASSWORD"].encode()).decode())
     with pytest.raises(AssertionError, match="agents_app_conversation"):
         assert_no_plaintext_in_db([values["DB_PASSWORD"]])
+
+
+def test_a_session_credential_pasted_into_a_chat_message_is_stored_and_shown_masked(api, session_x, caplog):
+    # No known token shape: only the vault knows this is the session's secret.
+    pasted = "plain-value-" + secrets.token_hex(8)
+    credentials_store(client=api.client_obj, session=session_x, server="everything", values={"API_KEY": pasted},
+                      actor=api.client_obj, reason="chat")
+    caplog.set_level("DEBUG")
+    response = api.post("/api/chat", {"session_id": str(session_x.id), "message": f"Post to Slack, key {pasted}"},
+                        format="json")
+    assert response.status_code == 200, response.content
+    turn = Conversation.objects.get(session=session_x, role="user")
+    assert turn.message == "Post to Slack, key ***"
+    shown = api.get(f"/api/sessions/{session_x.id}")
+    assert "Post to Slack, key ***" in shown.content.decode()
+    assert pasted.encode() not in response.content + shown.content
+    assert pasted not in caplog.text
+    assert_no_plaintext_in_db([pasted])
