@@ -42,6 +42,8 @@ class Endpoints:
     authorize_params: dict
     token_auth_method: str
     identity_fields: tuple[str, ...]
+    revocation_style: str
+    revocation_note: str
 
 
 def endpoints(app: OAuthApp) -> Endpoints:
@@ -55,6 +57,8 @@ def endpoints(app: OAuthApp) -> Endpoints:
         authorize_params=dict(preset.authorize_params),
         token_auth_method=preset.token_auth_method,
         identity_fields=preset.identity_fields,
+        revocation_style=preset.revocation_style,
+        revocation_note=preset.revocation_note,
     )
 
 

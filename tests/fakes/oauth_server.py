@@ -8,6 +8,16 @@ test follows the authorization URL with a plain GET and reads the redirect. Knob
 `refuse_refresh = True` answers every refresh with invalid_grant, `expires_in` sets the lifetime of new tokens.
 `revoked` lists the tokens revoked through the revocation endpoint; `issued` every token answer given.
 
+Scopes: a token answer carries the scope granted. `authorizations` records each authorization request's query;
+with Google's `include_granted_scopes=true` the grant is the union of what the user granted this client before and
+what the request asks (incremental authorization), as Google does.
+
+Revocation in other providers' own styles, on the same tokens: Slack's Web API method `POST /api/auth.revoke`
+(token as a Bearer header or `token` form field; HTTP 200 with {"ok": true, "revoked": true} or {"ok": false,
+"error": "invalid_auth"}) and GitHub's `DELETE /applications/{client_id}/grant` (basic auth with the app's id and
+secret, JSON {"access_token": ...}; 204, 401 for bad client credentials, 422 for an unknown token), which revokes
+every token of that user's grant.
+
 For MCP authorization it also publishes RFC 8414 metadata (`/.well-known/oauth-authorization-server`) and takes
 RFC 7591 dynamic registrations at `/register` (authlib's ClientRegistrationEndpoint); `registered` holds them, and
 a token remembers the RFC 8707 `resource` it was asked for (`token_info`). With `client_documents` ({URL: client ID
@@ -17,6 +27,7 @@ metadata document}) it advertises client ID metadata documents and takes those U
         server.register(OAuthApp)   # an OAuthApp row whose endpoints point here
 """
 
+import base64
 import json
 import threading
 import time
@@ -160,6 +171,8 @@ class FakeOAuthServer:
         self.issued: list[dict] = []
         self.revoked: list[str] = []
         self.requests: list[tuple[str, str]] = []
+        self.authorizations: list[dict] = []
+        self.granted: dict[str, set[str]] = {}  # user -> scopes granted to the client so far
         self.registered: dict[str, _Client] = {}
         self.client_documents: dict[str, dict] = {}
         self.issuer = ""  # a metadata `issuer` other than its own URL (a misconfigured or impostor server)
@@ -207,7 +220,11 @@ class FakeOAuthServer:
 
             def save_authorization_code(self, code, request):
                 data = request.payload.data
-                fake.codes[code] = _Code(code, data.get("redirect_uri"), data.get("scope", ""),
+                scopes = set((data.get("scope") or "").split())
+                if data.get("include_granted_scopes") == "true":
+                    scopes |= fake.granted.get(request.user, set())
+                fake.granted[request.user] = fake.granted.get(request.user, set()) | scopes
+                fake.codes[code] = _Code(code, data.get("redirect_uri"), " ".join(sorted(scopes)),
                                          data.get("code_challenge"), data.get("code_challenge_method"), request.user)
 
             def query_authorization_code(self, code, client):
@@ -295,6 +312,10 @@ class FakeOAuthServer:
                 status, out, extra = self.server.create_token_response(request)
             elif path == "/revoke" and method == "POST":
                 status, out, extra = self.server.create_endpoint_response("revocation", request)
+            elif path == "/api/auth.revoke" and method == "POST":
+                status, out, extra = self._slack_auth_revoke(headers.get("Authorization", ""), form)
+            elif path.startswith("/applications/") and path.endswith("/grant") and method == "DELETE":
+                status, out, extra = self._github_grant_delete(path, headers.get("Authorization", ""), body)
             elif path == "/.well-known/oauth-authorization-server" and method == "GET":
                 status, out, extra = 200, self.metadata(), []
             elif path == "/register" and method == "POST":
@@ -304,7 +325,8 @@ class FakeOAuthServer:
             else:
                 status, out, extra = 404, {"error": "not_found"}, []
         data = (json.dumps(out) if isinstance(out, dict) else str(out or "")).encode()
-        reason = {200: "OK", 201: "Created", 302: "Found", 400: "Bad Request", 401: "Unauthorized"}.get(status, "Error")
+        reason = {200: "OK", 201: "Created", 204: "No Content", 302: "Found", 400: "Bad Request",
+                  401: "Unauthorized", 422: "Unprocessable Entity"}.get(status, "Error")
         header_list = [(k, v) for k, v in extra if k.lower() != "content-length"]
         if isinstance(out, dict) and not any(k.lower() == "content-type" for k, _ in header_list):
             header_list.append(("Content-Type", "application/json"))
@@ -312,6 +334,7 @@ class FakeOAuthServer:
         return [data]
 
     def _authorize(self, request):
+        self.authorizations.append(dict(request.args))
         try:
             grant = self.server.get_consent_grant(request)
         except rfc6749.OAuth2Error as error:
@@ -328,6 +351,37 @@ class FakeOAuthServer:
             return error.status_code, dict(error.get_body()), []
         except ValueError:
             return 400, {"error": "invalid_client_metadata"}, []
+
+    def _live(self, access_token: str) -> "_Token | None":
+        found = next((t for t in self.tokens if t.data.get("access_token") == access_token), None)
+        return found if found is not None and not found.revoked else None
+
+    def _slack_auth_revoke(self, authorization: str, form: dict):
+        token = authorization.removeprefix("Bearer ") if authorization.startswith("Bearer ") else form.get("token", "")
+        found = self._live(token)
+        if found is None:
+            return 200, {"ok": False, "error": "invalid_auth"}, []
+        found.revoked = True
+        self.revoked.append(token)
+        return 200, {"ok": True, "revoked": True}, []
+
+    def _github_grant_delete(self, path: str, authorization: str, body: str):
+        client_id = path.split("/")[2]
+        try:
+            expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+            token = json.loads(body or "{}").get("access_token", "")
+        except ValueError:
+            return 400, {"message": "Problems parsing JSON"}, []
+        if client_id != CLIENT_ID or authorization != expected:
+            return 401, {"message": "Requires authentication"}, []
+        found = self._live(token)
+        if found is None:
+            return 422, {"message": "Validation Failed"}, []
+        for grant_token in self.tokens:  # the whole grant: every token of this user for this app
+            if grant_token.user == found.user and grant_token.client is found.client and not grant_token.revoked:
+                grant_token.revoked = True
+                self.revoked.append(grant_token.data.get("access_token", ""))
+        return 204, "", []
 
     def metadata(self) -> dict:
         """RFC 8414 authorization server metadata."""
@@ -368,11 +422,14 @@ class FakeOAuthServer:
         return self._userinfo(f"Bearer {token}")[0] == 200
 
     def register(self, model, *, provider: str = "google", revocation: bool = True):
-        """An active OAuth app for `provider` whose endpoints point at this server."""
+        """An active OAuth app for `provider` whose endpoints point at this server (revocation in the provider's
+        own style: Slack's auth.revoke, GitHub's grant deletion, else RFC 7009)."""
+        revocation_path = {"slack": "/api/auth.revoke",
+                           "github": "/applications/{client_id}/grant"}.get(provider, "/revoke")
         return model.objects.update_or_create(provider=provider, defaults={
             "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "scopes": "openid email",
             "authorization_endpoint": f"{self.url}/authorize", "token_endpoint": f"{self.url}/token",
-            "revocation_endpoint": f"{self.url}/revoke" if revocation else "",
+            "revocation_endpoint": f"{self.url}{revocation_path}" if revocation else "",
             "userinfo_endpoint": f"{self.url}/userinfo", "is_active": True})[0]
 
     def __enter__(self):
