@@ -117,3 +117,25 @@ def oauth_values_for_use(*, client: Any, end_user: str, server: str, actor: Any,
     files = {key: google_authorized_user(token) for key, source in rule.values.items()
              if source == "google_authorized_user_file"}
     return values, files
+
+
+def oauth_refresh_after_rejection(*, client: Any, end_user: str, server: str, actor: Any, reason: str) -> bool:
+    """After `server` refused the credentials the end user's OAuth connection supplied (a token the provider
+    revoked or expired early): refresh the connection once, its stored access token as the rejected one. True when
+    new tokens are stored, so a retry may succeed; False when no active connection supplies the server (values
+    the user pasted are theirs to fix). A refresh the provider refuses: 409 oauth_reauth_needed (the connection is
+    then needs_reauth, and the next chat reply offers a new link)."""
+    rule = oauth_rule(server)
+    if rule is None:
+        return False
+    connection = connection_find(client=client, end_user=end_user, provider=rule.provider)
+    if connection is None or connection.status != OAuthConnection.Status.ACTIVE:
+        return False
+    current = token_for_use(client=client, end_user=end_user, provider=rule.provider, actor=actor, reason=reason)
+    try:
+        refreshed = token_for_use(client=client, end_user=end_user, provider=rule.provider, actor=actor,
+                                  reason=reason, rejected_access_token=current.access_token)
+    except ApplicationError as exc:
+        raise ApplicationError(exc.message, code=exc.code, status=exc.status,
+                               details={**(exc.details or {}), "server": server}) from None
+    return refreshed.access_token != current.access_token
