@@ -67,10 +67,18 @@ def new_code_verifier() -> str:
     return generate_token(64)
 
 
-def _session(app: OAuthApp, *, redirect_uri: str | None = None, token: dict | None = None) -> OAuth2Session:
+def scopes_joined(base: str, extra: list[str]) -> str:
+    """The base scopes then the extra ones not already in them, space-separated."""
+    words = base.split()
+    return " ".join([*words, *(scope for scope in dict.fromkeys(extra) if scope not in words)])
+
+
+def _session(app: OAuthApp, *, redirect_uri: str | None = None, token: dict | None = None,
+             extra_scopes: list[str] | None = None) -> OAuth2Session:
     ends = endpoints(app)
     session = OAuth2Session(
-        client_id=app.client_id, client_secret=app.client_secret or None, scope=ends.scopes or None,
+        client_id=app.client_id, client_secret=app.client_secret or None,
+        scope=scopes_joined(ends.scopes, extra_scopes or []) or None,
         redirect_uri=redirect_uri, code_challenge_method="S256", token_endpoint_auth_method=ends.token_auth_method,
         revocation_endpoint_auth_method=ends.token_auth_method, token=token,
     )
@@ -91,9 +99,11 @@ def provider_call(what: str, action):
         raise OAuthFailure("invalid_response", str(exc)) from None
 
 
-def authorization_url(app: OAuthApp, *, redirect_uri: str, state: str, code_verifier: str) -> str:
+def authorization_url(app: OAuthApp, *, redirect_uri: str, state: str, code_verifier: str,
+                      extra_scopes: list[str] | None = None) -> str:
+    """The provider's authorization URL asking for the app's scopes and `extra_scopes`."""
     ends = endpoints(app)
-    with _session(app, redirect_uri=redirect_uri) as session:
+    with _session(app, redirect_uri=redirect_uri, extra_scopes=extra_scopes) as session:
         url, _ = session.create_authorization_url(ends.authorization, state=state, code_verifier=code_verifier,
                                                   **ends.authorize_params)
     return url

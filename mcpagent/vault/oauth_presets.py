@@ -40,7 +40,8 @@ PRESETS: dict[str, Preset] = {
         token_endpoint="https://oauth2.googleapis.com/token",
         revocation_endpoint="https://oauth2.googleapis.com/revoke",
         userinfo_endpoint="https://openidconnect.googleapis.com/v1/userinfo",
-        scopes="openid email https://www.googleapis.com/auth/gmail.modify",
+        # The base only: each server's rule adds what it needs (config.json oauth.servers.*.scopes).
+        scopes="openid email",
         # include_granted_scopes: a new link for more scopes (a newly planned Google server) keeps those granted.
         authorize_params={"access_type": "offline", "prompt": "consent", "include_granted_scopes": "true"},
     ),
