@@ -12,11 +12,7 @@ Scopes: a token answer carries the scope granted. `authorizations` records each 
 with Google's `include_granted_scopes=true` the grant is the union of what the user granted this client before and
 what the request asks (incremental authorization), as Google does.
 
-Revocation in other providers' own styles, on the same tokens: Slack's Web API method `POST /api/auth.revoke`
-(token as a Bearer header or `token` form field; HTTP 200 with {"ok": true, "revoked": true} or {"ok": false,
-"error": "invalid_auth"}) and GitHub's `DELETE /applications/{client_id}/grant` (basic auth with the app's id and
-secret, JSON {"access_token": ...}; 204, 401 for bad client credentials, 422 for an unknown token), which revokes
-every token of that user's grant.
+Slack's `auth.revoke` and GitHub's grant deletion revoke the same tokens (tests/fakes/oauth_revocation_styles.py).
 
 For MCP authorization it also publishes RFC 8414 metadata (`/.well-known/oauth-authorization-server`) and takes
 RFC 7591 dynamic registrations at `/register` (authlib's ClientRegistrationEndpoint); `registered` holds them, and
@@ -27,7 +23,6 @@ metadata document}) it advertises client ID metadata documents and takes those U
         server.register(OAuthApp)   # an OAuthApp row whose endpoints point here
 """
 
-import base64
 import json
 import threading
 import time
@@ -45,6 +40,8 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
+
+from tests.fakes.oauth_revocation_styles import ProviderRevocation
 
 CLIENT_ID = "test-client-id"
 CLIENT_SECRET = "test-client-secret-3f9a"
@@ -160,7 +157,7 @@ class _PkceRequired(CodeChallenge):
         super().validate_code_challenge(grant, redirect_uri)
 
 
-class FakeOAuthServer:
+class FakeOAuthServer(ProviderRevocation):
     def __init__(self, *, redirect_uris: list[str], expires_in: int = 3600):
         self.client = _Client(redirect_uris)
         self.expires_in = expires_in
@@ -351,37 +348,6 @@ class FakeOAuthServer:
             return error.status_code, dict(error.get_body()), []
         except ValueError:
             return 400, {"error": "invalid_client_metadata"}, []
-
-    def _live(self, access_token: str) -> "_Token | None":
-        found = next((t for t in self.tokens if t.data.get("access_token") == access_token), None)
-        return found if found is not None and not found.revoked else None
-
-    def _slack_auth_revoke(self, authorization: str, form: dict):
-        token = authorization.removeprefix("Bearer ") if authorization.startswith("Bearer ") else form.get("token", "")
-        found = self._live(token)
-        if found is None:
-            return 200, {"ok": False, "error": "invalid_auth"}, []
-        found.revoked = True
-        self.revoked.append(token)
-        return 200, {"ok": True, "revoked": True}, []
-
-    def _github_grant_delete(self, path: str, authorization: str, body: str):
-        client_id = path.split("/")[2]
-        try:
-            expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
-            token = json.loads(body or "{}").get("access_token", "")
-        except ValueError:
-            return 400, {"message": "Problems parsing JSON"}, []
-        if client_id != CLIENT_ID or authorization != expected:
-            return 401, {"message": "Requires authentication"}, []
-        found = self._live(token)
-        if found is None:
-            return 422, {"message": "Validation Failed"}, []
-        for grant_token in self.tokens:  # the whole grant: every token of this user for this app
-            if grant_token.user == found.user and grant_token.client is found.client and not grant_token.revoked:
-                grant_token.revoked = True
-                self.revoked.append(grant_token.data.get("access_token", ""))
-        return 204, "", []
 
     def metadata(self) -> dict:
         """RFC 8414 authorization server metadata."""
