@@ -22,6 +22,7 @@ from django.conf import settings
 
 from mcpagent.errors import ApplicationError
 from mcpagent.vault.models import OAuthConnection
+from mcpagent.vault.oauth_client import scopes_split
 from mcpagent.vault.oauth_tokens import TokenForUse, app_for, connection_find, token_for_use
 
 SOURCES = {"access_token", "refresh_token", "client_id", "client_secret", "google_authorized_user_file"}
@@ -66,9 +67,8 @@ def oauth_rule(server: str) -> OAuthRule | None:
 
 def _granted(connection: OAuthConnection | None) -> set[str] | None:
     """The scopes the connection holds; None when the provider did not say (then it holds what was asked)."""
-    if connection is None or not connection.scopes.strip():
-        return None
-    return set(connection.scopes.split())
+    granted = set(scopes_split(connection.scopes)) if connection is not None else set()
+    return granted or None
 
 
 def oauth_needs(*, client: Any, end_user: str, server_slugs: list[str]) -> tuple[dict[str, set[str]], list[dict]]:

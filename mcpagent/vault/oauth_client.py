@@ -7,6 +7,7 @@ is an error, not a hop to wherever it points.
 """
 
 import logging
+import re
 from dataclasses import dataclass
 
 import requests
@@ -44,6 +45,7 @@ class Endpoints:
     identity_fields: tuple[str, ...]
     revocation_style: str
     revocation_note: str
+    scope_separator: str
 
 
 def endpoints(app: OAuthApp) -> Endpoints:
@@ -59,6 +61,7 @@ def endpoints(app: OAuthApp) -> Endpoints:
         identity_fields=preset.identity_fields,
         revocation_style=preset.revocation_style,
         revocation_note=preset.revocation_note,
+        scope_separator=preset.scope_separator,
     )
 
 
@@ -67,10 +70,15 @@ def new_code_verifier() -> str:
     return generate_token(64)
 
 
-def scopes_joined(base: str, extra: list[str]) -> str:
-    """The base scopes then the extra ones not already in them, space-separated."""
-    words = base.split()
-    return " ".join([*words, *(scope for scope in dict.fromkeys(extra) if scope not in words)])
+def scopes_split(scopes: str) -> list[str]:
+    """Scopes as a list, whether separated by spaces (RFC 6749) or commas (Slack's and GitHub's token answers)."""
+    return [scope for scope in re.split(r"[\s,]+", scopes or "") if scope]
+
+
+def scopes_joined(base: str, extra: list[str], separator: str = " ") -> str:
+    """The base scopes then the extra ones not already in them."""
+    words = scopes_split(base)
+    return separator.join([*words, *(scope for scope in dict.fromkeys(extra) if scope not in words)])
 
 
 def _session(app: OAuthApp, *, redirect_uri: str | None = None, token: dict | None = None,
@@ -78,7 +86,7 @@ def _session(app: OAuthApp, *, redirect_uri: str | None = None, token: dict | No
     ends = endpoints(app)
     session = OAuth2Session(
         client_id=app.client_id, client_secret=app.client_secret or None,
-        scope=scopes_joined(ends.scopes, extra_scopes or []) or None,
+        scope=scopes_joined(ends.scopes, extra_scopes or [], ends.scope_separator) or None,
         redirect_uri=redirect_uri, code_challenge_method="S256", token_endpoint_auth_method=ends.token_auth_method,
         revocation_endpoint_auth_method=ends.token_auth_method, token=token,
     )

@@ -27,6 +27,8 @@ class Preset:
     token_auth_method: str = "client_secret_post"
     # Fields of the userinfo answer that name the account (first one present wins).
     identity_fields: tuple[str, ...] = ("email", "login", "name", "sub")
+    # How the authorization URL separates scopes (Slack's `scope` is comma-separated; its token answers are too).
+    scope_separator: str = " "
     # rfc7009 | slack_auth_revoke | github_grant | none (see the module's docstring).
     revocation_style: str = "rfc7009"
     # What the user must do themselves when the provider cannot be asked to revoke.
@@ -50,6 +52,7 @@ PRESETS: dict[str, Preset] = {
         authorization_endpoint="https://slack.com/oauth/v2/authorize",
         token_endpoint="https://slack.com/api/oauth.v2.access",
         revocation_endpoint="https://slack.com/api/auth.revoke",
+        scope_separator=",",
         revocation_style="slack_auth_revoke",
         scopes="channels:read chat:write users:read",
     ),

@@ -77,3 +77,14 @@ def test_a_connection_whose_token_named_no_scope_counts_as_holding_them(api, ano
     _authorize(api, anon_api, _needs(api, [GMAIL])[0])
     OAuthConnection.objects.update(scopes="")  # RFC 6749 5.1: no scope in the answer means what was asked
     assert _needs(api, [GMAIL, DRIVE]) == []
+
+
+def test_slack_scopes_are_comma_separated_both_ways(api, anon_api, google):
+    google.register(OAuthApp, provider="slack")
+    OAuthApp.objects.filter(provider="slack").update(scopes="users:read")
+    [needed] = _needs(api, ["slack-conversations"])
+    query = _authorize(api, anon_api, needed)
+    asked = query["scope"][0]
+    assert " " not in asked and asked.split(",")[0] == "users:read" and "chat:write" in asked.split(",")
+    assert "," in OAuthConnection.objects.get(provider="slack").scopes  # the answer's scope, as Slack writes it
+    assert _needs(api, ["slack-conversations"]) == []
