@@ -21,6 +21,7 @@ from agents_app.sandbox import prefetch
 from agents_app import schedule_times
 from agents_app.models import Agent, AgentRun, AgentSchedule, Conversation
 from agents_app.oauth_rules import oauth_connected_keys
+from agents_app.oauth_retry import validation_retry_after_oauth_refresh
 from agents_app.remote_auth import authorization_prepare, validation_retry_after_refresh
 from agents_app.secrets import (
     credential_scope,
@@ -427,10 +428,10 @@ def _append_progress(agent_id: Any, entry: dict, **fields: Any) -> None:
         agent.save()
 
 
-def launch_specs(agent: Agent, *, reason: str, actor: Any = None,
-                 files: dict[str, dict[str, str]] | None = None) -> list[mcp_config.LaunchSpec]:
-    """Each server of the agent with its credentials resolved (in memory only, for one start). `files`:
-    {server name: {key: path}} of the files materialized for this start (see agent_launch)."""
+def launch_specs(agent: Agent, *, reason: str, actor: Any = None, files: dict[str, dict[str, str]] | None = None,
+                 only: set[str] | None = None) -> list[mcp_config.LaunchSpec]:
+    """Each server of the agent (or those named in `only`) with its credentials resolved (in memory only, for one
+    start). `files`: {server name: {key: path}} of the files materialized for this start (see agent_launch)."""
     labels = {}
     for item in agent.server_info.get("servers", []) if isinstance(agent.server_info, dict) else []:
         if isinstance(item, dict) and item.get("name"):
@@ -439,6 +440,8 @@ def launch_specs(agent: Agent, *, reason: str, actor: Any = None,
     egress = dict(McpServer.objects.filter(slug__in=slugs).values_list("slug", "egress_hosts")) if slugs else {}
     specs = []
     for server_name, entry in agent.mcp_config.get("mcpServers", {}).items():
+        if only is not None and server_name not in only:
+            continue
         values = (secrets_for_use(agent=agent, scope=credential_scope(server_name, entry), actor=actor or agent.client,
                                   reason=reason) if mcp_config.value_keys(entry) else {})
         label = labels.get(entry.get("catalogue", "")) or labels.get(server_name) or server_name
@@ -457,7 +460,8 @@ def _launch_error(exc: ApplicationError) -> dict:
 
 
 @contextmanager
-def agent_launch(agent: Agent, *, reason: str, actor: Any = None) -> Iterator[list[mcp_config.LaunchSpec]]:
+def agent_launch(agent: Agent, *, reason: str, actor: Any = None,
+                 only: set[str] | None = None) -> Iterator[list[mcp_config.LaunchSpec]]:
     """launch_specs with the servers' stored files written (decrypted) into private folders for exactly the
     block: start, use and stop the servers inside it. The files are removed when it ends, also on error or
     timeout. A missing credential or file raises ApplicationError 409 credential_missing on entry."""
@@ -465,12 +469,12 @@ def agent_launch(agent: Agent, *, reason: str, actor: Any = None) -> Iterator[li
         files: dict[str, dict[str, str]] = {}
         for server_name, entry in agent.mcp_config.get("mcpServers", {}).items():
             keys = mcp_config.file_keys(entry)
-            if keys:
+            if keys and (only is None or server_name in only):
                 files[server_name] = stack.enter_context(secrets_files_for_use(
                     agent=agent, server_name=server_name, scope=credential_scope(server_name, entry), keys=keys,
                     actor=actor or agent.client, reason=reason,
                 ))
-        yield launch_specs(agent, reason=reason, actor=actor, files=files)
+        yield launch_specs(agent, reason=reason, actor=actor, files=files, only=only)
 
 
 def agent_validate(*, agent_id: Any) -> Agent:
@@ -497,6 +501,8 @@ def agent_validate(*, agent_id: Any) -> Agent:
             prefetch.prefetch_all(packages)
         results = validate_servers(specs)  # every server is stopped when it returns; then the files go
         results.update(validation_retry_after_refresh(agent, specs, results))
+    results.update(validation_retry_after_oauth_refresh(
+        agent, results, relaunch=lambda names: agent_launch(agent, reason="agent_validate", only=names)))
     tools = {name: result.tools for name, result in results.items() if result.ok}
     failures = [result.error for result in results.values() if not result.ok]
     entries = agent.mcp_config.get("mcpServers", {})

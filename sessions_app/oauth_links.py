@@ -29,7 +29,8 @@ def authorization_links(request, session: Session, *, prepare: bool = False) -> 
     links = []
     for needed in session.context.get("authorizations") or []:
         start = {"client": session.client, "end_user": session.end_user, "session_id": session.id,
-                 "provider": needed["provider"], "redirect_uri": redirect_uri(request)}
+                 "provider": needed["provider"], "redirect_uri": redirect_uri(request),
+                 "scopes": list(needed.get("scopes") or [])}
         try:
             url = authorization_start(**start, return_url=session.context.get("oauth_return_url", ""))
         except ApplicationError as exc:

@@ -46,8 +46,23 @@ class ConnectionListApi(APIView):
 
 
 class ConnectionDetailApi(APIView):
-    @extend_schema(parameters=[_END_USER], responses={204: None, **error_responses(400, 404)})
+    @extend_schema_serializer(component_name="OAuthConnectionDeleted")
+    class OAuthDeletedSerializer(serializers.Serializer):
+        deleted = serializers.BooleanField()
+        provider = serializers.CharField()
+        revoked = serializers.BooleanField(allow_null=True, help_text=(
+            "true: the provider revoked the access; false: it refused or could not be reached; null: the provider "
+            "offers no revocation (the user removes the app's access in the provider's settings)."))
+        message = serializers.CharField(help_text="What to tell the user.")
+
+    @extend_schema(parameters=[_END_USER], responses={200: OAuthDeletedSerializer, 204: None,
+                                                      **error_responses(400, 404)})
     def delete(self, request, connection_id):
-        connection_delete(client=request.auth, end_user=_end_user(request), connection=connection_id,
-                          actor=request.auth, reason="connection_delete")
+        """204 for stored values and MCP server authorizations; an OAuth connection answers 200 saying whether its
+        provider revoked the access, so the client can tell the user."""
+        outcome = connection_delete(client=request.auth, end_user=_end_user(request), connection=connection_id,
+                                    actor=request.auth, reason="connection_delete")
+        if "oauth_connections" in outcome:
+            return Response({"deleted": True, "provider": outcome["provider"], "revoked": outcome["revoked"],
+                             "message": outcome["message"]})
         return Response(status=status.HTTP_204_NO_CONTENT)

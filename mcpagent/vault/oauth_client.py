@@ -7,6 +7,7 @@ is an error, not a hop to wherever it points.
 """
 
 import logging
+import re
 from dataclasses import dataclass
 
 import requests
@@ -42,6 +43,9 @@ class Endpoints:
     authorize_params: dict
     token_auth_method: str
     identity_fields: tuple[str, ...]
+    revocation_style: str
+    revocation_note: str
+    scope_separator: str
 
 
 def endpoints(app: OAuthApp) -> Endpoints:
@@ -55,6 +59,9 @@ def endpoints(app: OAuthApp) -> Endpoints:
         authorize_params=dict(preset.authorize_params),
         token_auth_method=preset.token_auth_method,
         identity_fields=preset.identity_fields,
+        revocation_style=preset.revocation_style,
+        revocation_note=preset.revocation_note,
+        scope_separator=preset.scope_separator,
     )
 
 
@@ -63,10 +70,23 @@ def new_code_verifier() -> str:
     return generate_token(64)
 
 
-def _session(app: OAuthApp, *, redirect_uri: str | None = None, token: dict | None = None) -> OAuth2Session:
+def scopes_split(scopes: str) -> list[str]:
+    """Scopes as a list, whether separated by spaces (RFC 6749) or commas (Slack's and GitHub's token answers)."""
+    return [scope for scope in re.split(r"[\s,]+", scopes or "") if scope]
+
+
+def scopes_joined(base: str, extra: list[str], separator: str = " ") -> str:
+    """The base scopes then the extra ones not already in them."""
+    words = scopes_split(base)
+    return separator.join([*words, *(scope for scope in dict.fromkeys(extra) if scope not in words)])
+
+
+def _session(app: OAuthApp, *, redirect_uri: str | None = None, token: dict | None = None,
+             extra_scopes: list[str] | None = None) -> OAuth2Session:
     ends = endpoints(app)
     session = OAuth2Session(
-        client_id=app.client_id, client_secret=app.client_secret or None, scope=ends.scopes or None,
+        client_id=app.client_id, client_secret=app.client_secret or None,
+        scope=scopes_joined(ends.scopes, extra_scopes or [], ends.scope_separator) or None,
         redirect_uri=redirect_uri, code_challenge_method="S256", token_endpoint_auth_method=ends.token_auth_method,
         revocation_endpoint_auth_method=ends.token_auth_method, token=token,
     )
@@ -87,9 +107,11 @@ def provider_call(what: str, action):
         raise OAuthFailure("invalid_response", str(exc)) from None
 
 
-def authorization_url(app: OAuthApp, *, redirect_uri: str, state: str, code_verifier: str) -> str:
+def authorization_url(app: OAuthApp, *, redirect_uri: str, state: str, code_verifier: str,
+                      extra_scopes: list[str] | None = None) -> str:
+    """The provider's authorization URL asking for the app's scopes and `extra_scopes`."""
     ends = endpoints(app)
-    with _session(app, redirect_uri=redirect_uri) as session:
+    with _session(app, redirect_uri=redirect_uri, extra_scopes=extra_scopes) as session:
         url, _ = session.create_authorization_url(ends.authorization, state=state, code_verifier=code_verifier,
                                                   **ends.authorize_params)
     return url

@@ -31,9 +31,9 @@ logger = logging.getLogger("mcpagent.vault")
 
 
 def authorization_start(*, client: ApiClient, end_user: str, session_id: Any, provider: str, redirect_uri: str,
-                        return_url: str = "") -> str:
-    """A new authorization URL for `provider` (an active OAuthApp must exist). The link works once, for
-    OAUTH_STATE_TTL_SECONDS."""
+                        return_url: str = "", scopes: list[str] | None = None) -> str:
+    """A new authorization URL for `provider` (an active OAuthApp must exist), asking for the app's base scopes
+    and `scopes` (what the planned servers need). The link works once, for OAUTH_STATE_TTL_SECONDS."""
     app = app_for(provider)
     if app is None:
         raise ApplicationError(f"No OAuth app is registered for {provider}.", code="oauth_not_configured",
@@ -42,7 +42,8 @@ def authorization_start(*, client: ApiClient, end_user: str, session_id: Any, pr
     verifier = oauth_client.new_code_verifier()
     state = state_create(client=client, end_user=end_user, session_id=session_id, provider=provider,
                          code_verifier=verifier, redirect_uri=redirect_uri, return_url=return_url)
-    return oauth_client.authorization_url(app, redirect_uri=redirect_uri, state=state, code_verifier=verifier)
+    return oauth_client.authorization_url(app, redirect_uri=redirect_uri, state=state, code_verifier=verifier,
+                                          extra_scopes=scopes or [])
 
 
 def authorization_finish(*, state: str, code: str, error: str = "", error_description: str = "") -> Finished:

@@ -2,9 +2,12 @@
 parameters. A staff-registered OAuthApp starts from its provider's preset; every endpoint can be overridden (tests
 point them at an authorization server on 127.0.0.1).
 
-Revocation: of these, only Google publishes an RFC 7009 endpoint among these; Slack (`auth.revoke`),
-GitHub (DELETE /applications/{client_id}/grant) and Notion use their own calls, so their preset has none and a
-deleted connection is only forgotten here (an app registered with an RFC 7009 endpoint revokes).
+Revocation (`revocation_style`) differs per provider: Google publishes an RFC 7009 endpoint; Slack revokes with its
+Web API method `auth.revoke` (the token as a Bearer header, {"ok": true, "revoked": true}); GitHub deletes the
+app's grant (DELETE /applications/{client_id}/grant, basic auth with the app's id and secret, the token in a JSON
+body, 204). Notion and Microsoft have no call a client can make to revoke: a deleted connection is only forgotten
+here, and `revocation_note` tells the user where to remove the app's access themselves. A `{client_id}` in the
+revocation endpoint is filled with the app's client id.
 """
 
 from dataclasses import dataclass, field
@@ -24,6 +27,12 @@ class Preset:
     token_auth_method: str = "client_secret_post"
     # Fields of the userinfo answer that name the account (first one present wins).
     identity_fields: tuple[str, ...] = ("email", "login", "name", "sub")
+    # How the authorization URL separates scopes (Slack's `scope` is comma-separated; its token answers are too).
+    scope_separator: str = " "
+    # rfc7009 | slack_auth_revoke | github_grant | none (see the module's docstring).
+    revocation_style: str = "rfc7009"
+    # What the user must do themselves when the provider cannot be asked to revoke.
+    revocation_note: str = ""
 
 
 PRESETS: dict[str, Preset] = {
@@ -33,19 +42,26 @@ PRESETS: dict[str, Preset] = {
         token_endpoint="https://oauth2.googleapis.com/token",
         revocation_endpoint="https://oauth2.googleapis.com/revoke",
         userinfo_endpoint="https://openidconnect.googleapis.com/v1/userinfo",
-        scopes="openid email https://www.googleapis.com/auth/gmail.modify",
-        authorize_params={"access_type": "offline", "prompt": "consent"},
+        # The base only: each server's rule adds what it needs (config.json oauth.servers.*.scopes).
+        scopes="openid email",
+        # include_granted_scopes: a new link for more scopes (a newly planned Google server) keeps those granted.
+        authorize_params={"access_type": "offline", "prompt": "consent", "include_granted_scopes": "true"},
     ),
     "slack": Preset(
         name="Slack",
         authorization_endpoint="https://slack.com/oauth/v2/authorize",
         token_endpoint="https://slack.com/api/oauth.v2.access",
+        revocation_endpoint="https://slack.com/api/auth.revoke",
+        scope_separator=",",
+        revocation_style="slack_auth_revoke",
         scopes="channels:read chat:write users:read",
     ),
     "github": Preset(
         name="GitHub",
         authorization_endpoint="https://github.com/login/oauth/authorize",
         token_endpoint="https://github.com/login/oauth/access_token",
+        revocation_endpoint="https://api.github.com/applications/{client_id}/grant",
+        revocation_style="github_grant",
         userinfo_endpoint="https://api.github.com/user",
         scopes="repo read:user",
     ),
@@ -55,6 +71,9 @@ PRESETS: dict[str, Preset] = {
         token_endpoint="https://api.notion.com/v1/oauth/token",
         authorize_params={"owner": "user"},
         token_auth_method="client_secret_basic",
+        revocation_style="none",
+        revocation_note="Notion has no revocation endpoint: the connection is forgotten here, but to revoke the "
+                        "access itself remove the integration in Notion (Settings, Connections).",
     ),
     "microsoft": Preset(
         name="Microsoft 365",
@@ -62,6 +81,9 @@ PRESETS: dict[str, Preset] = {
         token_endpoint="https://login.microsoftonline.com/common/oauth2/v2.0/token",
         userinfo_endpoint="https://graph.microsoft.com/oidc/userinfo",
         scopes="openid email offline_access User.Read Mail.ReadWrite",
+        revocation_style="none",
+        revocation_note="Microsoft has no revocation endpoint for an app: the connection is forgotten here, but to "
+                        "revoke the access itself remove the app at https://myapps.microsoft.com (Manage apps).",
     ),
 }
 

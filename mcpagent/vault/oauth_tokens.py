@@ -20,6 +20,7 @@ from mcpagent.models import ApiClient
 from mcpagent.vault import formats, oauth_client
 from mcpagent.vault.audit import ActorLike, audit_record
 from mcpagent.vault.models import AuditEvent, OAuthApp, OAuthConnection
+from mcpagent.vault.oauth_revocation import connection_revoke
 
 logger = logging.getLogger("mcpagent.vault")
 Status = OAuthConnection.Status
@@ -183,20 +184,15 @@ def identity_for(*, client: ApiClient, end_user: str, provider: str, actor: Acto
 
 
 def connection_revoke_and_delete(connection: OAuthConnection, *, actor: ActorLike, reason: str) -> dict[str, Any]:
-    """Revoke the connection's tokens at the provider (where its app has an RFC 7009 endpoint), then delete it.
-    The deletion happens even when revocation fails (the result says so): the user asked to forget it."""
+    """Revoke the connection's tokens at the provider (in its own style, oauth_revocation), then delete it. The
+    deletion happens even when revocation fails: the user asked to forget it. The result says whether the provider
+    revoked it (`revoked`: true, false when it refused or was unreachable, null when it offers no revocation) and
+    `message`, what to tell the user."""
     app = OAuthApp.objects.filter(provider=connection.provider).first()
-    revoked: bool | None = None
-    if app is not None:
-        token = OAuthConnection.objects.get(pk=connection.pk).token
-        try:
-            for hint in ("refresh_token", "access_token"):
-                if token.get(hint):
-                    revoked = oauth_client.revoke(app, token=token[hint], hint=hint) or None
-        except oauth_client.OAuthFailure as failure:
-            logger.warning("revocation of a %s connection failed: %s", connection.provider, failure.error)
-            revoked = False
+    token = OAuthConnection.objects.get(pk=connection.pk).token or {}
+    outcome = connection_revoke(app, connection.provider, token)
     with transaction.atomic():
-        _audit(connection, AuditEvent.Action.DELETE, actor, reason, {"revoked": revoked})
+        _audit(connection, AuditEvent.Action.DELETE, actor, reason, {"revoked": outcome.revoked})
         OAuthConnection.objects.filter(pk=connection.pk).delete()
-    return {"oauth_connections": 1, "revoked": revoked}
+    return {"oauth_connections": 1, "provider": connection.provider, "revoked": outcome.revoked,
+            "message": outcome.message}

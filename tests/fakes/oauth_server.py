@@ -8,6 +8,12 @@ test follows the authorization URL with a plain GET and reads the redirect. Knob
 `refuse_refresh = True` answers every refresh with invalid_grant, `expires_in` sets the lifetime of new tokens.
 `revoked` lists the tokens revoked through the revocation endpoint; `issued` every token answer given.
 
+Scopes: a token answer carries the scope granted. `authorizations` records each authorization request's query;
+with Google's `include_granted_scopes=true` the grant is the union of what the user granted this client before and
+what the request asks (incremental authorization), as Google does.
+
+Slack's `auth.revoke` and GitHub's grant deletion revoke the same tokens (tests/fakes/oauth_revocation_styles.py).
+
 For MCP authorization it also publishes RFC 8414 metadata (`/.well-known/oauth-authorization-server`) and takes
 RFC 7591 dynamic registrations at `/register` (authlib's ClientRegistrationEndpoint); `registered` holds them, and
 a token remembers the RFC 8707 `resource` it was asked for (`token_info`). With `client_documents` ({URL: client ID
@@ -34,6 +40,8 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
+
+from tests.fakes.oauth_revocation_styles import ProviderRevocation
 
 CLIENT_ID = "test-client-id"
 CLIENT_SECRET = "test-client-secret-3f9a"
@@ -149,7 +157,7 @@ class _PkceRequired(CodeChallenge):
         super().validate_code_challenge(grant, redirect_uri)
 
 
-class FakeOAuthServer:
+class FakeOAuthServer(ProviderRevocation):
     def __init__(self, *, redirect_uris: list[str], expires_in: int = 3600):
         self.client = _Client(redirect_uris)
         self.expires_in = expires_in
@@ -160,6 +168,8 @@ class FakeOAuthServer:
         self.issued: list[dict] = []
         self.revoked: list[str] = []
         self.requests: list[tuple[str, str]] = []
+        self.authorizations: list[dict] = []
+        self.granted: dict[str, set[str]] = {}  # user -> scopes granted to the client so far
         self.registered: dict[str, _Client] = {}
         self.client_documents: dict[str, dict] = {}
         self.issuer = ""  # a metadata `issuer` other than its own URL (a misconfigured or impostor server)
@@ -207,7 +217,11 @@ class FakeOAuthServer:
 
             def save_authorization_code(self, code, request):
                 data = request.payload.data
-                fake.codes[code] = _Code(code, data.get("redirect_uri"), data.get("scope", ""),
+                scopes = set((data.get("scope") or "").split())
+                if data.get("include_granted_scopes") == "true":
+                    scopes |= fake.granted.get(request.user, set())
+                fake.granted[request.user] = fake.granted.get(request.user, set()) | scopes
+                fake.codes[code] = _Code(code, data.get("redirect_uri"), " ".join(sorted(scopes)),
                                          data.get("code_challenge"), data.get("code_challenge_method"), request.user)
 
             def query_authorization_code(self, code, client):
@@ -295,6 +309,10 @@ class FakeOAuthServer:
                 status, out, extra = self.server.create_token_response(request)
             elif path == "/revoke" and method == "POST":
                 status, out, extra = self.server.create_endpoint_response("revocation", request)
+            elif path == "/api/auth.revoke" and method == "POST":
+                status, out, extra = self._slack_auth_revoke(headers.get("Authorization", ""), form)
+            elif path.startswith("/applications/") and path.endswith("/grant") and method == "DELETE":
+                status, out, extra = self._github_grant_delete(path, headers.get("Authorization", ""), body)
             elif path == "/.well-known/oauth-authorization-server" and method == "GET":
                 status, out, extra = 200, self.metadata(), []
             elif path == "/register" and method == "POST":
@@ -304,7 +322,8 @@ class FakeOAuthServer:
             else:
                 status, out, extra = 404, {"error": "not_found"}, []
         data = (json.dumps(out) if isinstance(out, dict) else str(out or "")).encode()
-        reason = {200: "OK", 201: "Created", 302: "Found", 400: "Bad Request", 401: "Unauthorized"}.get(status, "Error")
+        reason = {200: "OK", 201: "Created", 204: "No Content", 302: "Found", 400: "Bad Request",
+                  401: "Unauthorized", 422: "Unprocessable Entity"}.get(status, "Error")
         header_list = [(k, v) for k, v in extra if k.lower() != "content-length"]
         if isinstance(out, dict) and not any(k.lower() == "content-type" for k, _ in header_list):
             header_list.append(("Content-Type", "application/json"))
@@ -312,6 +331,7 @@ class FakeOAuthServer:
         return [data]
 
     def _authorize(self, request):
+        self.authorizations.append(dict(request.args))
         try:
             grant = self.server.get_consent_grant(request)
         except rfc6749.OAuth2Error as error:
@@ -368,11 +388,14 @@ class FakeOAuthServer:
         return self._userinfo(f"Bearer {token}")[0] == 200
 
     def register(self, model, *, provider: str = "google", revocation: bool = True):
-        """An active OAuth app for `provider` whose endpoints point at this server."""
+        """An active OAuth app for `provider` whose endpoints point at this server (revocation in the provider's
+        own style: Slack's auth.revoke, GitHub's grant deletion, else RFC 7009)."""
+        revocation_path = {"slack": "/api/auth.revoke",
+                           "github": "/applications/{client_id}/grant"}.get(provider, "/revoke")
         return model.objects.update_or_create(provider=provider, defaults={
             "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "scopes": "openid email",
             "authorization_endpoint": f"{self.url}/authorize", "token_endpoint": f"{self.url}/token",
-            "revocation_endpoint": f"{self.url}/revoke" if revocation else "",
+            "revocation_endpoint": f"{self.url}{revocation_path}" if revocation else "",
             "userinfo_endpoint": f"{self.url}/userinfo", "is_active": True})[0]
 
     def __enter__(self):

@@ -25,6 +25,7 @@ from tests.sessions_app.conftest import log_capture  # noqa: F401  (shared fixtu
 
 CALLBACK = "http://testserver/api/oauth/callback"
 GMAIL = "shinzolabs-gmail-mcp"
+GMAIL_SCOPE = "https://www.googleapis.com/auth/gmail.modify"
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def oauth_server(settings, db):
 def _start(api, end_user="alice", return_url="") -> str:
     session = Session.objects.create(client=api.client_obj, end_user=end_user)
     return authorization_start(client=api.client_obj, end_user=end_user, session_id=session.pk, provider="google",
-                               redirect_uri=CALLBACK, return_url=return_url)
+                               redirect_uri=CALLBACK, return_url=return_url, scopes=[GMAIL_SCOPE])
 
 
 def _connect(api, anon_api, end_user="alice") -> OAuthConnection:
@@ -168,6 +169,7 @@ def test_failed_refresh_marks_needs_reauth_and_the_next_reply_offers_a_link(api,
     covered, needed = oauth_needs(client=api.client_obj, end_user="alice", server_slugs=[GMAIL])
     assert covered == {GMAIL: {"CLIENT_ID", "CLIENT_SECRET", "REFRESH_TOKEN"}}
     assert needed == [{"provider": "google", "mcp_servers": [GMAIL], "reason": "needs_reauth",
+                       "scopes": sorted({"openid", "email", GMAIL_SCOPE}),
                        "credential_keys": [f"{GMAIL}:CLIENT_ID", f"{GMAIL}:CLIENT_SECRET", f"{GMAIL}:REFRESH_TOKEN"]}]
     # Authorizing again makes it active.
     oauth_server.refuse_refresh = False
@@ -196,7 +198,7 @@ def test_delete_revokes_at_the_provider(api, anon_api, oauth_server):
     row = _connect(api, anon_api)
     token = OAuthConnection.objects.get().token
     response = api.delete(f"/api/connections/{row.pk}?end_user=alice")
-    assert response.status_code == 204
+    assert response.status_code == 200 and response.json()["revoked"] is True
     assert set(oauth_server.revoked) == {token["refresh_token"], token["access_token"]}
     assert not OAuthConnection.objects.exists()
     assert not oauth_server.access_token_works(token["access_token"])
