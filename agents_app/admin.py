@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from agents_app.models import Agent, AgentRun, AgentSchedule
-from agents_app.services import agent_revalidation_queue
+from agents_app.services.validation import agent_revalidation_queue
 
 
 @admin.register(Agent)

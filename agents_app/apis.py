@@ -23,19 +23,13 @@ from agents_app.selectors import (
     agent_turns,
     run_tool_timings,
 )
-from agents_app.services import (
-    MAX_PLAYBACK_STEPS,
-    OFFLINE_MODELS,
-    agent_create,
-    agent_delete,
-    agent_message_send,
-    agent_run_queue,
-    agent_schedule_delete,
-    agent_schedule_set,
-    agent_revalidation_queue,
-    agent_validation_queue,
-    wait_for,
-)
+from agents_app.queueing import wait_for
+from agents_app.services.creation import agent_create
+from agents_app.services.deletion import agent_delete
+from agents_app.services.inputs import MAX_PLAYBACK_STEPS, OFFLINE_MODELS
+from agents_app.services.runs import agent_message_send, agent_run_queue
+from agents_app.services.schedules import agent_schedule_delete, agent_schedule_set
+from agents_app.services.validation import agent_revalidation_queue, agent_validation_queue
 from agents_app.remote_auth import authorization_links
 from mcpagent.errors import ApplicationError
 from mcpagent.fields import StrictCharField, end_user_field

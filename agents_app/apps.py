@@ -9,6 +9,9 @@ class AgentsAppConfig(AppConfig):
         import logging
 
         from agents_app import sandbox
+        # Registers the Celery tasks in every process (web too, not only workers): agents_app.queueing sends them
+        # by name through the registry, which runs them in place in eager mode.
+        from agents_app import tasks  # noqa: F401
         from mcpagent.health import register_check
 
         sandbox.check_configuration()

@@ -1,4 +1,5 @@
-"""Agent work in Celery workers. Tasks take ids only (never secrets) and call one service.
+"""Agent work in Celery workers. Tasks take ids only (never secrets) and call one service; the services send them
+by the names in agents_app.queueing (they do not import this module).
 
 Runs are bounded: the runtime stops a run after AGENT_RUN_TIMEOUT_SECONDS itself (eager mode too); the task's
 soft limit 30 s later marks a run that did not stop as failed (its servers are killed by the runtime's cleanup),
@@ -12,7 +13,12 @@ from celery.signals import worker_process_shutdown
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from agents_app.queueing import AGENT_RUN_TASK, AGENT_VALIDATE_TASK, PACKAGES_PREFETCH_TASK
 from agents_app.runtime.pool import warm_servers_shutdown
+from agents_app.services.package_prefetch import catalogue_packages_prefetch
+from agents_app.services.runs import agent_run_abandon, agent_run_execute
+from agents_app.services.schedules import agent_schedules_run_due
+from agents_app.services.validation import agent_validate, agent_validation_abandon
 
 _DB_ERRORS = (OperationalError, InterfaceError)
 
@@ -23,12 +29,10 @@ def _stop_warm_servers(**_: object) -> None:
     warm_servers_shutdown()
 
 
-@shared_task(autoretry_for=_DB_ERRORS, retry_backoff=True, max_retries=3,
+@shared_task(name=AGENT_VALIDATE_TASK, autoretry_for=_DB_ERRORS, retry_backoff=True, max_retries=3,
              soft_time_limit=settings.AGENT_VALIDATION_TIMEOUT_SECONDS + 60,
              time_limit=settings.AGENT_VALIDATION_TIMEOUT_SECONDS + 90)
 def agent_validate_task(agent_id: str) -> str:
-    from agents_app.services import agent_validate, agent_validation_abandon
-
     try:
         return agent_validate(agent_id=agent_id).status
     except SoftTimeLimitExceeded:
@@ -36,12 +40,10 @@ def agent_validate_task(agent_id: str) -> str:
         return "failed"
 
 
-@shared_task(autoretry_for=_DB_ERRORS, retry_backoff=True, max_retries=3,
+@shared_task(name=AGENT_RUN_TASK, autoretry_for=_DB_ERRORS, retry_backoff=True, max_retries=3,
              soft_time_limit=settings.AGENT_RUN_TIMEOUT_SECONDS + 30,
              time_limit=settings.AGENT_RUN_TIMEOUT_SECONDS + 60)
 def agent_run_task(run_id: str) -> str:
-    from agents_app.services import agent_run_abandon, agent_run_execute
-
     try:
         run = agent_run_execute(run_id=run_id)
         return run.status if run is not None else "deleted"
@@ -53,15 +55,11 @@ def agent_run_task(run_id: str) -> str:
 @shared_task(autoretry_for=_DB_ERRORS, retry_backoff=True, max_retries=2, soft_time_limit=50, time_limit=60)
 def agent_schedules_tick() -> int:
     """Beat, every AGENT_SCHEDULE_TICK_SECONDS: start the runs of the schedules that are due."""
-    from agents_app.services import agent_schedules_run_due
-
     return len(agent_schedules_run_due())
 
 
-@shared_task(soft_time_limit=1800, time_limit=1860)
+@shared_task(name=PACKAGES_PREFETCH_TASK, soft_time_limit=1800, time_limit=1860)
 def packages_prefetch_task(server_slugs: list[str]) -> dict[str, str]:
     """Fetch the packages of the chosen catalogue servers while the user gathers credentials, so that agent
     creation finds them in the cache."""
-    from agents_app.services import catalogue_packages_prefetch
-
     return catalogue_packages_prefetch(server_slugs=server_slugs)

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from agents_app.models import Agent, AgentRun, AgentTrigger, TriggerDelivery
 from agents_app.selectors import agent_trigger_get
-from agents_app.services import agent_message_send, agent_run_queue
+from agents_app.services.runs import agent_message_send, agent_run_queue
 from mcpagent.errors import ApplicationError, NotFound
 
 logger = logging.getLogger(__name__)

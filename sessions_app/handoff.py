@@ -9,8 +9,8 @@ from agents_app.master.recurrence import in_timezone, schedule_to_apply
 from agents_app.models import Agent
 from agents_app.remote_auth import authorization_prepare
 from agents_app.services import (
-    agent_create_for_catalogue_servers, agent_revalidate, agent_stored_credential_keys, agent_validate,
-    catalogue_servers,
+    agent_create_for_catalogue_servers, agent_revalidate, agent_schedule_set, agent_stored_credential_keys,
+    agent_validate, catalogue_servers,
 )
 from mcpagent.errors import ApplicationError
 from sessions_app.models import Session
@@ -59,8 +59,6 @@ def agent_create_for_session(*, session_id) -> str | None:
 def _schedule_apply(session, plan: Plan, agent) -> None:
     """Give the ready agent the schedule the planner proposed (in the client's time zone) or the one the client
     chose instead; nothing if the client declined it (see recurrence.schedule_to_apply)."""
-    from agents_app.services import agent_schedule_set
-
     schedule = schedule_to_apply(in_timezone(plan.schedule, session.context.get("timezone") or "UTC"),
                                  session.context.get("schedule_choice"))
     if not schedule:

@@ -13,8 +13,9 @@ from agents_app import schedule_times
 from agents_app.master.plan import Plan
 from agents_app.master.recurrence import describe, in_timezone, schedule_to_apply
 from agents_app.master.revise import revise_request
+from agents_app.models import Agent, AgentSchedule
 from agents_app.oauth_rules import oauth_needs
-from agents_app.services import catalogue_packages_prefetch_queue, in_progress_check
+from agents_app.services import agent_schedule_set, catalogue_packages_prefetch_queue, in_progress_check
 from mcpagent.errors import ApplicationError
 from mcpagent.logging_filters import redact
 from mcpagent.models import ApiClient
@@ -257,12 +258,11 @@ def _answer_questions(session: Session, plan: Plan | None, message: str) -> bool
             session.context.setdefault("choices", {})[question.need] = slug
             answered = True
     return answered
+
+
 def _schedule_choose(session: Session, choice: Any) -> None:
     """Record the client's answer to the proposed schedule (checked: a bad one is a 400 and nothing is kept);
     if the session's agent is already ready, its schedule is set or removed now."""
-    from agents_app.models import Agent, AgentSchedule
-    from agents_app.services import agent_schedule_set
-
     zone = session.context.get("timezone") or "UTC"
     if isinstance(choice, bool):
         session.context["schedule_choice"] = choice

@@ -3,7 +3,7 @@
 "every morning", "each Friday at 5pm", "daily", "every 15 minutes", "hourly" name times; "monitor", "watch",
 "keep an eye on", "whenever a new … shows up" ask to look again and again, which an agent does by running on an
 interval (WATCH_INTERVAL_SECONDS). The proposal is a 5-field cron expression or an interval, read in the client's
-IANA time zone, shaped for agents_app.services.agent_schedule_set. Hand-written rules rather than a date parser
+IANA time zone, shaped for agents_app.services.schedules.agent_schedule_set. Hand-written rules rather than a date parser
 (dateparser, recurrent): those read one date, not a recurrence, and this covers the phrasings a workflow request
 uses in a few dozen lines; anything it misses the client can still set through the schedule API.
 """

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from agents_app.models import Agent
 from agents_app.selectors import agent_turns
-from agents_app.services import agent_message_send, agent_run_execute
+from agents_app.services.runs import agent_message_send, agent_run_execute
 from mcpagent.errors import ApplicationError
 
 

@@ -1,0 +1,33 @@
+"""Hand-offs to Celery workers: agents_app's tasks sent by name, and the short bounded wait for their outcome.
+
+The services send tasks through this module and never import agents_app.tasks, which imports the services to run
+them: the dependency points one way, from the tasks to the services."""
+
+from typing import Any
+
+from mcpagent.celery import app
+from mcpagent.waiting import wait_until
+
+AGENT_VALIDATE_TASK = "agents_app.tasks.agent_validate_task"
+AGENT_RUN_TASK = "agents_app.tasks.agent_run_task"
+PACKAGES_PREFETCH_TASK = "agents_app.tasks.packages_prefetch_task"
+
+
+def task_send(name: str, *args: Any, **options: Any) -> None:
+    """apply_async of the registered task (agents_app.apps registers them at start). Unlike app.send_task, this
+    runs the task here when CELERY_TASK_ALWAYS_EAGER is set (no broker), and it uses the same routes
+    (CELERY_TASK_ROUTES) and options. Raises kombu's OperationalError when the broker is unreachable."""
+    app.tasks[name].apply_async(args, **options)
+
+
+def wait_for(predicate_query: Any, *, done: tuple[str, ...], seconds: float) -> str | None:
+    """Poll a status column until it is one of `done` or `seconds` pass (a bounded wait: mcpagent.waiting);
+    returns the last status."""
+    seen: list = [None]
+
+    def finished() -> bool:
+        seen[0] = predicate_query.values_list("status", flat=True).first()
+        return seen[0] in done
+
+    wait_until(finished, seconds=seconds)
+    return seen[0]
