@@ -7,10 +7,9 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
 
 from agents_app.models import Agent, AgentRun, Conversation
-from agents_app.queueing import AGENT_RUN_TASK, task_send
+from agents_app.queueing import AGENT_RUN_TASK, task_send_or_unavailable
 from agents_app.run_events import RunRecorder
 from agents_app.runtime import WarmKey, run_agent, task_redactor, warm_servers_drop
 from agents_app.secrets import secrets_redactor
@@ -49,12 +48,8 @@ def agent_message_send(*, agent: Agent, message: str, model: str | None = None, 
 
 
 def agent_run_queue(*, run: AgentRun) -> None:
-    try:
-        task_send(AGENT_RUN_TASK, str(run.id))
-    except BrokerError:
-        agent_run_abandon(run_id=run.id, reason="the task queue is unavailable")
-        raise ApplicationError("The task queue is unavailable; try again shortly.", code="queue_unavailable",
-                               status=503, details={"run_id": str(run.id)}) from None
+    task_send_or_unavailable(AGENT_RUN_TASK, run.id, field="run_id",
+                             abandon=lambda reason: agent_run_abandon(run_id=run.id, reason=reason))
 
 
 def agent_run_execute(*, run_id: Any) -> AgentRun | None:

@@ -8,11 +8,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from kombu.exceptions import OperationalError as BrokerError
 
 from agents_app import mcp_config
 from agents_app.models import Agent
-from agents_app.queueing import AGENT_VALIDATE_TASK, task_send
+from agents_app.queueing import AGENT_VALIDATE_TASK, task_send_or_unavailable
 from agents_app.oauth_retry import validation_retry_after_oauth_refresh
 from agents_app.remote_auth import authorization_prepare, validation_retry_after_refresh
 from agents_app.runtime import validate_servers, warm_servers_drop
@@ -112,12 +111,8 @@ def agent_validation_abandon(*, agent_id: Any, reason: str) -> None:
 
 def agent_validation_queue(*, agent: Agent) -> None:
     """Hand validation to a worker (inline when no broker is configured). The task takes only the id."""
-    try:
-        task_send(AGENT_VALIDATE_TASK, str(agent.id))
-    except BrokerError:
-        agent_validation_abandon(agent_id=agent.id, reason="the task queue is unavailable")
-        raise ApplicationError("The task queue is unavailable; try again shortly.", code="queue_unavailable",
-                               status=503, details={"agent_id": str(agent.id)}) from None
+    task_send_or_unavailable(AGENT_VALIDATE_TASK, agent.id, field="agent_id",
+                             abandon=lambda reason: agent_validation_abandon(agent_id=agent.id, reason=reason))
 
 
 def agent_validation_restart(*, agent_id: Any, actor: Any = None) -> Agent:
