@@ -197,7 +197,20 @@ class OAuthApp(models.Model):
         return f"{self.provider} ({self.client_id})"
 
 
-class OAuthConnection(models.Model):
+class _TokenTimes(models.Model):
+    """When a connection's access token expires, and when the connection was made, changed, used and refreshed."""
+
+    access_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class OAuthConnection(_TokenTimes):
     """An account an end user of a client connected by OAuth: one per (client, end user, provider), used by every
     session and agent of that end user (they hold no copies). `token` holds access and refresh tokens, encrypted;
     `status` turns `needs_reauth` when a refresh fails."""
@@ -215,11 +228,6 @@ class OAuthConnection(models.Model):
     identity = models.CharField(max_length=200, blank=True, help_text="Who the provider says the account is.")
     scopes = models.CharField(max_length=2000, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
-    access_expires_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    refreshed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["provider"]
@@ -253,7 +261,7 @@ class OAuthState(models.Model):
         return f"{self.provider} state for {self.end_user or '-'}"
 
 
-class McpAuthConnection(models.Model):
+class McpAuthConnection(_TokenTimes):
     """A remote MCP server an end user of a client authorized us to use (MCP authorization: OAuth 2.1 with PKCE
     against the authorization server the server's protected resource metadata names). One per (client, end user,
     server URL). `registration` is our client's registration with that authorization server (client id, and
@@ -276,11 +284,6 @@ class McpAuthConnection(models.Model):
     hint = models.CharField(max_length=64, blank=True, help_text="Masked access token.")
     scopes = models.CharField(max_length=2000, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    access_expires_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    refreshed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "MCP server authorization"
