@@ -20,22 +20,12 @@ from mcpagent.vault.oauth_flow import authorization_start, states_purge_expired
 from mcpagent.vault.oauth_tokens import identity_for, token_for_use
 from mcpagent.vault.store import credentials_store
 from sessions_app.models import Session
-from tests.fakes.oauth_server import CLIENT_SECRET, FakeOAuthServer, callback_path, follow
+from tests.fakes.oauth_server import CLIENT_SECRET, callback_path, follow
 from tests.sessions_app.conftest import log_capture  # noqa: F401  (shared fixture)
+from tests.vault.conftest import OAUTH_CALLBACK as CALLBACK
 
-CALLBACK = "http://testserver/api/oauth/callback"
 GMAIL = "shinzolabs-gmail-mcp"
 GMAIL_SCOPE = "https://www.googleapis.com/auth/gmail.modify"
-
-
-@pytest.fixture
-def oauth_server(settings, db):
-    settings.OAUTH_REDIRECT_URL = CALLBACK
-    with FakeOAuthServer(redirect_uris=[CALLBACK]) as server:
-        from mcpagent.vault.models import OAuthApp
-
-        server.register(OAuthApp)
-        yield server
 
 
 def _start(api, end_user="alice", return_url="") -> str:

@@ -5,27 +5,17 @@ scope a newly planned server needs gets a new link (incremental authorization) i
 
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
-
 from agents_app.oauth_rules import oauth_needs
 from mcpagent.vault.models import OAuthApp, OAuthConnection
 from mcpagent.vault.oauth_flow import authorization_start
 from sessions_app.models import Session
-from tests.fakes.oauth_server import FakeOAuthServer, callback_path, follow
+from tests.fakes.oauth_server import callback_path, follow
+from tests.vault.conftest import OAUTH_CALLBACK as CALLBACK
 
-CALLBACK = "http://testserver/api/oauth/callback"
 GMAIL, DRIVE, GSC = "shinzolabs-gmail-mcp", "google-drive-mcp", "mcp-server-gsc"
 GMAIL_SCOPE = "https://www.googleapis.com/auth/gmail.modify"
 DRIVE_SCOPE = "https://www.googleapis.com/auth/drive"
 GSC_SCOPE = "https://www.googleapis.com/auth/webmasters.readonly"
-
-
-@pytest.fixture
-def google(settings, db):
-    settings.OAUTH_REDIRECT_URL = CALLBACK
-    with FakeOAuthServer(redirect_uris=[CALLBACK]) as server:
-        server.register(OAuthApp)  # base scopes "openid email"
-        yield server
 
 
 def _needs(api, slugs):
@@ -41,7 +31,7 @@ def _authorize(api, anon_api, needed: dict) -> dict:
     return parse_qs(urlsplit(url).query)
 
 
-def test_one_link_asks_for_the_union_of_the_planned_google_servers_scopes(api, anon_api, google):
+def test_one_link_asks_for_the_union_of_the_planned_google_servers_scopes(api, anon_api, oauth_server):
     [needed] = _needs(api, [GMAIL, DRIVE, GSC])
     assert needed["reason"] == "not_connected" and needed["mcp_servers"] == [GMAIL, DRIVE, GSC]
     assert needed["scopes"] == sorted([GMAIL_SCOPE, DRIVE_SCOPE, GSC_SCOPE])
@@ -53,7 +43,7 @@ def test_one_link_asks_for_the_union_of_the_planned_google_servers_scopes(api, a
     assert _needs(api, [GMAIL, DRIVE, GSC]) == []
 
 
-def test_a_newly_planned_server_needing_more_scopes_gets_an_incremental_link(api, anon_api, google):
+def test_a_newly_planned_server_needing_more_scopes_gets_an_incremental_link(api, anon_api, oauth_server):
     [first] = _needs(api, [GMAIL])
     _authorize(api, anon_api, first)
     connection = OAuthConnection.objects.get()
@@ -73,14 +63,14 @@ def test_a_newly_planned_server_needing_more_scopes_gets_an_incremental_link(api
     assert _needs(api, [GMAIL, DRIVE]) == []
 
 
-def test_a_connection_whose_token_named_no_scope_counts_as_holding_them(api, anon_api, google):
+def test_a_connection_whose_token_named_no_scope_counts_as_holding_them(api, anon_api, oauth_server):
     _authorize(api, anon_api, _needs(api, [GMAIL])[0])
     OAuthConnection.objects.update(scopes="")  # RFC 6749 5.1: no scope in the answer means what was asked
     assert _needs(api, [GMAIL, DRIVE]) == []
 
 
-def test_slack_scopes_are_comma_separated_both_ways(api, anon_api, google):
-    google.register(OAuthApp, provider="slack")
+def test_slack_scopes_are_comma_separated_both_ways(api, anon_api, oauth_server):
+    oauth_server.register(OAuthApp, provider="slack")
     OAuthApp.objects.filter(provider="slack").update(scopes="users:read")
     [needed] = _needs(api, ["slack-conversations"])
     query = _authorize(api, anon_api, needed)
