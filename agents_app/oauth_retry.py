@@ -32,16 +32,17 @@ def validation_retry_after_oauth_refresh(agent: Any, results: dict[str, ServerCh
                                              reason="agent_validate"):
                 retry.add(name)
         except ApplicationError as exc:
-            checks[name] = ServerCheck(server=name, ok=False, seconds=result.seconds, error={
-                "server": name, "code": exc.code, "message": exc.message,
-                "hint": (exc.details or {}).get("hint", "")})
+            checks[name] = _failed(name, result.seconds, exc)
     if retry:
         try:
             with relaunch(retry) as specs:
                 checks.update(validate_servers(specs))
         except ApplicationError as exc:  # a value deleted meanwhile: the first outcome stands
-            details = exc.details or {}
-            checks.update({name: ServerCheck(server=name, ok=False, seconds=results[name].seconds, error={
-                "server": name, "code": exc.code, "message": exc.message, "hint": details.get("hint", "")})
-                for name in retry if details.get("server") in (None, name)})
+            checks.update({name: _failed(name, results[name].seconds, exc)
+                           for name in retry if (exc.details or {}).get("server") in (None, name)})
     return checks
+
+
+def _failed(name: str, seconds: float, exc: ApplicationError) -> ServerCheck:
+    return ServerCheck(server=name, ok=False, seconds=seconds, error={
+        "server": name, "code": exc.code, "message": exc.message, "hint": (exc.details or {}).get("hint", "")})
