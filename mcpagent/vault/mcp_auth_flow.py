@@ -16,7 +16,6 @@ worker, so both live in the vault instead. Its discovery and registration helper
 import logging
 import re
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import httpx2
@@ -226,12 +225,6 @@ def _refresh_locked(connection: McpAuthConnection, actor: ActorLike, reason: str
     _audit(connection, AuditEvent.Action.ROTATE, actor, reason, {"refreshed": True})
 
 
-def _due(connection: McpAuthConnection) -> bool:
-    expires = connection.access_expires_at
-    return expires is not None and expires <= timezone.now() + timedelta(
-        seconds=settings.OAUTH_REFRESH_LEEWAY_SECONDS)
-
-
 def mcp_token_for_use(*, client: ApiClient, end_user: str, server_url: str, actor: ActorLike, reason: str,
                       rejected_access_token: str | None = None) -> McpToken | None:
     """The end user's access token for the remote server, refreshed first when it has expired (or is about to) or
@@ -243,8 +236,7 @@ def mcp_token_for_use(*, client: ApiClient, end_user: str, server_url: str, acto
                       .filter(client=client, end_user=end_user, server_url=server_url).first())
         if connection is None or connection.status != Status.ACTIVE or not connection.token:
             return None
-        if _due(connection) or (rejected_access_token
-                                and rejected_access_token == connection.token.get("access_token")):
+        if connection.refresh_due(rejected_access_token):
             _refresh_locked(connection, actor, reason)
             if connection.status != Status.ACTIVE:
                 return None

@@ -1,5 +1,7 @@
 import uuid
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -208,6 +210,14 @@ class _TokenTimes(models.Model):
 
     class Meta:
         abstract = True
+
+    def refresh_due(self, rejected_access_token: str | None = None) -> bool:
+        """Refresh before use: the access token expires within OAUTH_REFRESH_LEEWAY_SECONDS, or it is still the one
+        a provider or server has just refused."""
+        leeway = timedelta(seconds=settings.OAUTH_REFRESH_LEEWAY_SECONDS)
+        expiring = self.access_expires_at is not None and self.access_expires_at <= timezone.now() + leeway
+        refused = bool(rejected_access_token) and rejected_access_token == (self.token or {}).get("access_token")
+        return expiring or refused
 
 
 class OAuthConnection(_TokenTimes):

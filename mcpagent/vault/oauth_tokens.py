@@ -7,11 +7,10 @@ in the encrypted `token` field and in memory.
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from datetime import timezone as dt_timezone
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -95,12 +94,6 @@ def connection_find(*, client: ApiClient, end_user: str, provider: str) -> OAuth
             .defer("token").first())
 
 
-def _due(connection: OAuthConnection) -> bool:
-    expires = connection.access_expires_at
-    leeway = timedelta(seconds=settings.OAUTH_REFRESH_LEEWAY_SECONDS)
-    return expires is not None and expires <= timezone.now() + leeway
-
-
 def _reauth_error(provider: str, why: str) -> ApplicationError:
     return ApplicationError(
         f"The {provider} connection needs to be authorized again ({why}).", code="oauth_reauth_needed", status=409,
@@ -150,9 +143,7 @@ def token_for_use(*, client: ApiClient, end_user: str, provider: str, actor: Act
                       .filter(client=client, end_user=end_user, provider=provider).first())
         if connection is None:
             raise _reauth_error(provider, "it is not connected")
-        if connection.status == Status.ACTIVE and (
-                _due(connection) or (rejected_access_token
-                                     and rejected_access_token == connection.token.get("access_token"))):
+        if connection.status == Status.ACTIVE and connection.refresh_due(rejected_access_token):
             _refresh_locked(connection, app, actor, reason)
         if connection.status != Status.ACTIVE:
             failed = True
