@@ -8,9 +8,12 @@ Turn 1: the workflow request (the analysis runs in the worker; the web waits CHA
 client polls GET /api/sessions/{id}, as the API says). Turn 2: the credentials the plan asked for (placeholder
 values; the agent creation this queues is the worker's business and not timed); a plan that asks for nothing (the
 agent is being created already) or asks the user to pick a service has no credentials turn. All clients share
-127.0.0.1, so
-the per-address rate limit is turned off for the run (API_RATE_LIMIT_PER_IP=off); each client has its own key and
-stays within the per-client limits.
+127.0.0.1, so the per-address rate limit is turned off for the run (API_RATE_LIMIT_PER_IP=off); each client has its
+own key and stays within the per-client limits.
+
+Two rounds by default, each with fresh clients: the clients start evenly over 10 s (as a load tool ramps its users
+up; every flow lasts longer than that, so all of them are under way together), then all in the same instant (the
+worst case: 200 first turns queue for two cores at once).
 """
 
 import argparse
@@ -54,10 +57,13 @@ def _stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-async def _client_flow(http, key: str, message: str, stats: dict, poll_seconds: float | None) -> None:
+async def _client_flow(http, key: str, message: str, stats: dict, poll_seconds: float | None,
+                       delay: float = 0.0) -> None:
     import httpx
 
+    await asyncio.sleep(delay)
     headers = {"Authorization": f"Bearer {key}"}
+    flow_started = time.perf_counter()
     try:
         started = time.perf_counter()
         response = await http.post("/api/chat", json={"message": message}, headers=headers)
@@ -72,6 +78,7 @@ async def _client_flow(http, key: str, message: str, stats: dict, poll_seconds: 
             # As the API asks (Retry-After on an answer that says what to poll), unless --poll-seconds says.
             await asyncio.sleep(poll_seconds or float(response.headers.get("Retry-After", 1)))
             response = await http.get(f"/api/sessions/{session_id}", headers=headers)
+            stats["polls"] += 1
             if response.status_code != 200:
                 stats["errors"].append(f"poll: {response.status_code} {response.text[:200]}")
                 return
@@ -96,19 +103,67 @@ async def _client_flow(http, key: str, message: str, stats: dict, poll_seconds: 
             stats["errors"].append(f"turn 2: {response.status_code} {response.text[:200]}")
     except httpx.HTTPError as exc:
         stats["errors"].append(f"transport: {type(exc).__name__}: {exc}")
+    finally:
+        stats["flows"].append((flow_started, time.perf_counter()))
 
 
 async def _run(base_url: str, keys: list[str], requests: list[str], timeout: float,
-               poll_seconds: float | None) -> tuple[dict, float]:
+               poll_seconds: float | None, ramp_seconds: float = 0.0) -> tuple[dict, float]:
     import httpx
 
-    stats: dict = {"turn1": [], "plan": [], "turn2": [], "errors": [], "refused_placeholders": [], "outcomes": {}}
+    stats: dict = {"turn1": [], "plan": [], "turn2": [], "errors": [], "refused_placeholders": [], "outcomes": {},
+                   "flows": [], "polls": 0}
     limits = httpx.Limits(max_connections=len(keys), max_keepalive_connections=len(keys))
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits) as http:
         started = time.perf_counter()
-        await asyncio.gather(*(_client_flow(http, key, requests[i % len(requests)], stats, poll_seconds)
+        await asyncio.gather(*(_client_flow(http, key, requests[i % len(requests)], stats, poll_seconds,
+                                            delay=ramp_seconds * i / len(keys))
                                for i, key in enumerate(keys)))
         return stats, time.perf_counter() - started
+
+
+def _most_at_once(flows: list[tuple[float, float]]) -> int:
+    """The most client flows under way at one moment."""
+    edges = sorted([(start, 1) for start, _ in flows] + [(end, -1) for _, end in flows])
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def _wait_idle(seconds: float = 180.0) -> None:
+    """Until no session is being analysed or creating its agent: the last round's work is done."""
+    from sessions_app.models import Session
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and Session.objects.filter(
+            status__in=(Session.Status.ANALYSING, Session.Status.CREATING_AGENT)).exists():
+        time.sleep(1)
+
+
+def _report(stats: dict, took: float, ramp: float, load_before: float) -> None:
+    load_after = os.getloadavg()
+    clients = len(stats["flows"])
+    arrival = f"started evenly over {ramp:g} s ({clients / ramp:.0f} new a second)" if ramp else "started all at once"
+    print(f"\n## clients {arrival}: at most {_most_at_once(stats['flows'])} flows under way at once; all done in "
+          f"{took:.1f} s; load average before {load_before:.1f}, at the end {load_after[0]:.1f} (1 min)")
+    print(f"  errors: {len(stats['errors'])}")
+    kinds: dict[str, list[str]] = {}
+    for line in stats["errors"]:
+        kinds.setdefault(line[:60], []).append(line)
+    for kind, lines in sorted(kinds.items(), key=lambda item: -len(item[1]))[:10]:
+        print(f"    {len(lines):4d} x {lines[0]}")
+    print("  session after turn 1: " + ", ".join(f"{name} {count}" for name, count in
+                                                 sorted(stats["outcomes"].items(), key=lambda item: -item[1])))
+    print(f"  turn 2 answered 400 invalid_credentials (placeholder values failing a service's format check): "
+          f"{len(stats['refused_placeholders'])}")
+    print(f"  polls of GET /api/sessions/{{id}} while analysing: {stats['polls']}")
+    for name, title in (("turn1", "turn 1 (request) HTTP answer"), ("plan", "turn 1 until the plan is ready"),
+                        ("turn2", "turn 2 (credentials) HTTP answer")):
+        values = stats[name]
+        print(f"  {title:34s} n={len(values):3d}  p50 {percentile(values, 50):.2f} s  "
+              f"p95 {percentile(values, 95):.2f} s  max {max(values, default=float('nan')):.2f} s")
 
 
 def main() -> None:
@@ -122,6 +177,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--poll-seconds", type=float, default=None,
                         help="poll the session this often instead of as Retry-After says")
+    parser.add_argument("--arrivals", type=lambda text: [float(x) for x in text.split(",")], default=[10.0, 0.0],
+                        help="comma-separated rounds, each the seconds over which the clients start (evenly); 0 is "
+                             "all at once (default: 10,0)")
     parser.add_argument("--database", default=DATABASE, help="database on the embedded server (made if missing)")
     parser.add_argument("--keep-logs", type=Path, default=None,
                         help="copy the web, worker and redis logs into this folder after the run")
@@ -133,7 +191,8 @@ def main() -> None:
     from mcpagent.env import environ_for_own_process
     from mcpagent.services import api_client_create
 
-    keys = [api_client_create(name=f"load-{i}-{time.time_ns()}")[1] for i in range(args.clients)]
+    keys = [api_client_create(name=f"load-{i}-{time.time_ns()}")[1]
+            for i in range(args.clients * len(args.arrivals))]
     requests = [r["request"] for r in json.loads(
         (ROOT / "benchmarks" / "data" / "planner_requests.json").read_text())["requests"]]
     base = Path(tempfile.mkdtemp(prefix="mcpagent-load-"))
@@ -179,30 +238,18 @@ def main() -> None:
             raise SystemExit(f"the service did not become healthy:\n{(base / 'web.log').read_text()[-2000:]}")
         # Each gunicorn worker and pool process loads the embedding model once: warm them before timing.
         asyncio.run(_run(base_url, keys[:web_workers * 2], requests, args.timeout, args.poll_seconds))
-        load_before = os.getloadavg()[0]
-        stats, took = asyncio.run(_run(base_url, keys, requests, args.timeout, args.poll_seconds))
-        load_after = os.getloadavg()
-        print(f"# bench_load — {time.strftime('%Y-%m-%d %H:%M')} UTC — {machine()}; load average before "
-              f"{load_before:.1f}, at the end {load_after[0]:.1f} (1 min) / {load_after[1]:.1f} (5 min)")
+        print(f"# bench_load — {time.strftime('%Y-%m-%d %H:%M')} UTC — {machine()}")
         print(f"{args.clients} concurrent clients (own API key each), two-turn chat flow; gunicorn {web_workers} "
               f"gthread workers x {web_threads} threads, Celery worker concurrency {args.worker_concurrency} + "
               f"{'(nice ' + str(args.worker_nice) + ') ' if args.worker_nice else ''}"
-              f"prefetch worker, redis-server, embedded PostgreSQL; all done in {took:.1f} s")
-        print(f"  errors: {len(stats['errors'])}")
-        kinds: dict[str, list[str]] = {}
-        for line in stats["errors"]:
-            kinds.setdefault(line[:60], []).append(line)
-        for kind, lines in sorted(kinds.items(), key=lambda item: -len(item[1]))[:10]:
-            print(f"    {len(lines):4d} x {lines[0]}")
-        print("  session after turn 1: " + ", ".join(f"{name} {count}" for name, count in
-                                                     sorted(stats["outcomes"].items(), key=lambda item: -item[1])))
-        print(f"  turn 2 answered 400 invalid_credentials (placeholder values failing a service's format check): "
-              f"{len(stats['refused_placeholders'])}")
-        for name, title in (("turn1", "turn 1 (request) HTTP answer"), ("plan", "turn 1 until the plan is ready"),
-                            ("turn2", "turn 2 (credentials) HTTP answer")):
-            values = stats[name]
-            print(f"  {title:34s} n={len(values):3d}  p50 {percentile(values, 50):.2f} s  "
-                  f"p95 {percentile(values, 95):.2f} s  max {max(values, default=float('nan')):.2f} s")
+              f"prefetch worker, redis-server, embedded PostgreSQL")
+        for round_number, ramp in enumerate(args.arrivals):
+            if round_number:
+                _wait_idle()
+            round_keys = keys[args.clients * round_number:args.clients * (round_number + 1)]
+            load_before = os.getloadavg()[0]
+            stats, took = asyncio.run(_run(base_url, round_keys, requests, args.timeout, args.poll_seconds, ramp))
+            _report(stats, took, ramp, load_before)
     finally:
         for proc in reversed(procs):
             _stop(proc)

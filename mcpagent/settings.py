@@ -198,7 +198,13 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("MCPAGENT_CELERY_QUEUE", "celery")
 # wait for queued behind them. Nothing depends on a prefetch, so one nobody served in time is dropped.
 CELERY_PREFETCH_QUEUE = env_str("MCPAGENT_PREFETCH_QUEUE", f"{CELERY_TASK_DEFAULT_QUEUE}.prefetch")
 PACKAGE_PREFETCH_EXPIRES_SECONDS = env_int("PACKAGE_PREFETCH_EXPIRES_SECONDS", 3600)
-CELERY_TASK_ROUTES = {"agents_app.tasks.packages_prefetch_task": {"queue": CELERY_PREFETCH_QUEUE}}
+# Priorities: on Redis a lower number is taken first, and tasks sit in the middle. A chat turn's analysis (a person
+# waits for the plan, and it takes a fraction of a second) is taken before queued agent creations, each of which
+# launches servers for seconds: in one queue, 140 creations ahead of it held a plan back for minutes.
+# (Celery's task_default_priority would override the routes' priority: "*" gives the default here.)
+CELERY_TASK_ROUTES = {"agents_app.tasks.packages_prefetch_task": {"queue": CELERY_PREFETCH_QUEUE, "priority": 6},
+                      "sessions_app.tasks.analyse_session": {"priority": 0},
+                      "*": {"priority": 6}}
 CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- Cache (rate-limit counters): Redis when REDIS_URL is set, shared by every process; else this process's memory. ---
@@ -389,8 +395,10 @@ WEB_WAITING_REQUESTS_MAX = env_int("WEB_WAITING_REQUESTS_MAX", 4)
 # ... and none waits while this many tasks are queued for the worker already (0: wait whatever the queue holds).
 WEB_WAIT_MAX_QUEUED = env_int("WEB_WAIT_MAX_QUEUED", 4)
 # Sent as Retry-After with an answer that says what to poll (a session still analysing or creating its agent):
-# how long a client should wait before it asks again. 200 clients polling every 0.5 s took both cores.
+# how long a client should wait before it asks again. 200 clients polling every 0.5 s took both cores. A session
+# waiting behind others for the worker is told about the time those take (sessions_app.polling), up to the max.
 POLL_INTERVAL_SECONDS = env_int("POLL_INTERVAL_SECONDS", 2)
+POLL_INTERVAL_MAX_SECONDS = env_int("POLL_INTERVAL_MAX_SECONDS", 10)
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 20_000)
 
 # --- API ---

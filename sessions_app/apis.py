@@ -12,6 +12,7 @@ from agents_app.master.recurrence import describe, in_timezone
 from agents_app.models import AgentSchedule
 from sessions_app.models import Conversation, Session
 from sessions_app.oauth_links import authorization_links, redirect_uri
+from sessions_app.polling import poll_after_seconds
 from sessions_app.selectors import session_get, session_turns
 from sessions_app.services import ChatInput, chat_turn, session_create, session_delete
 
@@ -132,12 +133,13 @@ class ChatApi(APIView):
                            redirect_uri=redirect_uri(request)),
         )
         body = chat_response(session, request=request)
-        return Response(self.OutputSerializer(body).data, headers=_poll_headers(busy=body["poll"] is not None))
+        return Response(self.OutputSerializer(body).data, headers=_poll_headers(session))
 
 
-def _poll_headers(*, busy: bool) -> dict[str, str]:
+def _poll_headers(session: Session) -> dict[str, str]:
     """While the worker is busy with the session, how long to wait before polling again."""
-    return {"Retry-After": str(settings.POLL_INTERVAL_SECONDS)} if busy else {}
+    busy = session.status in (Session.Status.ANALYSING, Session.Status.CREATING_AGENT)
+    return {"Retry-After": str(poll_after_seconds(session))} if busy else {}
 
 
 def chat_response(session: Session, *, request) -> dict:
@@ -252,8 +254,7 @@ class SessionDetailApi(APIView):
                 for t in session_turns(session=session)
             ],
         }
-        busy = session.status in (Session.Status.ANALYSING, Session.Status.CREATING_AGENT)
-        return Response(self.OutputSerializer(body).data, headers=_poll_headers(busy=busy))
+        return Response(self.OutputSerializer(body).data, headers=_poll_headers(session))
 
     @extend_schema(responses={204: None})
     def delete(self, request, session_id):

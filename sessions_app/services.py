@@ -170,11 +170,12 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
     return_url = return_url_check(client=client, return_url=data.return_url)
     dispatch: list[tuple[str, str]] = []
     with transaction.atomic():
-        if data.session_id:
+        created = not data.session_id
+        if created:
+            session = session_create(client=client, end_user=data.end_user)
+        else:
             session = session_get(client=client, session_id=data.session_id, end_user=data.end_user)
             session = Session.objects.select_for_update().get(pk=session.pk)
-        else:
-            session = session_create(client=client, end_user=data.end_user)
         status_before = session.status
         if session.status in (Status.ANALYSING, Status.CREATING_AGENT) and not data.credentials and not data.files:
             raise ApplicationError(
@@ -184,8 +185,10 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
             )
         stored = _store_secrets(session=session, client=client, credentials=data.credentials or {},
                                 files=data.files or [])
-        # Also the session's own values (those sent in `credentials` now among them), whatever their shape.
-        message = credentials_redactor(session)(message)
+        # Also the session's own values (those sent in `credentials` now among them), whatever their shape; a
+        # session made by this turn holds only what the turn stored.
+        if not created or stored["credentials"] or stored["files"]:
+            message = credentials_redactor(session)(message)
         if data.timezone is not None:
             session.context["timezone"] = data.timezone
         if return_url:
@@ -196,8 +199,7 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
         new_redirect = data.redirect_uri and session.context.get("oauth_redirect_uri") != data.redirect_uri
         if new_redirect:
             session.context["oauth_redirect_uri"] = data.redirect_uri
-        if data.timezone is not None or data.schedule is not None or return_url or new_redirect:
-            session.save(update_fields=["context", "updated_at"])
+        context_changed = data.timezone is not None or data.schedule is not None or return_url or new_redirect
         conversation_add(session=session, role=Conversation.Role.USER, message=message,
                          metadata={"credentials": stored["credentials"], "files": stored["files"],
                                    "unverified": stored["unverified"]})
@@ -228,6 +230,8 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
             if session.status == Status.CREATING_AGENT:
                 dispatch.append(("create_agent", str(session.id)))
         else:
+            if context_changed:  # every other branch saves the whole row
+                session.save(update_fields=["context", "updated_at"])
             conversation_add(session=session, role=Conversation.Role.ASSISTANT,
                              message=_ready_reply(session), metadata={"status": session.status})
         if dispatch:  # analysis and agent creation are worker jobs: refused (all of this turn undone) at the limit
@@ -242,8 +246,9 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
         raise ApplicationError("The task queue is unavailable; send the message again shortly.",
                                code="queue_unavailable", status=503,
                                details={"session_id": str(session.id), "retry_after_seconds": 2}) from None
-    _wait(session)
-    session.refresh_from_db()
+    if dispatch:  # nothing else changes the session behind this turn's back
+        _wait(session)
+        session.refresh_from_db()
     return session
 
 

@@ -4,7 +4,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from mcpagent.vault.oauth_flow import states_purge_expired
-from sessions_app import handoff, services
+from sessions_app import handoff, polling, services
 from sessions_app.credentials import credentials_purge_expired, materialized_files_sweep
 
 
@@ -22,7 +22,10 @@ def purge_expired_credentials() -> dict[str, int]:
 @shared_task(autoretry_for=(OperationalError, InterfaceError), retry_backoff=True, max_retries=3)
 def analyse_session(session_id: str) -> str:
     """Run the master agent on the session's request and record the plan."""
-    return services.session_analyse(session_id=session_id).status
+    try:
+        return services.session_analyse(session_id=session_id).status
+    finally:
+        polling.analysis_finished()
 
 
 @shared_task(autoretry_for=(OperationalError, InterfaceError), retry_backoff=True, max_retries=3)

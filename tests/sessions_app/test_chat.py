@@ -482,3 +482,25 @@ def test_a_session_the_worker_is_busy_with_says_when_to_poll_again(api, settings
     assert response.status_code == 200 and response["Retry-After"] == "3"
     Session.objects.filter(pk=session.pk).update(status=Session.Status.PENDING_CREDENTIALS)
     assert "Retry-After" not in api.get(f"/api/sessions/{session.id}")
+
+
+def test_a_session_queued_behind_others_is_told_about_how_long_they_take(api, settings):
+    from sessions_app.models import Session
+    from sessions_app.polling import analysis_finished
+
+    settings.POLL_INTERVAL_SECONDS, settings.POLL_INTERVAL_MAX_SECONDS = 1, 10
+    for _ in range(4):
+        analysis_finished()  # the worker has been finishing analyses: at least 4 a second
+
+    def queued(count: int) -> list:
+        return [Session.objects.create(client=api.client_obj, status=Session.Status.ANALYSING,
+                                       context={"request": f"request {i}"}) for i in range(count)]
+
+    first, *middle, last = queued(40)
+    assert api.get(f"/api/sessions/{first.id}")["Retry-After"] == "1"  # next in line: the usual interval
+    behind = int(api.get(f"/api/sessions/{last.id}")["Retry-After"])
+    assert 1 < behind <= 10  # 39 ahead at 4 (or a few more) a second
+    queued(200)
+    assert api.get(f"/api/sessions/{Session.objects.latest('updated_at').id}")["Retry-After"] == "10"  # the most
+    Session.objects.filter(pk=last.pk).update(status=Session.Status.CREATING_AGENT)
+    assert api.get(f"/api/sessions/{last.id}")["Retry-After"] == "1"  # an agent being made: the usual interval
