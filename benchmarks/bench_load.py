@@ -58,7 +58,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 async def _client_flow(http, key: str, message: str, stats: dict, poll_seconds: float | None,
-                       delay: float = 0.0) -> None:
+                       delay: float = 0.0, plan_deadline: float = 300.0) -> None:
     import httpx
 
     await asyncio.sleep(delay)
@@ -75,6 +75,9 @@ async def _client_flow(http, key: str, message: str, stats: dict, poll_seconds: 
         session_id = body["session_id"]
         # The chat answer names the session's state `session_status`, GET /api/sessions/{id} `status`.
         while body.get("session_status", body.get("status")) == "analysing":
+            if time.perf_counter() - started > plan_deadline:
+                stats["errors"].append(f"plan: not ready after {plan_deadline:.0f} s")
+                return
             # As the API asks (Retry-After on an answer that says what to poll), unless --poll-seconds says.
             await asyncio.sleep(poll_seconds or float(response.headers.get("Retry-After", 1)))
             response = await http.get(f"/api/sessions/{session_id}", headers=headers)
@@ -184,6 +187,7 @@ def main() -> None:
     parser.add_argument("--keep-logs", type=Path, default=None,
                         help="copy the web, worker and redis logs into this folder after the run")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # each round's figures as soon as it ends
     if shutil.which("redis-server") is None:
         raise SystemExit("bench_load needs redis-server")
 
