@@ -28,11 +28,11 @@ from django.utils import timezone
 from mcpagent.errors import ApplicationError
 from mcpagent.models import ApiClient
 from mcpagent.vault import formats, oauth_client
-from mcpagent.vault.audit import Actor, ActorLike, audit_record
+from mcpagent.vault.audit import Actor, ActorLike
+from mcpagent.vault.connection_tokens import connection_audit, connection_refresh_locked, token_expiry, token_kept
 from mcpagent.vault.mcp_auth_discovery import DiscoveryFailure, discover, register, url_problem
 from mcpagent.vault.models import MCP_PROVIDER, AuditEvent, McpAuthConnection, OAuthState
 from mcpagent.vault.oauth_states import Finished, bad_state, return_url_check, state_create
-from mcpagent.vault.oauth_tokens import token_expiry, token_kept
 
 logger = logging.getLogger("mcpagent.vault")
 Status = McpAuthConnection.Status
@@ -45,13 +45,6 @@ class McpToken:
 
     server_url: str
     access_token: str
-
-
-def _audit(connection: McpAuthConnection, action: str, actor: ActorLike, reason: str, metadata: dict | None = None):
-    return audit_record(action=action, object_type=AuditEvent.ObjectType.OAUTH, actor=actor, reason=reason,
-                        metadata={"server_url": connection.server_url[:500], **(metadata or {})},
-                        object_id=str(connection.pk), server=connection.server_url[:200],
-                        client_id=connection.client_id, end_user=connection.end_user)
 
 
 def _session(connection: McpAuthConnection, *, redirect_uri: str | None = None) -> OAuth2Session:
@@ -184,7 +177,8 @@ def mcp_authorization_finish(row: OAuthState, *, code: str, error: str = "", err
         connection = McpAuthConnection.objects.select_for_update().get(pk=connection.pk)
         action = AuditEvent.Action.UPDATE if connection.token else AuditEvent.Action.CREATE
         _store_token(connection, token_kept(token))
-        _audit(connection, action, Actor.for_client(row.client), "oauth_callback", {"scopes": connection.scopes})
+        connection_audit(connection, action, Actor.for_client(row.client), "oauth_callback",
+                         {"scopes": connection.scopes})
     return Finished(connection_id=str(connection.pk), provider=MCP_PROVIDER, end_user=row.end_user,
                     return_url=row.return_url, server_url=connection.server_url)
 
@@ -199,30 +193,12 @@ def _store_token(connection: McpAuthConnection, token: dict) -> None:
     connection.save()
 
 
-def _refresh_locked(connection: McpAuthConnection, actor: ActorLike, reason: str) -> None:
-    """Refresh inside the caller's transaction; a refusal marks the connection needs_reauth."""
-    refresh_token = (connection.token or {}).get("refresh_token")
-    try:
-        if not refresh_token:
-            raise oauth_client.OAuthFailure("no_refresh_token", "the authorization server gave no refresh token")
-        endpoint = _endpoint(connection, "token_endpoint")
-        with _session(connection) as session:
-            answer = oauth_client.token_checked(oauth_client.provider_call("refresh", lambda timeout: (
-                session.refresh_token(endpoint, refresh_token=refresh_token,
-                                      resource=connection.endpoints["resource"], timeout=timeout,
-                                      allow_redirects=False))))
-    except oauth_client.OAuthFailure as failure:
-        if failure.error == "unreachable":
-            raise ApplicationError(f"The authorization server of {connection.server_url} could not be reached to "
-                                   "refresh the token.", code="oauth_unreachable", status=503,
-                                   details={"server_url": connection.server_url, "retry_after_seconds": 30}) from None
-        connection.status = Status.NEEDS_REAUTH
-        connection.save(update_fields=["status", "updated_at"])
-        _audit(connection, AuditEvent.Action.ROTATE, actor, reason, {"refreshed": False, "error": failure.error})
-        logger.info("refresh of an MCP server's token failed (%s): needs reauthorization", failure.error)
-        return
-    _store_token(connection, token_kept(answer, connection.token))
-    _audit(connection, AuditEvent.Action.ROTATE, actor, reason, {"refreshed": True})
+def _token_refreshed(connection: McpAuthConnection, refresh_token: str) -> dict:
+    endpoint = _endpoint(connection, "token_endpoint")
+    with _session(connection) as session:
+        return oauth_client.token_checked(oauth_client.provider_call("refresh", lambda timeout: (
+            session.refresh_token(endpoint, refresh_token=refresh_token, resource=connection.endpoints["resource"],
+                                  timeout=timeout, allow_redirects=False))))
 
 
 def mcp_token_for_use(*, client: ApiClient, end_user: str, server_url: str, actor: ActorLike, reason: str,
@@ -237,12 +213,12 @@ def mcp_token_for_use(*, client: ApiClient, end_user: str, server_url: str, acto
         if connection is None or connection.status != Status.ACTIVE or not connection.token:
             return None
         if connection.refresh_due(rejected_access_token):
-            _refresh_locked(connection, actor, reason)
+            connection_refresh_locked(connection, actor, reason, refresh=_token_refreshed, store=_store_token)
             if connection.status != Status.ACTIVE:
                 return None
         connection.last_used_at = timezone.now()
         connection.save(update_fields=["last_used_at"])
-        _audit(connection, AuditEvent.Action.READ_FOR_USE, actor, reason)
+        connection_audit(connection, AuditEvent.Action.READ_FOR_USE, actor, reason)
     return McpToken(server_url=server_url, access_token=connection.token["access_token"])
 
 
@@ -272,6 +248,6 @@ def mcp_connection_revoke_and_delete(connection: McpAuthConnection, *, actor: Ac
             logger.warning("revocation of an MCP server's token failed: %s", failure.error)
             revoked = False
     with transaction.atomic():
-        _audit(connection, AuditEvent.Action.DELETE, actor, reason, {"revoked": revoked})
+        connection_audit(connection, AuditEvent.Action.DELETE, actor, reason, {"revoked": revoked})
         McpAuthConnection.objects.filter(pk=connection.pk).delete()
     return {"mcp_connections": 1, "revoked": revoked}

@@ -184,8 +184,10 @@ class OAuthApp(models.Model):
     scopes = models.CharField(max_length=2000, blank=True, help_text="Space-separated; empty: the preset's.")
     authorization_endpoint = models.URLField(max_length=500, blank=True, help_text="Empty: the preset's.")
     token_endpoint = models.URLField(max_length=500, blank=True, help_text="Empty: the preset's.")
-    revocation_endpoint = models.URLField(max_length=500, blank=True,
-                                          help_text="RFC 7009 endpoint; empty: the preset's (some have none).")
+    revocation_endpoint = models.URLField(
+        max_length=500, blank=True,
+        help_text="The provider's URL for revoking (cancelling) a token, called when a connection is deleted; empty: "
+                  "the preset's (some have none).")
     userinfo_endpoint = models.URLField(max_length=500, blank=True, help_text="Empty: the preset's.")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -4,11 +4,7 @@ the connection is deleted. Every save, read for use, refresh and deletion is aud
 in the encrypted `token` field and in memory.
 """
 
-import logging
-import time
 from dataclasses import dataclass
-from datetime import datetime
-from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.db import transaction
@@ -17,13 +13,12 @@ from django.utils import timezone
 from mcpagent.errors import ApplicationError
 from mcpagent.models import ApiClient
 from mcpagent.vault import formats, oauth_client
-from mcpagent.vault.audit import ActorLike, audit_record
+from mcpagent.vault.audit import ActorLike
+from mcpagent.vault.connection_tokens import connection_audit, connection_refresh_locked, token_expiry, token_kept
 from mcpagent.vault.models import AuditEvent, OAuthApp, OAuthConnection
 from mcpagent.vault.oauth_revocation import connection_revoke
 
-logger = logging.getLogger("mcpagent.vault")
 Status = OAuthConnection.Status
-_TOKEN_FIELDS = ("access_token", "refresh_token", "token_type", "expires_at", "scope", "id_token")
 
 
 @dataclass(frozen=True)
@@ -38,28 +33,6 @@ class TokenForUse:
     client_secret: str
     token_endpoint: str
     scopes: str
-
-
-def _audit(connection: OAuthConnection, action: str, actor: ActorLike, reason: str, metadata: dict | None = None):
-    return audit_record(action=action, object_type=AuditEvent.ObjectType.OAUTH, actor=actor, reason=reason,
-                        metadata=metadata or {}, object_id=str(connection.pk), server=connection.provider,
-                        client_id=connection.client_id, end_user=connection.end_user)
-
-
-def token_expiry(token: dict) -> datetime | None:
-    expires_at = token.get("expires_at")
-    if isinstance(expires_at, (int, float)):
-        return datetime.fromtimestamp(expires_at, tz=dt_timezone.utc)
-    return None
-
-
-def token_kept(token: dict, previous: dict | None = None) -> dict:
-    kept = {k: token[k] for k in _TOKEN_FIELDS if token.get(k) not in (None, "")}
-    if "expires_at" not in kept and isinstance(token.get("expires_in"), (int, float)):
-        kept["expires_at"] = int(time.time() + token["expires_in"])
-    if previous and not kept.get("refresh_token") and previous.get("refresh_token"):
-        kept["refresh_token"] = previous["refresh_token"]  # a refresh answer need not repeat it (RFC 6749 6)
-    return kept
 
 
 def app_for(provider: str) -> OAuthApp | None:
@@ -85,7 +58,7 @@ def connection_save(*, client: ApiClient, end_user: str, provider: str, token: d
     connection.access_expires_at = token_expiry(kept)
     connection.refreshed_at = timezone.now()
     connection.save()
-    _audit(connection, action, actor, reason, {"scopes": connection.scopes})
+    connection_audit(connection, action, actor, reason, {"scopes": connection.scopes})
     return connection
 
 
@@ -101,31 +74,12 @@ def _reauth_error(provider: str, why: str) -> ApplicationError:
                  "hint": "Send a chat message: the reply carries a new authorization_url."})
 
 
-def _refresh_locked(connection: OAuthConnection, app: OAuthApp, actor: ActorLike, reason: str) -> None:
-    """Refresh inside the caller's transaction (the row is locked). A refusal marks the connection needs_reauth
-    (committed: the caller then raises)."""
-    refresh_token = connection.token.get("refresh_token")
-    try:
-        if not refresh_token:
-            raise oauth_client.OAuthFailure("no_refresh_token", "the provider gave no refresh token")
-        answer = oauth_client.refresh(app, refresh_token=refresh_token)
-    except oauth_client.OAuthFailure as failure:
-        if failure.error == "unreachable":
-            raise ApplicationError(f"{connection.provider} could not be reached to refresh the connection.",
-                                   code="oauth_unreachable", status=503,
-                                   details={"provider": connection.provider, "retry_after_seconds": 30}) from None
-        connection.status = Status.NEEDS_REAUTH
-        connection.save(update_fields=["status", "updated_at"])
-        _audit(connection, AuditEvent.Action.ROTATE, actor, reason, {"refreshed": False, "error": failure.error})
-        logger.info("refresh of a %s connection failed (%s): needs reauthorization", connection.provider,
-                    failure.error)
-        return
-    connection.token = token_kept(answer, connection.token)
-    connection.hint = formats.mask(connection.token["access_token"])
-    connection.access_expires_at = token_expiry(connection.token)
+def _store_refreshed(connection: OAuthConnection, token: dict) -> None:
+    connection.token = token
+    connection.hint = formats.mask(token["access_token"])
+    connection.access_expires_at = token_expiry(token)
     connection.refreshed_at = timezone.now()
     connection.save(update_fields=["token", "hint", "access_expires_at", "refreshed_at", "updated_at"])
-    _audit(connection, AuditEvent.Action.ROTATE, actor, reason, {"refreshed": True})
 
 
 def token_for_use(*, client: ApiClient, end_user: str, provider: str, actor: ActorLike, reason: str,
@@ -144,14 +98,16 @@ def token_for_use(*, client: ApiClient, end_user: str, provider: str, actor: Act
         if connection is None:
             raise _reauth_error(provider, "it is not connected")
         if connection.status == Status.ACTIVE and connection.refresh_due(rejected_access_token):
-            _refresh_locked(connection, app, actor, reason)
+            connection_refresh_locked(
+                connection, actor, reason, store=_store_refreshed,
+                refresh=lambda _connection, refresh_token: oauth_client.refresh(app, refresh_token=refresh_token))
         if connection.status != Status.ACTIVE:
             failed = True
         else:
             failed = False
             connection.last_used_at = timezone.now()
             connection.save(update_fields=["last_used_at"])
-            _audit(connection, AuditEvent.Action.READ_FOR_USE, actor, reason)
+            connection_audit(connection, AuditEvent.Action.READ_FOR_USE, actor, reason)
     if failed:
         raise _reauth_error(provider, "its refresh was refused")
     ends = oauth_client.endpoints(app)
@@ -183,7 +139,7 @@ def connection_revoke_and_delete(connection: OAuthConnection, *, actor: ActorLik
     token = OAuthConnection.objects.get(pk=connection.pk).token or {}
     outcome = connection_revoke(app, connection.provider, token)
     with transaction.atomic():
-        _audit(connection, AuditEvent.Action.DELETE, actor, reason, {"revoked": outcome.revoked})
+        connection_audit(connection, AuditEvent.Action.DELETE, actor, reason, {"revoked": outcome.revoked})
         OAuthConnection.objects.filter(pk=connection.pk).delete()
     return {"oauth_connections": 1, "provider": connection.provider, "revoked": outcome.revoked,
             "message": outcome.message}
