@@ -1,6 +1,7 @@
 """What an agent's servers are started with: each server's launch spec with its credentials resolved in memory
 and its stored files written for exactly one start (validation and runs both start servers this way)."""
 
+import re
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -51,12 +52,14 @@ def _proxied_recipes(slugs: list[str]) -> dict[str, list[tuple[str, str, list[st
 
 
 def _proxy_env(entry: dict, recipes: list[tuple[str, str, list[str]]]) -> list[str]:
-    """The proxy variables of the recipe `entry` was made from: same launcher, its package among the arguments.
-    Looked up at each start, so agents made before the catalogue named them get them too."""
+    """The proxy variables of the recipe `entry` was made from: same launcher, its package among the arguments
+    (maybe with a version: `pkg@1.2`, `pkg==1.2`, `image:tag`). Looked up at each start, so agents made before the
+    catalogue named them get them too."""
     args = [a for a in entry.get("args") or [] if isinstance(a, str)]
     names: list[str] = []
     for launcher, package, proxy_env in recipes:
-        if launcher == entry.get("command") and (not package or any(package in arg for arg in args)):
+        named = not package or any(re.fullmatch(re.escape(package) + r"([@=:\[].*)?", arg) for arg in args)
+        if launcher == entry.get("command") and named:
             names += [n for n in proxy_env if n not in names]
     return names
 

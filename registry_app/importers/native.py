@@ -46,8 +46,8 @@ from .common import (
 from .merge import popularity
 
 FORMAT = "mcpagent-catalogue"
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 VERSION = 1
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 
 
 def detect(path: Path) -> bool:

@@ -50,13 +50,17 @@ def test_only_the_server_whose_recipe_names_the_variable_gets_the_proxy_in_it(ap
     assert proxied["OTHER_PROXY_VAR"] is None and proxied["PATH"] == plain["PATH"]
 
 
-def test_a_recipe_of_another_package_of_the_same_server_does_not_lend_its_variables(api):
+def test_the_variables_are_those_of_the_recipe_the_server_was_made_from(api):
     recipe = _catalogue_server("two-recipes", [])
-    LaunchRecipe.objects.create(server=recipe.server, kind="npm", identifier="some-go-server", command="npx",
-                                args=["-y", "some-go-server"], proxy_env=["OTHER_PROXY_VAR"])
-    entry = {**mcp_config.entry_from_recipe(recipe, env_keys=[], header_keys=[]), "catalogue": "two-recipes"}
-    agent = Agent.objects.create(client=api.client_obj, mcp_config={"mcpServers": {"python-one": entry}})
-    assert launch_specs(agent, reason="test")[0].proxy_env == []
+    npm = LaunchRecipe.objects.create(server=recipe.server, kind="npm", identifier="some-go-server", version="1.2.0",
+                                      proxy_env=["OTHER_PROXY_VAR"])
+    entries = {name: {**mcp_config.entry_from_recipe(r, env_keys=[], header_keys=[]), "catalogue": "two-recipes"}
+               for name, r in (("python-one", recipe), ("npm-one", npm))}
+    assert entries["npm-one"]["args"] == ["-y", "some-go-server@1.2.0"]
+    entries["a-fork"] = {**entries["npm-one"], "args": ["-y", "some-go-server-fork"]}
+    agent = Agent.objects.create(client=api.client_obj, mcp_config={"mcpServers": entries})
+    found = {spec.name: spec.proxy_env for spec in launch_specs(agent, reason="test")}
+    assert found == {"python-one": [], "npm-one": ["OTHER_PROXY_VAR"], "a-fork": []}
 
 
 def test_the_sandbox_env_never_lets_a_recipe_replace_its_own_variables():
@@ -71,6 +75,7 @@ def test_the_sandbox_env_never_lets_a_recipe_replace_its_own_variables():
 def test_the_bundled_catalogue_names_the_slack_servers_proxy_variable():
     """config/servers.json (rebuilt from config/catalogue_corrections.json) as the importer reads it."""
     batch = read_native(Path(__file__).resolve().parents[2] / "config" / "servers.json")
-    recipes = {r.slug: r.launch for r in batch.records if r.slug in ("slack-conversations", "notionhq-notion-mcp-server")}
+    wanted = ("slack-conversations", "notionhq-notion-mcp-server")
+    recipes = {r.slug: r.launch for r in batch.records if r.slug in wanted}
     assert [x.proxy_env for x in recipes["slack-conversations"]] == [["SLACK_MCP_PROXY"]]
     assert all(not x.proxy_env for x in recipes["notionhq-notion-mcp-server"])
