@@ -280,6 +280,8 @@ class LaunchSpec:
     file_paths: list[str] = field(default_factory=list)
     # Hosts the catalogue narrows the server's network to (empty: any public host).
     egress_hosts: list[str] = field(default_factory=list)
+    # Env vars the catalogue recipe says the server reads its proxy from (its sandbox sets them to the egress proxy).
+    proxy_env: list[str] = field(default_factory=list)
     # Env settings that are the catalogue recipe's literal defaults ("SLACK_MCP_ADD_MESSAGE_TOOL": "true"): not
     # the user's, and no secrets.
     default_keys: list[str] = field(default_factory=list)
@@ -390,6 +392,9 @@ def public_entry(entry: dict) -> dict:
 
 
 # --- Catalogue launch recipes -> entries (the user never supplies these for catalogue servers). ---
+
+# The launcher of a package recipe that names none of its own.
+RECIPE_LAUNCHERS = {"npm": "npx", "pypi": "uvx", "oci": "docker"}
 
 def entry_from_recipe(recipe: Any, *, env_keys: list[str], header_keys: list[str], arg_keys: Any = (),
                       file_keys: Any = (), arg_defaults: dict[str, str] | None = None, omit_keys: Any = ()) -> dict:

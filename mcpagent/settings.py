@@ -255,6 +255,15 @@ OAUTH_REFRESH_LEEWAY_SECONDS = env_int("OAUTH_REFRESH_LEEWAY_SECONDS", 60)
 # used instead of dynamic registration where an authorization server supports those (empty: always register).
 MCP_OAUTH_CLIENT_NAME = env_str("MCP_OAUTH_CLIENT_NAME", "mcpagent")
 MCP_OAUTH_CLIENT_METADATA_URL = env_str("MCP_OAUTH_CLIENT_METADATA_URL", "")
+# An MCP authorization started and never finished (a `pending` row with our registration) is deleted once idle this
+# long: no change and no link made from it (links themselves expire after OAUTH_STATE_TTL_SECONDS).
+MCP_AUTH_PENDING_TTL_HOURS = env_float("MCP_AUTH_PENDING_TTL_HOURS", 168.0)
+CELERY_BEAT_SCHEDULE["purge-pending-mcp-authorizations"] = {
+    "task": "mcpagent.vault.tasks.purge_pending_mcp_authorizations",
+    "schedule": 3600.0,
+    # A run that waited longer than one period is dropped: the next one does the same work.
+    "options": {"expires": 3600.0},
+}
 CELERY_BEAT_SCHEDULE["purge-expired-credentials"] = {
     "task": "sessions_app.tasks.purge_expired_credentials",
     "schedule": float(env_int("CREDENTIAL_PURGE_INTERVAL_SECONDS", 300)),

@@ -128,7 +128,7 @@ class LaunchRecipeInline(admin.StackedInline):
     classes = ["collapse"]
     # Stacked, a few fields a row: eleven columns side by side do not fit a screen.
     fields = [("kind", "transport", "priority", "source"), ("command", "identifier", "version"), "url",
-              ("args", "env", "headers")]
+              ("args", "env", "headers"), "proxy_env"]
     readonly_fields = ["source"]
     formfield_overrides = _JSON_AS_TEXT
 

@@ -104,6 +104,11 @@ class LaunchRecipe(models.Model):
     # Templates: "${KEY}" stands for the value of the server's credential requirement KEY.
     env = models.JSONField(default=dict, blank=True, help_text='Env vars to set, e.g. {"X": "Bearer ${TOKEN}"}.')
     headers = models.JSONField(default=dict, blank=True, help_text='Remote only: HTTP headers, same templates.')
+    proxy_env = models.JSONField(
+        default=list, blank=True,
+        help_text='Env vars the server takes its HTTP proxy from besides HTTPS_PROXY and the like, which its HTTP '
+                  'client ignores (["SLACK_MCP_PROXY"]): its sandbox sets them to the egress proxy.',
+    )
     source = models.CharField(max_length=40, blank=True)
     priority = models.IntegerField(default=100, help_text="Lower is preferred.")
 

@@ -183,6 +183,7 @@ def _recipe_values(recipe: LaunchRecord, priority: int) -> dict[str, object]:
         "args": list(recipe.args),
         "env": dict(recipe.env),
         "headers": dict(recipe.headers),
+        "proxy_env": list(recipe.proxy_env),
         "source": recipe.source[:40],
         "priority": priority,
     }

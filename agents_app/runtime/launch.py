@@ -63,7 +63,7 @@ def sandbox_launch(spec: LaunchSpec, *, tag: str) -> Iterator[sandbox.SandboxedL
         with sandbox.sandboxed(
             server=spec.label, executable=executable, args=spec.args, env=env, cwd=workdir,
             readonly=[*settings.AGENT_ALLOWED_SCRIPT_DIRS, *spec.file_paths],
-            writable=_host_folders(spec), only_hosts=spec.egress_hosts,
+            writable=_host_folders(spec), only_hosts=spec.egress_hosts, proxy_env=spec.proxy_env,
             prefetched=prefetch.is_prefetched(spec.command, spec.args),
         ) as launch:
             yield launch

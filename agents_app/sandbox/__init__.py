@@ -111,16 +111,18 @@ def host_network_env() -> dict[str, str]:
 @contextmanager
 def sandboxed(*, server: str, executable: str, args: list[str], env: dict[str, str], cwd: str | None,
               readonly: list[str] = (), writable: list[str] = (), only_hosts: list[str] = (),
-              writable_caches: bool = False, prefetched: bool = False) -> Iterator[SandboxedLaunch]:
+              writable_caches: bool = False, prefetched: bool = False,
+              proxy_env: list[str] = ()) -> Iterator[SandboxedLaunch]:
     """The launch of `executable args` with `env` for the block: sandboxed unless SANDBOX=none. Start the server
-    inside the block; when the block ends, everything of the sandbox is gone (processes, sockets, folders)."""
+    inside the block; when the block ends, everything of the sandbox is gone (processes, sockets, folders).
+    `proxy_env`: variables of the server's own that must carry the egress proxy's URL (see bwrap.sandbox_env)."""
     env = {**host_network_env(), **env}
     if not enabled():
         yield SandboxedLaunch(command=executable, args=list(args), env=dict(env), cwd=cwd, server=server)
         return
     launch = _prepare(server=server, executable=executable, args=args, env=env, readonly=list(readonly),
                       writable=list(writable), only_hosts=list(only_hosts), writable_caches=writable_caches,
-                      prefetched=prefetched)
+                      prefetched=prefetched, proxy_env=list(proxy_env))
     try:
         yield launch
     finally:
@@ -128,7 +130,8 @@ def sandboxed(*, server: str, executable: str, args: list[str], env: dict[str, s
 
 
 def _prepare(*, server: str, executable: str, args: list[str], env: dict[str, str], readonly: list[str],
-             writable: list[str], only_hosts: list[str], writable_caches: bool, prefetched: bool) -> SandboxedLaunch:
+             writable: list[str], only_hosts: list[str], writable_caches: bool, prefetched: bool,
+             proxy_env: list[str]) -> SandboxedLaunch:
     launch = SandboxedLaunch(command="", args=[], env=dict(env), cwd=None, server=server)
     try:
         # Private (0700): outside its user namespace the sandbox's user is ours, so it may write there which
@@ -147,7 +150,8 @@ def _prepare(*, server: str, executable: str, args: list[str], env: dict[str, st
         argv = bwrap.command(executable=executable, args=list(args), inherited_env=list(env), readonly=readonly,
                              writable=writable, egress_socket=socket_path, status_dir=status_dir,
                              wall_seconds=settings.SANDBOX_WALL_SECONDS, writable_caches=writable_caches,
-                             prefetched=prefetched, seccomp_fd=_SECCOMP_FD if seccomp_filter else None)
+                             prefetched=prefetched, seccomp_fd=_SECCOMP_FD if seccomp_filter else None,
+                             proxy_env=proxy_env)
         group = cgroups.create(max_processes=settings.SANDBOX_MAX_PROCESSES,
                                memory_bytes=settings.SANDBOX_MEMORY_MB * 1024 * 1024)
         launch._cgroup = group

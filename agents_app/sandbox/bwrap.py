@@ -14,6 +14,7 @@ What a server sees (everything else of the host is absent, not just unreadable):
 """
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -29,6 +30,7 @@ RUN_DIR = "/run/mcpagent"
 CACHE_DIR = "/var/cache/mcpagent"
 PROXY_PORT = 3128
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+PROXY_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 # Read-only from the host's /etc: TLS trust, time zones, name-service configuration without any host names.
 ETC_READONLY = ("ssl", "ca-certificates", "ca-certificates.conf", "localtime", "timezone", "alternatives",
                 "nsswitch.conf", "mime.types", "gai.conf")
@@ -100,9 +102,12 @@ def limits_config() -> dict[str, int]:
     }
 
 
-def sandbox_env(*, proxy: bool, prefetched: bool = False) -> dict[str, str]:
+def sandbox_env(*, proxy: bool, prefetched: bool = False, proxy_env: list[str] = ()) -> dict[str, str]:
     """The non-secret variables every server gets inside (its credentials come on top). A prefetched package
-    starts from the cache alone: no index look-ups (uv would revalidate each one, seconds per start)."""
+    starts from the cache alone: no index look-ups (uv would revalidate each one, seconds per start).
+    `proxy_env`: variables the server's catalogue recipe says it reads its proxy from instead of the standard
+    ones (its HTTP client ignores those, and without a proxy it has no way out); set to the proxy too, never
+    replacing one of the variables set here."""
     env = {
         "HOME": SANDBOX_HOME, "USER": "sandbox", "LOGNAME": "sandbox", "SHELL": "/bin/sh", "TERM": "dumb",
         "PATH": f"{Path(sys.executable).parent}:{SANDBOX_PATH}", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
@@ -120,17 +125,19 @@ def sandbox_env(*, proxy: bool, prefetched: bool = False) -> dict[str, str]:
             env[name] = url
         env["NO_PROXY"] = env["no_proxy"] = ""
         env["NODE_USE_ENV_PROXY"] = "1"  # Node >= 22.21 / 24: its fetch honours the proxy variables too
-        # Servers whose HTTP client reads only a proxy variable of its own (the standard ones are ignored, and
-        # without a proxy they have no way out): korotovsky's Slack server (slack-mcp-server).
-        env["SLACK_MCP_PROXY"] = url
+        for name in proxy_env:
+            if PROXY_ENV_NAME.fullmatch(name) and name not in env:
+                env[name] = url
     return env
 
 
 def command(*, executable: str, args: list[str], inherited_env: list[str], readonly: list[str],
             writable: list[str], egress_socket: str | None, status_dir: str, wall_seconds: int,
-            writable_caches: bool = False, prefetched: bool = False, seccomp_fd: int | None = None) -> list[str]:
+            writable_caches: bool = False, prefetched: bool = False, seccomp_fd: int | None = None,
+            proxy_env: list[str] = ()) -> list[str]:
     """The argv that runs `executable args` in a new sandbox. `inherited_env`: names of the variables the
     launching process hands bwrap (the server's credentials) that are kept; every other inherited one is unset.
+    `proxy_env`: the server's own proxy variables (see sandbox_env).
     `writable_caches`: the shared package caches are mounted writable (only for the prefetch step).
     `seccomp_fd`: an inherited descriptor to read the seccomp filter from (see seccomp.py)."""
     argv = [
@@ -175,7 +182,7 @@ def command(*, executable: str, args: list[str], inherited_env: list[str], reado
     config = {**limits_config(), "status": f"{RUN_DIR}/status/limit", "wall_seconds": wall_seconds}
     if egress_socket:
         config.update(proxy_port=PROXY_PORT, proxy_socket=f"{RUN_DIR}/egress.sock")
-    inside = sandbox_env(proxy=bool(egress_socket), prefetched=prefetched)
+    inside = sandbox_env(proxy=bool(egress_socket), prefetched=prefetched, proxy_env=proxy_env)
     for name in _unset_names(inherited_env, inside):
         argv += ["--unsetenv", name]
     for name, value in inside.items():

@@ -110,7 +110,7 @@ def agent_stored_credential_keys(agent: Agent) -> dict[str, tuple[str, list[str]
 def pick_recipe(recipes: list[Any]) -> Any:
     """The preferred recipe whose launcher is allowed here, installed ones first (a remote needs none)."""
     def launcher(recipe: Any) -> str | None:
-        return {"npm": "npx", "pypi": "uvx", "oci": "docker", "remote": None}.get(recipe.kind, recipe.command or "")
+        return None if recipe.kind == "remote" else mcp_config.RECIPE_LAUNCHERS.get(recipe.kind, recipe.command or "")
 
     usable = [r for r in sorted(recipes, key=lambda r: (r.priority, r.id))
               if (r.kind == "remote" and r.url) or (launcher(r) and launcher(r) in safety.allowed_commands())]

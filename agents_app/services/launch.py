@@ -1,6 +1,7 @@
 """What an agent's servers are started with: each server's launch spec with its credentials resolved in memory
 and its stored files written for exactly one start (validation and runs both start servers this way)."""
 
+import re
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -9,7 +10,7 @@ from agents_app import mcp_config
 from agents_app.models import Agent
 from agents_app.secrets import credential_scope, remote_token_apply, secrets_files_for_use, secrets_for_use
 from mcpagent.errors import ApplicationError
-from registry_app.models import McpServer
+from registry_app.models import LaunchRecipe, McpServer
 
 
 def launch_specs(agent: Agent, *, reason: str, actor: Any = None, files: dict[str, dict[str, str]] | None = None,
@@ -22,6 +23,7 @@ def launch_specs(agent: Agent, *, reason: str, actor: Any = None, files: dict[st
             labels[str(item.get("slug") or item["name"])] = str(item["name"])
     slugs = [e["catalogue"] for e in agent.mcp_config.get("mcpServers", {}).values() if e.get("catalogue")]
     egress = dict(McpServer.objects.filter(slug__in=slugs).values_list("slug", "egress_hosts")) if slugs else {}
+    proxied = _proxied_recipes(slugs)
     specs = []
     for server_name, entry in agent.mcp_config.get("mcpServers", {}).items():
         if only is not None and server_name not in only:
@@ -32,9 +34,34 @@ def launch_specs(agent: Agent, *, reason: str, actor: Any = None, files: dict[st
         spec = mcp_config.launch_spec(name=server_name, entry=entry, values=values,
                                       files=(files or {}).get(server_name), label=label)
         spec.egress_hosts = egress.get(entry.get("catalogue", ""), [])
+        spec.proxy_env = _proxy_env(entry, proxied.get(entry.get("catalogue", ""), []))
         remote_token_apply(agent=agent, spec=spec, actor=actor or agent.client, reason=reason)
         specs.append(spec)
     return specs
+
+
+def _proxied_recipes(slugs: list[str]) -> dict[str, list[tuple[str, str, list[str]]]]:
+    """{slug: [(launcher, package, proxy variables)]} of the catalogue recipes that name proxy variables."""
+    found: dict[str, list[tuple[str, str, list[str]]]] = {}
+    rows = (LaunchRecipe.objects.filter(server__slug__in=slugs).exclude(proxy_env=[])
+            .values_list("server__slug", "kind", "command", "identifier", "proxy_env")) if slugs else []
+    for slug, kind, command, identifier, names in rows:
+        launcher = command or mcp_config.RECIPE_LAUNCHERS.get(kind, "")
+        found.setdefault(slug, []).append((launcher, identifier, [n for n in names if isinstance(n, str)]))
+    return found
+
+
+def _proxy_env(entry: dict, recipes: list[tuple[str, str, list[str]]]) -> list[str]:
+    """The proxy variables of the recipe `entry` was made from: same launcher, its package among the arguments
+    (maybe with a version: `pkg@1.2`, `pkg==1.2`, `image:tag`). Looked up at each start, so agents made before the
+    catalogue named them get them too."""
+    args = [a for a in entry.get("args") or [] if isinstance(a, str)]
+    names: list[str] = []
+    for launcher, package, proxy_env in recipes:
+        named = not package or any(re.fullmatch(re.escape(package) + r"([@=:\[].*)?", arg) for arg in args)
+        if launcher == entry.get("command") and named:
+            names += [n for n in proxy_env if n not in names]
+    return names
 
 
 def launch_error(exc: ApplicationError) -> dict:

@@ -94,6 +94,8 @@ class LaunchRecord:
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    # Env vars the server reads its HTTP proxy from instead of the standard ones (the sandbox sets them).
+    proxy_env: list[str] = field(default_factory=list)
     source: str = ""  # set when merged
 
 
@@ -154,6 +156,8 @@ class ServerRecord:
         """Hash of everything but the location, so a record that only moved in its file counts as unchanged."""
         payload = self.to_dict()
         payload.pop("location", None)
+        # A recipe naming no proxy variables hashes as before they existed: unchanged records stay unchanged.
+        payload["launch"] = [{k: v for k, v in x.items() if k != "proxy_env" or v} for x in payload["launch"]]
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256((salt + text).encode()).hexdigest()
 

@@ -198,6 +198,9 @@ def _merge_launch(records: Sequence[ServerRecord]) -> list[LaunchRecord]:
             key = _launch_key(recipe)
             if key not in recipes:
                 recipes[key] = LaunchRecord(**{**recipe.__dict__, "source": recipe.source or record.source})
+            else:  # one package, so one program: the proxy variables any source names for it apply
+                kept = recipes[key]
+                kept.proxy_env = [*kept.proxy_env, *(n for n in recipe.proxy_env if n not in kept.proxy_env)]
     return list(recipes.values())
 
 

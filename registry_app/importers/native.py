@@ -4,7 +4,7 @@
      "servers": [{"slug", "name", "description", "repository_url", "repository_subfolder", "homepage",
                   "categories", "license", "status", "official", "popularity",
                   "launch": [{"kind", "identifier", "version", "transport", "url", "command", "args", "env",
-                              "headers"}],
+                              "headers", "proxy_env"}],
                   "tools": [{"name", "description", "input_schema"}],
                   "credentials": [{"key", "location", "kind", "description", "required", "secret", "format",
                                    "default", "choices", "example", "service", "instructions", "pattern"}],
@@ -19,6 +19,7 @@ credential help lives beside it in config/credinfo.json and is applied at import
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from .merge import popularity
 
 FORMAT = "mcpagent-catalogue"
 VERSION = 1
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 
 
 def detect(path: Path) -> bool:
@@ -103,6 +105,7 @@ def record_from_entry(entry: Any, location: str, warnings: list[str]) -> ServerR
                 url=text(item.get("url"), 1000), command=text(item.get("command"), 100),
                 args=_strings(item.get("args"), 1000), env=_string_map(item.get("env")),
                 headers=_string_map(item.get("headers")), source=text(item.get("source"), 40),
+                proxy_env=[n for n in _strings(item.get("proxy_env"), 100) if _ENV_NAME.fullmatch(n)],
             ))
     credentials = []
     for item in entry.get("credentials") or []:
