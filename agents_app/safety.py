@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from agents_app.mcp_config import is_reference
+from agents_app.references import is_reference
 from mcpagent.errors import ApplicationError
 from mcpagent.redaction import SECRET_OPTION_RE, secret_shape
 
