@@ -1,3 +1,5 @@
+import logging
+
 from django.apps import AppConfig
 
 
@@ -6,8 +8,6 @@ class AgentsAppConfig(AppConfig):
     verbose_name = "Agents"
 
     def ready(self) -> None:
-        import logging
-
         from agents_app import sandbox
         # Registers the Celery tasks in every process (web too, not only workers): agents_app.queueing sends them
         # by name through the registry, which runs them in place in eager mode.

@@ -16,39 +16,20 @@ refused when it would change the URL's structure; the filled URL then passes the
 
 import re
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any
 from urllib.parse import SplitResult, quote, urlsplit
 
 import yaml
 
+from agents_app import safety
+from agents_app.references import REFERENCE, is_file_reference, is_reference, reference
 from mcpagent.errors import ApplicationError
 
-REFERENCE = "$credential"
 TEMPLATE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
 ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
 URL_VARS = "url_vars"
 HOST_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-
-
-def reference(key: str, template: str | None = None, *, file: bool = False) -> dict[str, Any]:
-    """A stored stand-in for a credential value; `template` ("Bearer ${KEY}") wraps it (catalogue headers and
-    arguments); `file` says the value is the path of the stored file KEY, materialized for the server's life."""
-    ref: dict[str, Any] = {REFERENCE: key}
-    if template:
-        ref["template"] = template
-    if file:
-        ref["file"] = True
-    return ref
-
-
-def is_reference(value: Any) -> bool:
-    return (isinstance(value, dict) and REFERENCE in value and set(value) <= {REFERENCE, "template", "file"}
-            and isinstance(value[REFERENCE], str) and isinstance(value.get("template", ""), str)
-            and value.get("file", False) in (True, False))
-
-
-def is_file_reference(value: Any) -> bool:
-    return is_reference(value) and value.get("file") is True
 
 
 def _filled(ref: dict, value: str) -> str:
@@ -219,8 +200,6 @@ def fill_url(*, name: str, template: str, values: dict[str, str]) -> tuple[str, 
     """(the URL with each "${VAR}" in `values` filled, the forms of the values as they appear in it). A value that
     cannot go where its variable is, or a filled URL a remote server may not have (see safety.url_problem), is a
     409 credential_invalid naming the setting, never its value."""
-    from agents_app import safety  # safety imports this module
-
     variables = list(values)
     try:
         parts = url_variable_parts(template, variables)
@@ -365,8 +344,6 @@ def launch_spec(*, name: str, entry: dict, values: dict[str, str], files: dict[s
 def _check_host_paths(*, name: str, key: str, value: str) -> None:
     """A credential argument naming a host path keeps to the rule of literal paths (safety.path_problem): it is
     checked here, once its value is known. A stored file's path is ours, and docker arguments are container paths."""
-    from agents_app import safety  # safety imports this module
-
     problem = safety.argument_path_problem(value)
     if problem:
         raise ApplicationError(
@@ -605,9 +582,7 @@ def export_project(*, name: str, instruction: str, model: str, servers: dict[str
 
 def _fast_agent_version() -> str:
     # The version installed here is the one requirements.txt pins and the agent was validated with.
-    from importlib.metadata import version
-
-    return version("fast-agent-mcp")
+    return metadata.version("fast-agent-mcp")
 
 
 # PEP 723 inline script metadata: `uv run agent.py` installs fast-agent-mcp (the version we run) by itself.

@@ -1,4 +1,5 @@
-"""Hand-offs to Celery workers: agents_app's tasks sent by name, and the short bounded wait for their outcome.
+"""Hand-offs to Celery workers: tasks sent by name (agents_app's, and sessions_app's chat tasks), and the short
+bounded wait for their outcome.
 
 The services send tasks through this module and never import agents_app.tasks, which imports the services to run
 them: the dependency points one way, from the tasks to the services."""
@@ -18,9 +19,9 @@ PACKAGES_PREFETCH_TASK = "agents_app.tasks.packages_prefetch_task"
 
 
 def task_send(name: str, *args: Any, **options: Any) -> None:
-    """apply_async of the registered task (agents_app.apps registers them at start). Unlike app.send_task, this
-    runs the task here when CELERY_TASK_ALWAYS_EAGER is set (no broker), and it uses the same routes
-    (CELERY_TASK_ROUTES) and options. Raises kombu's OperationalError when the broker is unreachable."""
+    """apply_async of the registered task (each app's AppConfig.ready registers its tasks at start). Unlike
+    app.send_task, this runs the task here when CELERY_TASK_ALWAYS_EAGER is set (no broker), and it uses the same
+    routes (CELERY_TASK_ROUTES) and options. Raises kombu's OperationalError when the broker is unreachable."""
     app.tasks[name].apply_async(args, **options)
 
 

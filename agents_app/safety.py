@@ -25,9 +25,10 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from agents_app.mcp_config import is_reference
+from agents_app.references import is_reference
 from mcpagent.errors import ApplicationError
 from mcpagent.redaction import SECRET_OPTION_RE, secret_shape
+from registry_app.models import LaunchRecipe
 
 MAX_SERVERS = 10
 MAX_ARGS = 64
@@ -248,8 +249,6 @@ def allowed_python_modules() -> set[str]:
     """Modules `python -m` may run: the servers we ship, AGENT_ALLOWED_PYTHON_MODULES, and the modules catalogue
     launch recipes run as `python -m X` (standard-library modules excepted: none of them is an MCP server, and
     several run code or read files given as arguments)."""
-    from registry_app.models import LaunchRecipe
-
     catalogue = {args[1] for args in LaunchRecipe.objects.filter(command__in=PYTHON_LAUNCHERS)
                  .values_list("args", flat=True)
                  if isinstance(args, list) and len(args) >= 2 and args[0] == "-m" and isinstance(args[1], str)}

@@ -1,3 +1,5 @@
+import uuid
+
 from django.db.models import QuerySet
 
 from mcpagent.errors import NotFound
@@ -33,8 +35,6 @@ def collected_file_keys(*, session: Session) -> set[str]:
 
 
 def _is_uuid(value) -> bool:
-    import uuid
-
     try:
         uuid.UUID(str(value))
     except ValueError:

@@ -10,11 +10,15 @@ from django.db import transaction
 from kombu.exceptions import OperationalError as BrokerError
 
 from agents_app import schedule_times
+from agents_app.master.needs import resolve_answer
 from agents_app.master.plan import Plan
 from agents_app.master.recurrence import describe, in_timezone, schedule_to_apply
-from agents_app.master.revise import revise_request
+from agents_app.master.requirements import plan_requirements
+from agents_app.master.revise import known_service_names, revise_request
+from agents_app.master.service import analyze_request
 from agents_app.models import Agent, AgentSchedule
 from agents_app.oauth_rules import oauth_needs
+from agents_app.queueing import task_send
 from agents_app.services import agent_schedule_set, catalogue_packages_prefetch_queue, in_progress_check
 from mcpagent.errors import ApplicationError
 from mcpagent.logging_filters import redact
@@ -23,16 +27,19 @@ from mcpagent.vault.audit import Actor
 from mcpagent.vault.connections import connections_reuse
 from mcpagent.vault.oauth_flow import return_url_check
 from mcpagent.waiting import wait_until
-from sessions_app import tasks as session_tasks  # the tasks call back into this module by module attribute
+from registry_app.models import CredentialRequirement, McpServer
 from sessions_app.credentials import (
     credentials_for_session_delete, credentials_redactor, credentials_store, files_store,
 )
 from sessions_app.models import Conversation, Session
-from sessions_app.replies import unverified_reply
+from sessions_app.replies import plan_reply, unverified_reply
 from sessions_app.selectors import collected_credential_keys, collected_file_keys, session_get
 
 logger = logging.getLogger(__name__)
 Status = Session.Status
+# The session tasks, sent by name: sessions_app.tasks imports this module to run them, so the imports run one way.
+ANALYSE_SESSION_TASK = "sessions_app.tasks.analyse_session"
+CREATE_SESSION_AGENT_TASK = "sessions_app.tasks.create_session_agent"
 
 
 @dataclass
@@ -85,8 +92,6 @@ def _server_aliases(plan: Plan | None) -> dict[str, str]:
 
 def _resolve_credential_servers(session: Session, credentials: dict) -> dict[str, dict[str, str]]:
     """Map the client's server names to catalogue slugs; unknown names are a 400 naming each one."""
-    from registry_app.models import McpServer
-
     aliases = _server_aliases(_plan(session))
     resolved: dict[str, dict[str, str]] = {}
     unknown = []
@@ -111,8 +116,6 @@ def _resolve_credential_servers(session: Session, credentials: dict) -> dict[str
 def _requirements_for(session: Session, plan: Plan) -> dict:
     """What the plan's servers still need: values and files not collected, and OAuth authorizations. Keys an OAuth
     connection supplies (or will, once authorized) are never asked for as values."""
-    from agents_app.master.requirements import plan_requirements
-
     covered, authorizations = oauth_needs(client=session.client, end_user=session.end_user,
                                           server_slugs=plan.server_slugs())
     collected = collected_credential_keys(session=session)
@@ -129,8 +132,6 @@ def _store_secrets(*, session: Session, client: ApiClient, credentials: dict, fi
     stored: dict = {"credentials": {}, "files": [], "unverified": []}
     errors: dict = {}
     if credentials:
-        from registry_app.models import CredentialRequirement
-
         for slug, values in _resolve_credential_servers(session, credentials).items():
             requirements = list(
                 CredentialRequirement.objects.filter(server__slug=slug).values(
@@ -254,8 +255,6 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
 
 def _answer_questions(session: Session, plan: Plan | None, message: str) -> bool:
     """Record the message as the answer to the plan's open question(s) when it picks a candidate."""
-    from agents_app.master.needs import resolve_answer
-
     answered = False
     for question in (plan.questions[:1] if plan else []):  # one question is open at a time
         slug = resolve_answer({"candidates": question.candidates}, message)
@@ -304,7 +303,7 @@ def _schedule_choose(session: Session, choice: Any) -> None:
 def _dispatch(jobs: list[tuple[str, str]]) -> None:
     # Tasks take ids only (never secrets) and are sent after the transaction commits, so a worker sees the rows.
     for kind, session_id in jobs:
-        (session_tasks.analyse_session if kind == "analyse" else session_tasks.create_session_agent).delay(session_id)
+        task_send(ANALYSE_SESSION_TASK if kind == "analyse" else CREATE_SESSION_AGENT_TASK, session_id)
 
 
 def _wait(session: Session) -> None:
@@ -317,8 +316,6 @@ def _wait(session: Session) -> None:
 
 def session_analyse(*, session_id) -> Session:
     """Run the master agent on the session's request and record the plan (the analysis task calls this)."""
-    from agents_app.master.service import analyze_request
-
     session = Session.objects.get(pk=session_id)
     try:
         plan = analyze_request(request=session.context.get("request", ""), choices=session.context.get("choices"),
@@ -350,8 +347,6 @@ def _advance(session: Session, *, announce: bool, plan_changed: bool = False) ->
         session.required_credentials, session.required_files = [], []
         session.context["authorizations"] = []
         session.save()
-        from sessions_app.replies import plan_reply
-
         conversation_add(session=session, role=Conversation.Role.ASSISTANT,
                          message=plan_reply(session=session, plan=plan, plan_changed=plan_changed, announce=announce),
                          metadata={"status": session.status, "questions": [q.need for q in plan.questions]})
@@ -377,8 +372,6 @@ def _advance(session: Session, *, announce: bool, plan_changed: bool = False) ->
     if plan.questions and not missing:
         session.status = Status.NEW  # no agent before the user has answered
     session.save()
-    from sessions_app.replies import plan_reply
-
     message = plan_reply(session=session, plan=plan, plan_changed=plan_changed, announce=announce)
     conversation_add(
         session=session, role=Conversation.Role.ASSISTANT, message=message,
@@ -388,8 +381,6 @@ def _advance(session: Session, *, announce: bool, plan_changed: bool = False) ->
 
 
 def _no_servers_reply() -> str:
-    from agents_app.master.revise import known_service_names
-
     examples = ", ".join(known_service_names()[:12])
     return (
         "I could not tell which services this workflow needs. Describe what should happen and with which "

@@ -6,6 +6,7 @@ from django.db import InterfaceError, OperationalError
 from mcpagent.vault.oauth_flow import states_purge_expired
 from sessions_app import handoff, polling, services
 from sessions_app.credentials import credentials_purge_expired, materialized_files_sweep
+from sessions_app.services import ANALYSE_SESSION_TASK, CREATE_SESSION_AGENT_TASK
 
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
@@ -19,7 +20,8 @@ def purge_expired_credentials() -> dict[str, int]:
     return credentials_purge_expired()
 
 
-@shared_task(autoretry_for=(OperationalError, InterfaceError), retry_backoff=True, max_retries=3)
+@shared_task(name=ANALYSE_SESSION_TASK, autoretry_for=(OperationalError, InterfaceError), retry_backoff=True,
+             max_retries=3)
 def analyse_session(session_id: str) -> str:
     """Run the master agent on the session's request and record the plan."""
     try:
@@ -28,7 +30,8 @@ def analyse_session(session_id: str) -> str:
         polling.analysis_finished()
 
 
-@shared_task(autoretry_for=(OperationalError, InterfaceError), retry_backoff=True, max_retries=3)
+@shared_task(name=CREATE_SESSION_AGENT_TASK, autoretry_for=(OperationalError, InterfaceError), retry_backoff=True,
+             max_retries=3)
 def create_session_agent(session_id: str) -> str | None:
     """Create and validate the agent for a session whose credentials are complete."""
     return handoff.agent_create_for_session(session_id=session_id)

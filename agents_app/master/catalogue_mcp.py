@@ -8,8 +8,15 @@ Started by the analyzer with DJANGO_SETTINGS_MODULE and the database settings in
 
 import os
 import sys
+from urllib.parse import quote
 
+import django
 from django.conf import settings
+from django.db import connection
+from mcp.server.mcpserver import MCPServer
+
+# The tools import the catalogue's models, and every module that loads models, inside their bodies: run as
+# `python -m`, this module is loaded before main() sets Django up, when no model can be imported yet.
 
 SERVER_NAME = "catalogue"
 DESCRIPTION_CHARS = 300
@@ -28,8 +35,6 @@ _PASSED_SETTINGS = (
 
 def child_env() -> dict[str, str]:
     """Environment for the server process: the settings module and the database this process is connected to."""
-    from django.db import connection
-
     db = connection.settings_dict
     env = {
         "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "mcpagent.settings"),
@@ -41,8 +46,6 @@ def child_env() -> dict[str, str]:
     }
     if settings.DATABASE_URL:
         # Rebuilt from the live connection so that a test database (a different NAME) is followed too.
-        from urllib.parse import quote
-
         auth = quote(db.get("USER") or "", safe="")
         if db.get("PASSWORD"):
             auth += ":" + quote(db["PASSWORD"], safe="")
@@ -144,8 +147,6 @@ def get_server(slug: str) -> dict:
 
 
 def build_server():
-    from mcp.server.mcpserver import MCPServer
-
     server = MCPServer(
         SERVER_NAME,
         instructions="Search the MCP server catalogue (search_servers) and read one server's tools and "
@@ -165,8 +166,6 @@ def build_server():
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mcpagent.settings")
-    import django
-
     django.setup()
     build_server().run("stdio")
 

@@ -31,8 +31,13 @@ from agents_app.master import prompts
 from agents_app.master.candidates import need_candidates, questions_from_answer
 from agents_app.master.catalogue_mcp import child_env
 from agents_app.master.plan import ChosenServer, Need, Plan, WorkflowStep
+from agents_app.runtime import _RUN_LOCK, run_sync
+from registry_app.models import McpServer
+from registry_app.selectors import server_search
 
 logger = logging.getLogger(__name__)
+# fast-agent takes about a second to import: the methods that run the analysis import it (see analyze), so a
+# process loads it when it first analyses with the model, not whenever it imports the master agent.
 
 AGENT_NAME = "workflow_analyzer"
 CATALOGUE_SERVER = "catalogue"
@@ -61,8 +66,6 @@ class CatalogueEntry:
 
 
 def catalogue_entries(slugs: set[str]) -> dict[str, CatalogueEntry]:
-    from registry_app.models import McpServer
-
     servers = McpServer.objects.filter(slug__in=slugs).prefetch_related("tools")
     return {
         s.slug: CatalogueEntry(
@@ -272,8 +275,6 @@ class LlmAnalyzer:
         choices: the user's answers to earlier questions ({need key: slug})."""
         if not settings.ANTHROPIC_API_KEY:
             raise LlmAnalysisFailed("ANTHROPIC_API_KEY is not set")
-        from registry_app.selectors import server_search
-
         # The same per-need candidates the offline analyzer weighs, read here (the ORM cannot run in the loop).
         def read_candidates():
             try:
@@ -295,8 +296,6 @@ class LlmAnalyzer:
             candidates = read_candidates()
         # fast-agent keeps process-global settings and reads ./fastagent.config.yaml and ./.env: one run per
         # process at a time, from a private empty directory (shared with agent runs: agents_app.runtime).
-        from agents_app.runtime import _RUN_LOCK, run_sync
-
         # The budget starts after this one-off import per process (about 1.3 s idle, far more on a busy machine):
         # a cold worker should not spend its first analysis's budget on it.
         from fast_agent import FastAgent  # noqa: F401

@@ -13,6 +13,7 @@ from agents_app.master.lexicon import ServiceEntry, lexicon
 from agents_app.master.needs import CAPABILITY_PREFIX, MAX_QUERY_CHARS, capability_entry, choose_capability, covered as _covered, detect_needs
 from agents_app.master.plan import ChosenServer, Need, Plan, WorkflowStep
 from agents_app.master.tool_choice import choose_tool, server_tools
+from registry_app.selectors import server_search
 
 _PREAMBLE = re.compile(
     r"^(?:(?:hi|hello|hey)[,!]?\s+)?(?:please\s+)?(?:i\s+(?:want|need|would like|'d like)|i'd like|can you|could you|help me|let's)"
@@ -89,8 +90,6 @@ class OfflineAnalyzer:
     def __init__(self, search=None):
         # search(query, limit) -> list of hits with .server and .score (registry_app search by default).
         if search is None:
-            from registry_app.selectors import server_search
-
             def search(query: str, limit: int):
                 return server_search(query=query, limit=limit)
 

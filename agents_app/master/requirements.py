@@ -3,23 +3,20 @@
 Curated instructions (config/credinfo.json, matched at import or here) come first, then the catalogue's own text.
 Values already collected are never asked for again."""
 
+from registry_app.credinfo import (
+    generic_credential_text, is_configuration_setting, looks_like_placeholder, match_credential,
+)
 from registry_app.models import CredentialRequirement
 
 _FILE_TYPES = {".json": "json", ".pem": "pem", ".key": "pem", ".yaml": "yaml", ".yml": "yaml", ".env": "env"}
 
 
 def _curated(req: CredentialRequirement) -> dict | None:
-    try:
-        from registry_app.credinfo import match_credential
-    except ImportError:  # credinfo module is optional at run time
-        return None
     server = req.server
     return match_credential(key=req.key, server_name=server.name, repository_url=server.repository_url, slug=server.slug)
 
 
 def _generic(req: CredentialRequirement) -> tuple[str, list[str]]:
-    from registry_app.credinfo import generic_credential_text
-
     server = req.server
     return generic_credential_text(key=req.key, kind=req.kind, location=req.location, server_name=server.name,
                                    repository_url=server.repository_url or "", homepage=server.homepage,
@@ -27,8 +24,6 @@ def _generic(req: CredentialRequirement) -> tuple[str, list[str]]:
 
 
 def _instructions(req: CredentialRequirement, curated: dict | None) -> list[str]:
-    from registry_app.credinfo import looks_like_placeholder
-
     # A source's "instructions" may be a placeholder (your_account_sid): those steps are dropped, never shown.
     own = [str(step) for step in req.instructions or [] if not looks_like_placeholder(str(step))]
     if own:
@@ -46,8 +41,6 @@ def _instructions(req: CredentialRequirement, curated: dict | None) -> list[str]
 
 
 def _description(req: CredentialRequirement, curated: dict | None) -> str:
-    from registry_app.credinfo import looks_like_placeholder
-
     if req.description and not looks_like_placeholder(req.description):
         return req.description
     return (curated or {}).get("description", "") or _generic(req)[0]
@@ -58,8 +51,6 @@ def counts_as_required(*, required: bool, secret: bool, default: str | None, key
     nor for a setting whose name says it tunes how the server runs (NODE_ENV, a port, a log level, a flag):
     sources flag those "required" wrongly. Sources rarely flag everything either, so a secret with no default
     cannot work unset and counts as required."""
-    from registry_app.credinfo import is_configuration_setting, looks_like_placeholder
-
     if default and not looks_like_placeholder(default):
         return False
     if key and is_configuration_setting(key):

@@ -6,6 +6,7 @@ import logging
 
 from django.conf import settings
 
+from agents_app.master.llm import LlmAnalysisFailed, LlmAnalyzer
 from agents_app.master.offline import OfflineAnalyzer
 from agents_app.master.plan import Plan, plan_within_limits
 from agents_app.master.recurrence import propose_schedule
@@ -27,8 +28,6 @@ def analyze_request(*, request: str, exclude_slugs: set[str] | None = None,
 @ANALYSIS_DURATION.time()
 def _analyze(request: str, exclude_slugs: set[str] | None, choices: dict[str, str]) -> Plan:
     if settings.ANTHROPIC_API_KEY:
-        from agents_app.master.llm import LlmAnalysisFailed, LlmAnalyzer
-
         try:
             return LlmAnalyzer().analyze(request, exclude_slugs=exclude_slugs, choices=choices)
         except LlmAnalysisFailed as exc:

@@ -10,12 +10,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from mcp import CallToolRequest
+from mcp_types import CallToolRequestParams
 
 from agents_app import sandbox
 from agents_app.mcp_config import LaunchSpec
 from agents_app.runtime.launch import ServerFailure, _exception_text, limit_failure
 from agents_app.runtime.validation import _check_remote_address
 from mcpagent.redaction import Redactor
+
+# fast-agent takes about a second to import: the functions that start an app import it, so a process loads it when
+# it first runs an agent, not whenever it imports agents_app.runtime.
 
 TOOL_TEXT_CHARS = 20_000
 
@@ -187,8 +192,6 @@ def _playback_messages(script: list[dict]) -> list[Any]:
     agent really executes."""
     from fast_agent.mcp.prompt import Prompt
     from fast_agent.types.llm_stop_reason import LlmStopReason
-    from mcp import CallToolRequest
-    from mcp_types import CallToolRequestParams
 
     messages = []
     for index, step in enumerate(script):

@@ -1,6 +1,7 @@
 """Validating MCP servers with the plain `mcp` SDK: start each one (in its sandbox), initialize, list its tools,
 stop it; a failure is classified into a code, a message and what to do."""
 
+import ipaddress
 import json
 import logging
 import re
@@ -13,7 +14,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
+import httpx2
 from django.conf import settings
+from mcp.client.session import ClientSession
+from mcp.client.sse import sse_client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp_types import PaginatedRequestParams
 
 from agents_app import sandbox
 from agents_app.mcp_config import LaunchSpec
@@ -85,8 +93,6 @@ async def _list(session: Any) -> tuple[dict, list[dict]]:
     tools: list[dict] = []
     cursor = None
     while True:
-        from mcp_types import PaginatedRequestParams
-
         page = await session.list_tools(params=PaginatedRequestParams(cursor=cursor) if cursor else None)
         tools.extend({"name": t.name, "description": (t.description or "")[:500]} for t in page.tools)
         cursor = page.next_cursor
@@ -116,9 +122,6 @@ async def _check_stdio(spec: LaunchSpec, timeout: float, redact: Redactor) -> tu
 async def _list_stdio(launch: sandbox.SandboxedLaunch, *, tag: str, timeout: float, errlog: Any,
                       polite_stop: bool) -> tuple[tuple[dict, list[dict]] | None, BaseException | None, bool]:
     """Start the server, initialize, list its tools, stop it: (info and tools, or None; the error; timed out)."""
-    from mcp.client.session import ClientSession
-    from mcp.client.stdio import StdioServerParameters, stdio_client
-
     params = StdioServerParameters(command=launch.command, args=launch.args, env=launch.env, cwd=launch.cwd)
     timed_out = False
     outcome: tuple[dict, list[dict]] | None = None
@@ -230,12 +233,6 @@ def _classify_stdio(spec: LaunchSpec, *, stderr: str, error: BaseException | Non
 
 
 async def _check_remote(spec: LaunchSpec, timeout: float, redact: Redactor) -> tuple[dict, list[dict]]:
-    import httpx2
-    from mcp.client.session import ClientSession
-    from mcp.client.sse import sse_client
-    from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
-
     await _check_remote_address(spec)
     # The SDK turns HTTP errors into generic JSON-RPC errors; keep the statuses to say what happened.
     statuses: list[int] = []
@@ -316,8 +313,6 @@ async def _check_remote_address(spec: LaunchSpec) -> None:
     except OSError:
         raise ServerFailure("unreachable", f"{spec.label}: the host {host} could not be resolved.",
                        "Check the URL's host name.") from None
-    import ipaddress
-
     for info in infos:
         address = ipaddress.ip_address(info[4][0].split("%")[0])
         if address.is_loopback and allow_loopback:

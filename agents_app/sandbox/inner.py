@@ -15,6 +15,8 @@ import resource
 import signal
 import sys
 
+# select, socket and threading are imported by the network bridge alone: most servers start without one.
+
 _LIMITS = {
     "memory_bytes": resource.RLIMIT_DATA,
     "processes": resource.RLIMIT_NPROC,

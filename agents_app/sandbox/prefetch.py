@@ -15,6 +15,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from agents_app import safety
 from agents_app.sandbox import bwrap, enabled, sandboxed
 
 logger = logging.getLogger(__name__)
@@ -72,8 +73,6 @@ def is_prefetched(command: str, args: list) -> bool:
 def prefetch(command: str, args: list) -> str:
     """Fetch the launch's package into the shared cache unless it is there: "cached", "fetched", "not a package",
     or "failed: <why>" (a failure is not fatal: the server then fetches inside its own sandbox)."""
-    from agents_app import safety
-
     package = package_of(command, args)
     if package is None:
         return "not a package"

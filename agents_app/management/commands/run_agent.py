@@ -2,6 +2,7 @@
 agent in this process (operators: try an agent, debug a server) and print the reply."""
 
 import json
+import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -46,8 +47,6 @@ class Command(BaseCommand):
 
 
 def _is_uuid(value: str) -> bool:
-    import uuid
-
     try:
         uuid.UUID(value)
     except ValueError:
