@@ -10,6 +10,7 @@ POLL_INTERVAL_SECONDS; it is never more than POLL_INTERVAL_MAX_SECONDS.
 import logging
 import math
 import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -20,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 _KEY = "analyses-finished:{second}"
 _WINDOW_SECONDS = 10
+_QUEUED_AT_MOST = timedelta(minutes=10)
 
 
 def analysis_finished() -> None:
@@ -56,5 +58,7 @@ def poll_after_seconds(session: Session) -> int:
     rate = _finish_rate()
     if rate is None:
         return floor
-    ahead = Session.objects.filter(status=Session.Status.ANALYSING, updated_at__lt=session.updated_at).count()
+    # Sessions left `analysing` long ago (their task was lost) are not in the worker's queue: not counted.
+    ahead = Session.objects.filter(status=Session.Status.ANALYSING, updated_at__lt=session.updated_at,
+                                   updated_at__gte=session.updated_at - _QUEUED_AT_MOST).count()
     return min(ceiling, max(floor, math.ceil(ahead / rate)))

@@ -1,8 +1,10 @@
 """The chat API end to end through HTTP, on the real bundled catalogue and the offline analyzer."""
 
 import base64
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from sessions_app.models import Conversation, Session
 
@@ -496,6 +498,9 @@ def test_a_session_queued_behind_others_is_told_about_how_long_they_take(api, se
         return [Session.objects.create(client=api.client_obj, status=Session.Status.ANALYSING,
                                        context={"request": f"request {i}"}) for i in range(count)]
 
+    lost = queued(50)  # left `analysing` an hour ago: their tasks are long gone, not queued before anyone
+    Session.objects.filter(pk__in=[session.pk for session in lost]).update(
+        updated_at=timezone.now() - timedelta(hours=1))
     first, *middle, last = queued(40)
     assert api.get(f"/api/sessions/{first.id}")["Retry-After"] == "1"  # next in line: the usual interval
     behind = int(api.get(f"/api/sessions/{last.id}")["Retry-After"])
