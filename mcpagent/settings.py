@@ -201,10 +201,11 @@ PACKAGE_PREFETCH_EXPIRES_SECONDS = env_int("PACKAGE_PREFETCH_EXPIRES_SECONDS", 3
 # Priorities: on Redis a lower number is taken first, and tasks sit in the middle. A chat turn's analysis (a person
 # waits for the plan, and it takes a fraction of a second) is taken before queued agent creations, each of which
 # launches servers for seconds: in one queue, 140 creations ahead of it held a plan back for minutes.
-# (Celery's task_default_priority would override the routes' priority: "*" gives the default here.)
-CELERY_TASK_ROUTES = {"agents_app.tasks.packages_prefetch_task": {"queue": CELERY_PREFETCH_QUEUE, "priority": 6},
-                      "sessions_app.tasks.analyse_session": {"priority": 0},
-                      "*": {"priority": 6}}
+# The analysis's priority is given where it is sent (a route's would lose to the default, and a route without a
+# queue would drop the default queue).
+CELERY_TASK_DEFAULT_PRIORITY = 6
+ANALYSIS_TASK_PRIORITY = 0
+CELERY_TASK_ROUTES = {"agents_app.tasks.packages_prefetch_task": {"queue": CELERY_PREFETCH_QUEUE}}
 CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- Cache (rate-limit counters): Redis when REDIS_URL is set, shared by every process; else this process's memory. ---

@@ -247,7 +247,7 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
         raise ApplicationError("The task queue is unavailable; send the message again shortly.",
                                code="queue_unavailable", status=503,
                                details={"session_id": str(session.id), "retry_after_seconds": 2}) from None
-    if dispatch:  # nothing else changes the session behind this turn's back
+    if dispatch:  # a turn that started no task answers with the session as it left it (the client polls the rest)
         _wait(session)
         session.refresh_from_db()
     return session
@@ -303,7 +303,10 @@ def _schedule_choose(session: Session, choice: Any) -> None:
 def _dispatch(jobs: list[tuple[str, str]]) -> None:
     # Tasks take ids only (never secrets) and are sent after the transaction commits, so a worker sees the rows.
     for kind, session_id in jobs:
-        task_send(ANALYSE_SESSION_TASK if kind == "analyse" else CREATE_SESSION_AGENT_TASK, session_id)
+        if kind == "analyse":  # a person waits for the plan: taken before queued agent creations
+            task_send(ANALYSE_SESSION_TASK, session_id, priority=settings.ANALYSIS_TASK_PRIORITY)
+        else:
+            task_send(CREATE_SESSION_AGENT_TASK, session_id)
 
 
 def _wait(session: Session) -> None:
