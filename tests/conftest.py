@@ -145,6 +145,9 @@ def celery_worker_process(settings, redis_url, *, concurrency: int, extra_env: d
     app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False, task_default_queue=queue)
     _forget_celery_connections(app)
     settings.CELERY_TASK_ALWAYS_EAGER = False
+    # The web side measures this queue to decide whether to wait for the worker (mcpagent.waiting), not "celery",
+    # which may hold messages no worker of this run will take.
+    settings.CELERY_TASK_DEFAULT_QUEUE = queue
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
