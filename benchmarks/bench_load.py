@@ -140,8 +140,7 @@ def _wait_idle(seconds: float = 180.0) -> None:
     from sessions_app.models import Session
 
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and Session.objects.filter(
-            status__in=(Session.Status.ANALYSING, Session.Status.CREATING_AGENT)).exists():
+    while time.monotonic() < deadline and Session.objects.filter(status__in=Session.WORKER_STATUSES).exists():
         time.sleep(1)
 
 

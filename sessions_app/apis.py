@@ -138,7 +138,7 @@ class ChatApi(APIView):
 
 def _poll_headers(session: Session) -> dict[str, str]:
     """While the worker is busy with the session, how long to wait before polling again."""
-    busy = session.status in (Session.Status.ANALYSING, Session.Status.CREATING_AGENT)
+    busy = session.status in Session.WORKER_STATUSES
     return {"Retry-After": str(poll_after_seconds(session))} if busy else {}
 
 
@@ -152,7 +152,7 @@ def chat_response(session: Session, *, request) -> dict:
         reply = (f"I'm {session.status.replace('_', ' ')} your request; poll GET /api/sessions/{session.id} "
                  "for the result.")
     agent = _agent(session)
-    busy = session.status in (Session.Status.ANALYSING, Session.Status.CREATING_AGENT)
+    busy = session.status in Session.WORKER_STATUSES
     return {
         "reply": reply,
         "session_id": session.id,

@@ -17,6 +17,9 @@ class Session(models.Model):
         READY = "ready"
         ERROR = "error"
 
+    # The worker has the session: analysing its request, or creating its agent.
+    WORKER_STATUSES = (Status.ANALYSING, Status.CREATING_AGENT)
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     client = models.ForeignKey("mcpagent.ApiClient", on_delete=models.CASCADE, related_name="sessions")
     # The client's own id for the person it acts for: credentials collected here are theirs (vault end_user).

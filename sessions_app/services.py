@@ -178,7 +178,7 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
             session = session_get(client=client, session_id=data.session_id, end_user=data.end_user)
             session = Session.objects.select_for_update().get(pk=session.pk)
         status_before = session.status
-        if session.status in (Status.ANALYSING, Status.CREATING_AGENT) and not data.credentials and not data.files:
+        if session.status in Session.WORKER_STATUSES and not data.credentials and not data.files:
             raise ApplicationError(
                 f"This session is {session.status.replace('_', ' ')}; wait for it to finish (poll GET "
                 f"/api/sessions/{session.id}) before sending another message.",
@@ -242,7 +242,7 @@ def chat_turn(*, client: ApiClient, data: ChatInput) -> Session:
     except BrokerError:
         # Committed already (a worker must see the rows): put the session back as it was, so it is not left
         # `analysing` with no job and the same message can be sent again.
-        Session.objects.filter(pk=session.pk, status__in=(Status.ANALYSING, Status.CREATING_AGENT)).update(
+        Session.objects.filter(pk=session.pk, status__in=Session.WORKER_STATUSES).update(
             status=status_before)
         raise ApplicationError("The task queue is unavailable; send the message again shortly.",
                                code="queue_unavailable", status=503,
@@ -313,7 +313,7 @@ def _wait(session: Session) -> None:
     """With a real worker, wait a short bound for it; the client polls GET /api/sessions/{id} after that."""
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return
-    busy = Session.objects.filter(pk=session.pk, status__in=(Status.ANALYSING, Status.CREATING_AGENT))
+    busy = Session.objects.filter(pk=session.pk, status__in=Session.WORKER_STATUSES)
     wait_until(lambda: not busy.exists(), seconds=settings.CHAT_WAIT_SECONDS)
 
 
